@@ -1,0 +1,41 @@
+// The batch: the shell (or the TUN addon) fills a descriptor per entry (slot
+// index, length), makes one call, and reads a result word per entry. Nothing
+// is allocated or copied per packet.
+
+import { VERDICT_MALFORMED, VERDICT_DROPPED, REASON_SLOT_OVERFLOW, RESULT_REASON_SHIFT } from "./abi.generated";
+import { countVerdict, countReason } from "./counters";
+import * as layout from "./layout";
+import { rewritePacket } from "./rewrite";
+
+/**
+ * Rewrites entries 0..n-1. An entry whose slot index or length does not fit
+ * its slot is reported malformed and its slot is not read. A dropped entry's
+ * length is set to 0, so a writer that skips empty entries needs no other
+ * look at the results.
+ */
+export function run(n: u32): void {
+  const slotIndexes = layout.slotIndexes;
+  const lengths = layout.lengths;
+  const results = layout.results;
+  const slots = layout.slots;
+  const slotSize = layout.slotSize;
+  const slotCount = layout.slotCount;
+  if (n > slotCount) n = slotCount;
+  for (let i: u32 = 0; i < n; i++) {
+    const at = <usize>i << 2;
+    const slot = load<u32>(slotIndexes + at);
+    const len = load<u32>(lengths + at);
+    let res: u32;
+    if (slot >= slotCount || len > slotSize) {
+      res = VERDICT_MALFORMED | (<u32>REASON_SLOT_OVERFLOW << RESULT_REASON_SHIFT);
+    } else {
+      res = rewritePacket(slots + <usize>slot * <usize>slotSize, len);
+    }
+    store<u32>(results + at, res);
+    const verdict = res & 0xff;
+    countVerdict(verdict);
+    const reason = (res >> RESULT_REASON_SHIFT) & 0xff;
+    if (reason != 0) countReason(reason);
+    if (verdict == VERDICT_DROPPED) store<u32>(lengths + at, 0);
+  }
+}

@@ -1,0 +1,43 @@
+// Where everything lives in linear memory, decided once by setup(): the two
+// rule tables, the batch descriptors (slot index, length, result per entry)
+// and the packet slots. The shell asks for these offsets through the
+// exports; it never computes them.
+
+
+const PAGE: usize = 65536;
+const ALIGN: usize = 64;
+
+export let tableBytes: usize = 0;
+export let tables: usize = 0;
+export let slotIndexes: usize = 0;
+export let lengths: usize = 0;
+export let results: usize = 0;
+export let slots: usize = 0;
+export let slotSize: u32 = 0;
+export let slotCount: u32 = 0;
+
+// @ts-ignore: decorator
+@inline function align(x: usize): usize {
+  return (x + ALIGN - 1) & ~(ALIGN - 1);
+}
+
+/**
+ * Lays out two rule tables of `ruleTableBytes` each and `count` slots of
+ * `size` bytes after the static data, and grows the memory to hold them.
+ * Returns false when the memory cannot grow. Called once, before the shell
+ * takes any view of the memory (growing would detach it).
+ */
+export function setup(ruleTableBytes: usize, size: u32, count: u32): bool {
+  tableBytes = align(ruleTableBytes);
+  tables = align(__heap_base);
+  slotIndexes = tables + 2 * tableBytes;
+  lengths = align(slotIndexes + <usize>count * 4);
+  results = align(lengths + <usize>count * 4);
+  slots = align(results + <usize>count * 4);
+  slotSize = size;
+  slotCount = count;
+  const end = slots + <usize>count * <usize>size;
+  const need = <i32>((end + PAGE - 1) / PAGE) - memory.size();
+  return need <= 0 || memory.grow(need) >= 0;
+}
+

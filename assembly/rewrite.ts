@@ -1,0 +1,161 @@
+// What happens to one packet: parse the fixed header, look up a rule,
+// and rewrite the destination in place with incremental checksum fixes
+// (../shared/docs/rewrite-semantics.md is the specification).
+
+import {
+  VERDICT_PASSED, VERDICT_REWRITTEN, VERDICT_MALFORMED, VERDICT_DROPPED,
+  REASON_NONE, REASON_TOO_SHORT, REASON_BAD_VERSION, REASON_IPV4_HEADER,
+  REASON_IPV4_TOTAL_LENGTH, REASON_IPV6_PAYLOAD_LENGTH, REASON_IPV6_EXTENSION_CHAIN,
+  REASON_TCP_TRUNCATED, REASON_UDP_TRUNCATED, REASON_UDPLITE_TRUNCATED,
+  REASON_DCCP_TRUNCATED, REASON_ICMPV6_TRUNCATED,
+  RESULT_REASON_SHIFT, RESULT_RULE_SHIFT,
+} from "./abi.generated";
+import { be16, negSum32, negSum128, updateChecksum } from "./checksum";
+import * as ipv4 from "./ipv4";
+import * as ipv6 from "./ipv6";
+import * as l4 from "./l4";
+import { rule, lookup4, lookup6 } from "./rules";
+
+// @ts-ignore: decorator
+@inline function result(verdict: u32, reason: u32, ruleIndex: i32): u32 {
+  return verdict | (reason << RESULT_REASON_SHIFT) | (<u32>(ruleIndex + 1) << RESULT_RULE_SHIFT);
+}
+
+// Sentinel: the transport checksum needs no change.
+const NO_L4: u32 = 0xffffffff;
+
+/**
+ * Where the pseudo-header checksum of protocol `proto` sits in a transport
+ * header `th` of `l4len` bytes: its offset from the transport header, NO_L4 when
+ * the protocol has none or a zero UDP checksum means "none", or a
+ * truncation reason (encoded as 0x10000 | reason) when too short to fix.
+ */
+function checksumOffset(proto: u32, th: usize, l4len: u32, v6: bool): u32 {
+  switch (proto) {
+    case l4.TCP:
+      return l4len < l4.TCP_MIN_BYTES ? 0x10000 | REASON_TCP_TRUNCATED : <u32>l4.TCP_CHECKSUM;
+    case l4.UDP:
+      if (l4len < l4.UDP_MIN_BYTES) return 0x10000 | REASON_UDP_TRUNCATED;
+      return load<u16>(th, l4.UDP_CHECKSUM) == 0 ? NO_L4 : <u32>l4.UDP_CHECKSUM;
+    case l4.UDPLITE:
+      return l4len < l4.UDP_MIN_BYTES ? 0x10000 | REASON_UDPLITE_TRUNCATED : <u32>l4.UDP_CHECKSUM;
+    case l4.DCCP:
+      return l4len < l4.DCCP_MIN_BYTES ? 0x10000 | REASON_DCCP_TRUNCATED : <u32>l4.DCCP_CHECKSUM;
+    case l4.ICMPV6:
+      if (!v6) return NO_L4;
+      return l4len < l4.ICMPV6_MIN_BYTES ? 0x10000 | REASON_ICMPV6_TRUNCATED : <u32>l4.ICMPV6_CHECKSUM;
+  }
+  return NO_L4;
+}
+
+/** Rewrites the packet of `len` bytes at `p` in place; returns its result word. */
+export function rewritePacket(p: usize, len: u32): u32 {
+  if (len < 1) return result(VERDICT_MALFORMED, REASON_TOO_SHORT, -1);
+  const version = <u32>load<u8>(p) >> 4;
+  if (version == 4) return rewrite4(p, len);
+  if (version == 6) return rewrite6(p, len);
+  return result(VERDICT_MALFORMED, REASON_BAD_VERSION, -1);
+}
+
+function rewrite4(p: usize, len: u32): u32 {
+  if (len < ipv4.MIN_HEADER) return result(VERDICT_MALFORMED, REASON_TOO_SHORT, -1);
+  const ihl = ipv4.headerLength(p);
+  if (ihl < ipv4.MIN_HEADER || ihl > len) return result(VERDICT_MALFORMED, REASON_IPV4_HEADER, -1);
+  const total = be16(p + ipv4.TOTAL_LENGTH);
+  if (total < ihl || total > len) return result(VERDICT_MALFORMED, REASON_IPV4_TOTAL_LENGTH, -1);
+
+  const r = lookup4(ipv4.dscp(p), p + ipv4.DST);
+  if (r < 0) return result(VERDICT_PASSED, REASON_NONE, -1);
+  const rec = rule(r);
+
+  // Decide everything that can refuse the packet before changing a byte.
+  const th = p + ihl;
+  let csum = NO_L4;
+  if ((be16(p + ipv4.FLAGS_FRAGMENT) & ipv4.FRAGMENT_OFFSET_MASK) == 0) {
+    csum = checksumOffset(<u32>load<u8>(p, ipv4.PROTOCOL), th, total - ihl, false);
+    if (csum != NO_L4 && (csum & 0x10000) != 0) {
+      return result(VERDICT_DROPPED, csum & 0xffff, r);
+    }
+  }
+
+  const dst = p + ipv4.DST;
+  const addressDelta = negSum32(dst) + rec.destSum;
+  store<u32>(dst, <u32>rec.dest0);
+  let headerDelta = addressDelta;
+  if (rec.setDscp >= 0) {
+    // The TOS byte shares a 16-bit word with version/IHL: fold that word's change.
+    const before = <u64>(~load<u16>(p) & 0xffff);
+    store<u8>(p + ipv4.TOS, <u8>((rec.setDscp << 2) | (load<u8>(p, ipv4.TOS) & 0x03)));
+    headerDelta += before + <u64>load<u16>(p);
+  }
+  updateChecksum(p + ipv4.CHECKSUM, headerDelta);
+  if (csum != NO_L4) updateChecksum(th + csum, addressDelta);
+
+  rec.packets += 1;
+  rec.bytes += total;
+  return result(VERDICT_REWRITTEN, REASON_NONE, r);
+}
+
+function rewrite6(p: usize, len: u32): u32 {
+  if (len < ipv6.HEADER) return result(VERDICT_MALFORMED, REASON_TOO_SHORT, -1);
+  const end = ipv6.HEADER + be16(p + ipv6.PAYLOAD_LENGTH);
+  if (end > len) return result(VERDICT_MALFORMED, REASON_IPV6_PAYLOAD_LENGTH, -1);
+
+  const r = lookup6(ipv6.dscp(p), p + ipv6.DST);
+  if (r < 0) return result(VERDICT_PASSED, REASON_NONE, -1);
+  const rec = rule(r);
+
+  // Walk the extension headers to the transport header.
+  let next = <u32>load<u8>(p, ipv6.NEXT_HEADER);
+  let off: u32 = ipv6.HEADER;
+  let fixL4 = true;
+  while (true) {
+    if (next == ipv6.HOP_BY_HOP || next == ipv6.ROUTING || next == ipv6.DESTINATION_OPTIONS) {
+      if (off + 2 > end) return result(VERDICT_MALFORMED, REASON_IPV6_EXTENSION_CHAIN, -1);
+      const extLen = (<u32>load<u8>(p + off, ipv6.EXT_LENGTH) + 1) << 3;
+      if (off + extLen > end) return result(VERDICT_MALFORMED, REASON_IPV6_EXTENSION_CHAIN, -1);
+      // RFC 8200 §8.1: with segments left, the pseudo-header carries the
+      // final destination, which this rewrite does not change.
+      if (next == ipv6.ROUTING && load<u8>(p + off, ipv6.ROUTING_SEGMENTS_LEFT) != 0) fixL4 = false;
+      next = <u32>load<u8>(p + off, ipv6.EXT_NEXT_HEADER);
+      off += extLen;
+    } else if (next == ipv6.FRAGMENT) {
+      if (off + ipv6.FRAGMENT_HEADER_BYTES > end) return result(VERDICT_MALFORMED, REASON_IPV6_EXTENSION_CHAIN, -1);
+      const nonFirst = (be16(p + off + ipv6.FRAGMENT_OFFSET_FLAGS) >> 3) != 0;
+      next = <u32>load<u8>(p + off, ipv6.EXT_NEXT_HEADER);
+      off += ipv6.FRAGMENT_HEADER_BYTES;
+      // What follows a non-first fragment header is payload, not headers.
+      if (nonFirst) { fixL4 = false; break; }
+    } else {
+      // ESP, AH, No Next Header and every transport end the walk; AH and ESP
+      // leave nothing we could fix (AH's ICV covers the destination).
+      if (next == ipv6.AH || next == ipv6.ESP || next == ipv6.NO_NEXT_HEADER) fixL4 = false;
+      break;
+    }
+  }
+
+  const th = p + off;
+  let csum = NO_L4;
+  if (fixL4) {
+    csum = checksumOffset(next, th, end - off, true);
+    if (csum != NO_L4 && (csum & 0x10000) != 0) {
+      return result(VERDICT_DROPPED, csum & 0xffff, r);
+    }
+  }
+
+  const dst = p + ipv6.DST;
+  const addressDelta = negSum128(dst) + rec.destSum;
+  store<u64>(dst, rec.dest0);
+  store<u64>(dst, rec.dest1, 8);
+  if (rec.setDscp >= 0) {
+    // Traffic class = low nibble of byte 0 and high nibble of byte 1; DSCP is its top six bits.
+    const d = <u32>rec.setDscp;
+    store<u8>(p, <u8>((load<u8>(p) & 0xf0) | (d >> 2)));
+    store<u8>(p + 1, <u8>((load<u8>(p, 1) & 0x3f) | ((d & 0x03) << 6)));
+  }
+  if (csum != NO_L4) updateChecksum(th + csum, addressDelta);
+
+  rec.packets += 1;
+  rec.bytes += end;
+  return result(VERDICT_REWRITTEN, REASON_NONE, r);
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// Builds every artefact the project runs: the shared ABI constants, the WASM
+// core, the native TUN addon and the TypeScript. A step is skipped when its
+// outputs are newer than its inputs, so `npm test` on a built tree is quick.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const force = process.argv.includes('--force');
+const bin = (name) => join(root, 'node_modules', '.bin', name);
+
+function newest(paths) {
+  let t = 0;
+  for (const p of paths) {
+    const full = join(root, p);
+    if (!existsSync(full)) continue;
+    const st = statSync(full);
+    if (st.isDirectory()) {
+      for (const e of readdirSync(full)) t = Math.max(t, newest([join(p, e)]));
+    } else t = Math.max(t, st.mtimeMs);
+  }
+  return t;
+}
+function oldest(paths) {
+  let t = Infinity;
+  for (const p of paths) {
+    const full = join(root, p);
+    if (!existsSync(full)) return 0;
+    t = Math.min(t, statSync(full).mtimeMs);
+  }
+  return t;
+}
+function step(name, inputs, outputs, run) {
+  if (!force && oldest(outputs) > newest(inputs)) return;
+  process.stderr.write(`build: ${name}\n`);
+  run();
+}
+function sh(cmd, args) {
+  execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+}
+
+step('ABI constants', ['scripts/abi.mjs'], ['assembly/abi.generated.ts', 'src/core/abi.generated.ts'],
+  () => sh(process.execPath, ['scripts/abi.mjs']));
+
+step('WASM core (release, -O3)', ['assembly', 'asconfig.json'], ['dist/wasm/core.wasm'],
+  () => sh(bin('asc'), ['assembly/index.ts', '--config', 'asconfig.json', '--target', 'release']));
+
+step('WASM core (coverage build for the fuzzer)', ['assembly', 'asconfig.json', 'scripts/coverage.mjs'], ['dist/wasm/core.cov.wasm'],
+  () => { if (existsSync(join(root, 'scripts/coverage.mjs'))) sh(process.execPath, ['scripts/coverage.mjs']); });
+
+if (existsSync(join(root, 'binding.gyp'))) {
+  step('native TUN addon', ['native', 'binding.gyp'], ['build/Release/l3dsr_tun.node'], () => {
+    const args = ['rebuild'];
+    // No network here: build against the headers installed with Node.
+    if (!process.env.npm_config_nodedir && existsSync('/usr/include/node/node_api.h')) args.push('--nodedir=/usr');
+    sh(bin('node-gyp'), args);
+  });
+}
+
+step('TypeScript', ['src', 'test', 'bench', 'tsconfig.json', 'src/core/abi.generated.ts'], ['dist/.tsbuilt'], () => {
+  sh(bin('tsc'), ['-p', 'tsconfig.json']);
+  sh('touch', [join(root, 'dist/.tsbuilt')]);
+});
