@@ -10,7 +10,7 @@ import {
   REASON_DCCP_TRUNCATED, REASON_ICMPV6_TRUNCATED,
   RESULT_REASON_SHIFT, RESULT_RULE_SHIFT,
 } from "./abi.generated";
-import { be16, negSum32, negSum128, updateChecksum } from "./checksum";
+import { be16, fold, negSum32, negSum128, updateChecksum } from "./checksum";
 import * as ipv4 from "./ipv4";
 import * as ipv6 from "./ipv6";
 import * as l4 from "./l4";
@@ -30,7 +30,8 @@ const NO_L4: u32 = 0xffffffff;
  * the protocol has none or a zero UDP checksum means "none", or a
  * truncation reason (encoded as 0x10000 | reason) when too short to fix.
  */
-function checksumOffset(proto: u32, th: usize, l4len: u32, v6: bool): u32 {
+// @ts-ignore: decorator
+@inline function checksumOffset(proto: u32, th: usize, l4len: u32, v6: bool): u32 {
   switch (proto) {
     case l4.TCP:
       return l4len < l4.TCP_MIN_BYTES ? 0x10000 | REASON_TCP_TRUNCATED : <u32>l4.TCP_CHECKSUM;
@@ -57,7 +58,8 @@ export function rewritePacket(p: usize, len: u32): u32 {
   return result(VERDICT_MALFORMED, REASON_BAD_VERSION, -1);
 }
 
-function rewrite4(p: usize, len: u32): u32 {
+// @ts-ignore: decorator
+@inline function rewrite4(p: usize, len: u32): u32 {
   if (len < ipv4.MIN_HEADER) return result(VERDICT_MALFORMED, REASON_TOO_SHORT, -1);
   const ihl = ipv4.headerLength(p);
   if (ihl < ipv4.MIN_HEADER || ihl > len) return result(VERDICT_MALFORMED, REASON_IPV4_HEADER, -1);
@@ -79,14 +81,14 @@ function rewrite4(p: usize, len: u32): u32 {
   }
 
   const dst = p + ipv4.DST;
-  const addressDelta = negSum32(dst) + rec.destSum;
+  const addressDelta = fold(negSum32(dst) + rec.destSum);
   store<u32>(dst, <u32>rec.dest0);
   let headerDelta = addressDelta;
   if (rec.setDscp >= 0) {
     // The TOS byte shares a 16-bit word with version/IHL: fold that word's change.
-    const before = <u64>(~load<u16>(p) & 0xffff);
+    const before = ~<u32>load<u16>(p) & 0xffff;
     store<u8>(p + ipv4.TOS, <u8>((rec.setDscp << 2) | (load<u8>(p, ipv4.TOS) & 0x03)));
-    headerDelta += before + <u64>load<u16>(p);
+    headerDelta = fold(<u64>headerDelta + before + <u32>load<u16>(p));
   }
   updateChecksum(p + ipv4.CHECKSUM, headerDelta);
   if (csum != NO_L4) updateChecksum(th + csum, addressDelta);
@@ -96,7 +98,8 @@ function rewrite4(p: usize, len: u32): u32 {
   return result(VERDICT_REWRITTEN, REASON_NONE, r);
 }
 
-function rewrite6(p: usize, len: u32): u32 {
+// @ts-ignore: decorator
+@inline function rewrite6(p: usize, len: u32): u32 {
   if (len < ipv6.HEADER) return result(VERDICT_MALFORMED, REASON_TOO_SHORT, -1);
   const end = ipv6.HEADER + be16(p + ipv6.PAYLOAD_LENGTH);
   if (end > len) return result(VERDICT_MALFORMED, REASON_IPV6_PAYLOAD_LENGTH, -1);
@@ -144,7 +147,7 @@ function rewrite6(p: usize, len: u32): u32 {
   }
 
   const dst = p + ipv6.DST;
-  const addressDelta = negSum128(dst) + rec.destSum;
+  const addressDelta = fold(negSum128(dst) + rec.destSum);
   store<u64>(dst, rec.dest0);
   store<u64>(dst, rec.dest1, 8);
   if (rec.setDscp >= 0) {
