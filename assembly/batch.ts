@@ -2,8 +2,11 @@
 // index, length), makes one call, and reads a result word per entry. Nothing
 // is allocated or copied per packet.
 
-import { VERDICT_MALFORMED, VERDICT_DROPPED, REASON_SLOT_OVERFLOW, RESULT_REASON_SHIFT } from "./abi.generated";
-import { countVerdict, countReason } from "./counters";
+import {
+  VERDICT_PASSED, VERDICT_REWRITTEN, VERDICT_MALFORMED, VERDICT_DROPPED,
+  REASON_SLOT_OVERFLOW, RESULT_REASON_SHIFT,
+} from "./abi.generated";
+import { countVerdicts, countReason } from "./counters";
 import * as layout from "./layout";
 import { rewritePacket } from "./rewrite";
 
@@ -21,6 +24,8 @@ export function run(n: u32): void {
   const slotSize = layout.slotSize;
   const slotCount = layout.slotCount;
   if (n > slotCount) n = slotCount;
+  // Verdict tallies stay in registers for the batch; reasons are rare.
+  let passed: u64 = 0, rewritten: u64 = 0, malformed: u64 = 0, dropped: u64 = 0;
   for (let i: u32 = 0; i < n; i++) {
     const at = <usize>i << 2;
     const slot = load<u32>(slotIndexes + at);
@@ -33,9 +38,15 @@ export function run(n: u32): void {
     }
     store<u32>(results + at, res);
     const verdict = res & 0xff;
-    countVerdict(verdict);
-    const reason = (res >> RESULT_REASON_SHIFT) & 0xff;
-    if (reason != 0) countReason(reason);
-    if (verdict == VERDICT_DROPPED) store<u32>(lengths + at, 0);
+    if (verdict == VERDICT_REWRITTEN) rewritten++;
+    else if (verdict == VERDICT_PASSED) passed++;
+    else {
+      countReason((res >> RESULT_REASON_SHIFT) & 0xff);
+      if (verdict == VERDICT_DROPPED) {
+        dropped++;
+        store<u32>(lengths + at, 0);
+      } else malformed++;
+    }
   }
+  countVerdicts(passed, rewritten, malformed, dropped);
 }

@@ -47,14 +47,16 @@
 
 /**
  * RFC 1624 eqn. 3 on the checksum stored at `field`: HC' = ~(~HC + delta),
- * where delta is the sum of `~m + m'` over the changed words. A result of
- * 0x0000 is written as 0xFFFF, the other one's-complement zero, as the
- * Linux kernel does (CSUM_MANGLED_0), so our bytes match nftables'.
+ * where delta is the folded sum of `~m + m'` over the changed words. A
+ * result of 0x0000 is written as 0xFFFF, the other one's-complement zero,
+ * as the Linux kernel does (CSUM_MANGLED_0), so our bytes match nftables'.
  */
 // @ts-ignore: decorator
-@inline export function updateChecksum(field: usize, delta: u64): void {
-  const hc = <u64>(~load<u16>(field) & 0xffff);
-  let r = ~fold(hc + delta) & 0xffff;
+@inline export function updateChecksum(field: usize, delta: u32): void {
+  // Two 16-bit values: one end-around carry is enough.
+  let x = (~<u32>load<u16>(field) & 0xffff) + delta;
+  x = (x & 0xffff) + (x >> 16);
+  let r = ~x & 0xffff;
   if (r == 0) r = 0xffff;
   store<u16>(field, <u16>r);
 }
@@ -64,9 +66,10 @@
  * (a virtio-net NEEDS_CSUM pseudo-header seed): S' = S + delta.
  */
 // @ts-ignore: decorator
-@inline export function updatePartialSum(field: usize, delta: u64): void {
-  const s = <u64>load<u16>(field);
-  store<u16>(field, <u16>fold(s + delta));
+@inline export function updatePartialSum(field: usize, delta: u32): void {
+  let x = <u32>load<u16>(field) + delta;
+  x = (x & 0xffff) + (x >> 16);
+  store<u16>(field, <u16>x);
 }
 
 /** Reads a big-endian 16-bit field. */
