@@ -18,7 +18,7 @@ export interface RuleInput {
 
 export class RuleError extends Error {
   readonly code = 'ERR_L3DSR_RULE';
-  constructor(readonly origin: string, readonly field: string, detail: string) {
+  constructor(readonly origin: string, readonly field: string, readonly detail: string) {
     super(`rule ${origin}: ${field}: ${detail}`);
     this.name = 'RuleError';
   }
