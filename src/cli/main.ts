@@ -1,0 +1,56 @@
+// The l3dsr command line: a thin dispatcher over the subcommands.
+
+import { readFileSync } from 'node:fs';
+
+const USAGE = `l3dsr — userspace L3DSR: restores the VIP of DSCP-marked packets
+
+usage:
+  l3dsr run [--config FILE] [--rule DSCP=VIP ...] --steer IFACE [--tun dsr0] [...]
+        the daemon: steer marked packets into a TUN, rewrite, write back
+  l3dsr rewrite --rule DSCP=VIP [...] [--verdicts FILE] IN.pcap OUT.pcap
+        the same rewrite on a capture file, offline
+  l3dsr status [--tun dsr0] [--json | --metrics]
+        rules, counters and steering of a running daemon
+  l3dsr version
+
+"l3dsr COMMAND --help" shows a command's options. See README.md.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (rest.includes('--help') || rest.includes('-h')) {
+    const mod = { run: '../daemon/options.js', rewrite: './rewrite.js' }[command as 'run' | 'rewrite'];
+    if (mod) {
+      const m = await import(mod) as { RUN_USAGE?: string; REWRITE_USAGE?: string };
+      process.stdout.write(`${m.RUN_USAGE ?? m.REWRITE_USAGE ?? USAGE}\n`);
+      return 0;
+    }
+  }
+  switch (command) {
+    case 'run': return (await import('./run.js')).runCommand(rest);
+    case 'rewrite': return (await import('./rewrite.js')).rewriteCommand(rest);
+    case 'status': return (await import('./status.js')).statusCommand(rest);
+    case 'version':
+    case '--version': {
+      const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+      process.stdout.write(`l3dsr ${pkg.version}\n`);
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`l3dsr: unknown command "${command}"\n\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: Error) => {
+    process.stderr.write(`l3dsr: ${err.stack ?? err.message}\n`);
+    process.exitCode = 1;
+  },
+);

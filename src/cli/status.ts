@@ -1,0 +1,75 @@
+// `l3dsr status`: asks a running daemon (over its control socket) for its
+// rules, counters and steering, and prints them.
+
+import { request } from 'node:http';
+import { parseArgs } from 'node:util';
+import { ruleText } from '../core/rules.js';
+import { controlSocketPath } from '../daemon/options.js';
+import type { DaemonSnapshot } from '../daemon/snapshot.js';
+
+const USAGE = 'usage: l3dsr status [--tun NAME | --control-socket PATH] [--json] [--metrics]';
+
+function get(socketPath: string, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'GET' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${path}: HTTP ${res.statusCode}: ${body.trim()}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function statusCommand(argv: string[]): Promise<number> {
+  let v;
+  try {
+    v = parseArgs({ args: argv, options: { tun: { type: 'string' }, 'control-socket': { type: 'string' }, json: { type: 'boolean' }, metrics: { type: 'boolean' } }, strict: true }).values;
+  } catch (err) {
+    process.stderr.write(`l3dsr status: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const socket = v['control-socket'] ?? controlSocketPath(v.tun ?? 'dsr0');
+  let body: string;
+  try {
+    body = await get(socket, v.metrics ? '/metrics' : '/status');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? `no l3dsr daemon is listening on ${socket}` : (err as Error).message;
+    process.stderr.write(`l3dsr status: ${why}\n`);
+    return 1;
+  }
+  if (v.json || v.metrics) {
+    process.stdout.write(body.endsWith('\n') ? body : `${body}\n`);
+    return 0;
+  }
+  process.stdout.write(formatStatus(JSON.parse(body) as DaemonSnapshot));
+  return 0;
+}
+
+/** The human-readable status (numbers arrive as decimal strings in the JSON). */
+export function formatStatus(s: DaemonSnapshot): string {
+  const n = (x: unknown) => BigInt(x as string);
+  const sum = (f: (q: DaemonSnapshot['queues'][number]) => unknown) => s.queues.reduce((t, q) => t + n(f(q)), 0n);
+  const lines: string[] = [];
+  lines.push(`l3dsr pid ${s.pid} on ${s.tun}, up ${Math.round((Date.now() - s.startedAt) / 1000)} s${s.configFile ? `, config ${s.configFile}` : ''}`);
+  lines.push(`queues: ${s.queues.map((q) => `${q.queue}: ${q.mode}${q.detail ? ` (${q.detail})` : ''}`).join('; ')}`);
+  lines.push('', 'rules                                    packets          bytes');
+  s.rules.forEach((r, i) => {
+    lines.push(`  ${ruleText(r).padEnd(36)} ${String(sum((q) => q.counters.rules[i]?.packets ?? 0)).padStart(10)} ${String(sum((q) => q.counters.rules[i]?.bytes ?? 0)).padStart(14)}`);
+  });
+  lines.push('', 'verdicts: ' + (['rewritten', 'passed', 'malformed', 'dropped'] as const).map((v) => `${v} ${sum((q) => q.counters.verdicts[v])}`).join(', '));
+  const reasons = Object.keys(s.queues[0]?.counters.reasons ?? {}).map((r) => [r, sum((q) => q.counters.reasons[r])] as const).filter(([, c]) => c > 0n);
+  if (reasons.length) lines.push(`reasons: ${reasons.map(([r, c]) => `${r} ${c}`).join(', ')}`);
+  lines.push(`tun: read ${s.queues.reduce((t, q) => t + q.tun.packetsRead, 0)}, written ${s.queues.reduce((t, q) => t + q.tun.packetsWritten, 0)}, write errors ${s.queues.reduce((t, q) => t + q.tun.writeErrors + q.tun.writeDrops, 0)}, kernel tx_dropped ${s.kernelTxDropped ?? '?'}`);
+  lines.push(`reloads: ${s.reloads.ok} ok, ${s.reloads.failed} refused${s.reloads.lastError ? ` (last: ${s.reloads.lastError})` : ''}`);
+  lines.push(`steering: ${s.steering.mode === 'tc' ? `tc ingress redirect on ${s.steering.interfaces.join(', ')}` : 'none (--no-steer)'}`);
+  const st = s.steering.status as { interfaces?: { name: string; ours?: { family: number; dscp: number; priority: number }[] }[] } | undefined;
+  for (const i of st?.interfaces ?? []) {
+    lines.push(`  ${i.name}: ${(i.ours ?? []).map((f) => `ipv${f.family} dscp ${f.dscp} (prio ${f.priority})`).join(', ') || 'no filters of ours'}`);
+  }
+  if (s.loopbackVips.length) lines.push(`VIPs added to lo: ${s.loopbackVips.join(', ')}`);
+  for (const w of s.warnings) lines.push(`warning: ${w}`);
+  return `${lines.join('\n')}\n`;
+}

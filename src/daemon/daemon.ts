@@ -1,0 +1,187 @@
+// `l3dsr run`: the lifecycle of the daemon. Start the queue workers (each
+// opens a TUN queue), bring the TUN up, steer marked packets into it, serve
+// status and metrics; SIGHUP reloads the config, SIGTERM/SIGINT drain and
+// tear everything down; a failing TUN ends the daemon with an error.
+
+import { access, readFile } from 'node:fs/promises';
+import { loadConfig } from '../config/config.js';
+import type { Rule } from '../core/types.js';
+import type { Logger } from '../log.js';
+import { LoopbackVips, Steering } from '../steering/index.js';
+import { formatCommand, ip, ipJson } from '../system/index.js';
+import { ControlServers } from './control.js';
+import { mergeRules, type DaemonOptions } from './options.js';
+import { QueueWorker } from './queues.js';
+import type { DaemonSnapshot } from './snapshot.js';
+
+export class StartError extends Error {
+  constructor(message: string, readonly code = 'ERR_L3DSR_START') { super(message); }
+}
+
+const SLOT_ALIGN = 64;
+const DEFAULT_MTU = 1500;
+
+/** Checks what can be checked without changing anything. */
+async function preflight(opts: DaemonOptions): Promise<number> {
+  if (process.getuid?.() !== 0) throw new StartError('l3dsr run needs root (CAP_NET_ADMIN) to open a TUN device and install tc filters', 'EPERM');
+  await access('/dev/net/tun').catch(() => { throw new StartError('/dev/net/tun is missing: load the tun module (modprobe tun)', 'ENOENT'); });
+  let mtu = DEFAULT_MTU;
+  for (const dev of opts.steer) {
+    const links = await ipJson<{ mtu?: number }[]>(['link', 'show', 'dev', dev]).catch(() => undefined);
+    if (!links?.length) throw new StartError(`--steer ${dev}: no such interface`, 'ENODEV');
+    mtu = Math.max(mtu, links[0].mtu ?? DEFAULT_MTU);
+  }
+  const existing = await ipJson<{ ifname: string }[]>(['link', 'show', 'dev', opts.tun]).catch(() => []);
+  if (existing.length) {
+    // Our TUN disappears with the process; one that exists belongs to someone else
+    // (or is a persistent TUN of another tool).
+    throw new StartError(`--tun ${opts.tun}: an interface of that name already exists (another l3dsr, or another tool)`, 'EEXIST');
+  }
+  return mtu;
+}
+
+const classesOf = (rules: readonly Rule[]) => rules.map((r) => ({ family: r.family, dscp: r.dscp }));
+const vipsOf = (rules: readonly Rule[]) => rules.map((r) => ({ family: r.family, address: r.destination }));
+
+export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<number> {
+  const mtu = await preflight(opts);
+  const slotSize = Math.ceil(Math.max(mtu, 2048) / SLOT_ALIGN) * SLOT_ALIGN;
+  let rules = opts.rules;
+  const startedAt = Date.now();
+  const reloads = { ok: 0, failed: 0, lastError: undefined as string | undefined };
+  const workers: QueueWorker[] = [];
+  const steering = opts.noSteer ? undefined : new Steering({ interfaces: opts.steer, tun: opts.tun });
+  const loopback = opts.loopbackVips ? new LoopbackVips() : undefined;
+  const control = new ControlServers();
+  let failure: { code: string; message: string } | undefined;
+  let finish!: (code: number) => void;
+  const finished = new Promise<number>((r) => { finish = r; });
+
+  for (const w of opts.warnings) log.warn(w);
+
+  const snapshot = async (): Promise<DaemonSnapshot> => {
+    const queues = await Promise.all(workers.map((w) => w.snapshot()));
+    const txDropped = await readFile(`/sys/class/net/${opts.tun}/statistics/tx_dropped`, 'utf8').then(Number).catch(() => undefined);
+    return {
+      pid: process.pid, tun: opts.tun, startedAt, configFile: opts.configFile, rules, warnings: opts.warnings, queues, reloads,
+      kernelTxDropped: txDropped,
+      steering: { mode: steering ? 'tc' : 'none', interfaces: opts.steer, status: steering ? await steering.status().catch((e: Error) => e.message) : undefined },
+      loopbackVips: loopback?.added.map((a) => a.address) ?? [],
+    };
+  };
+
+  const fail = (code: string, message: string) => {
+    if (failure) return;
+    failure = { code, message };
+    log.error('data path failed; shutting down', { code, error: message });
+    finish(1);
+  };
+
+  try {
+    for (let q = 0; q < opts.queues; q++) {
+      const w = new QueueWorker({
+        queue: q, tun: opts.tun, multiQueue: opts.queues > 1, engine: opts.engine, rules,
+        slotSize, slotCount: opts.batch * 2, batchMax: opts.batch,
+      }, log);
+      workers.push(w);
+      w.onFailure = fail;
+      const ready = await w.ready;
+      log.info('queue ready', { queue: q, tun: ready.name, engine: ready.mode, detail: ready.detail, fallback: ready.fallbackReason ?? undefined });
+    }
+    // No link-local address: the kernel would send RS/MLD into the TUN, and we would read them.
+    await ip(['link', 'set', 'dev', opts.tun, 'addrgenmode', 'none']);
+    await ip(['link', 'set', 'dev', opts.tun, 'mtu', String(mtu), 'up']);
+
+    if (steering) {
+      const cmds = await steering.install(classesOf(rules));
+      log.info('steering installed', { interfaces: opts.steer.join(','), commands: cmds.length });
+    } else {
+      const plan = new Steering({ interfaces: opts.steer.length ? opts.steer : ['IFACE'], tun: opts.tun, dryRun: true });
+      const cmds = await plan.install(classesOf(rules));
+      log.warn('--no-steer: steer marked packets into the TUN yourself, for example with:');
+      for (const c of cmds) process.stdout.write(`${formatCommand(c)}\n`);
+    }
+    if (loopback) {
+      const cmds = await loopback.add(vipsOf(rules));
+      log.info('VIPs on lo', { added: cmds.length, vips: rules.map((r) => r.destination).join(',') });
+    }
+    await control.start(snapshot, opts.controlSocket, opts.metrics);
+    log.info('running', {
+      tun: opts.tun, queues: opts.queues, rules: rules.length, control: opts.controlSocket, metrics: opts.metrics,
+    });
+  } catch (err) {
+    log.error('start failed', { error: (err as Error).message });
+    await teardown();
+    return 1;
+  }
+
+  async function reload(): Promise<void> {
+    if (!opts.configFile) {
+      log.warn('SIGHUP: no --config file to reload; rules unchanged');
+      return;
+    }
+    let next: Rule[];
+    try {
+      const config = await loadConfig(opts.configFile);
+      const merged = mergeRules(opts.cliRules, config);
+      next = merged.rules;
+      for (const w of merged.warnings) log.warn(w);
+    } catch (err) {
+      reloads.failed++;
+      reloads.lastError = (err as Error).message;
+      log.error('reload refused; the old rules keep running', { error: (err as Error).message });
+      return;
+    }
+    // Steering first adds filters for new DSCPs, the core then knows them; filters
+    // for DSCPs that went away are removed last, so no marked packet meets a gap.
+    const union = [...new Map([...rules, ...next].map((r) => [`${r.family}/${r.dscp}`, r])).values()];
+    try {
+      if (steering) await steering.update(classesOf(union));
+      await Promise.all(workers.map((w) => w.setRules(next)));
+      if (steering) await steering.update(classesOf(next));
+      if (loopback) await loopback.add(vipsOf(next));
+    } catch (err) {
+      reloads.failed++;
+      reloads.lastError = (err as Error).message;
+      log.error('reload failed while applying', { error: (err as Error).message });
+      return;
+    }
+    rules = next;
+    reloads.ok++;
+    log.info('reloaded', { rules: rules.length });
+  }
+
+  let reloading = Promise.resolve();
+  const onHup = () => { reloading = reloading.then(reload); };
+  const onStop = (sig: string) => () => { log.info('stopping', { signal: sig }); finish(0); };
+  const onTerm = onStop('SIGTERM');
+  const onInt = onStop('SIGINT');
+  process.on('SIGHUP', onHup);
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+
+  const code = await finished;
+  process.off('SIGHUP', onHup);
+  process.off('SIGTERM', onTerm);
+  process.off('SIGINT', onInt);
+  await reloading;
+  await teardown();
+  return failure ? 1 : code;
+
+  async function teardown(): Promise<void> {
+    // Steering goes first, so no packet is sent to a TUN that is closing.
+    const steps: [string, () => Promise<unknown>][] = [
+      ['remove steering', async () => steering?.remove()],
+      ['stop queues', async () => {
+        const last = await Promise.all(workers.map((w) => w.stop().catch(() => undefined)));
+        const total = last.reduce((n, s) => n + (s ? s.tun.packetsRead : 0), 0);
+        log.info('queues stopped', { packets: total });
+      }],
+      ['remove VIPs from lo', async () => loopback?.remove()],
+      ['close control socket', () => control.close()],
+    ];
+    for (const [what, step] of steps) {
+      try { await step(); } catch (err) { log.warn(`${what} failed`, { error: (err as Error).message }); }
+    }
+  }
+}

@@ -1,0 +1,28 @@
+// Messages between the daemon's main thread and its queue workers.
+
+import type { Rule } from '../core/types.js';
+import type { Engine } from '../config/config.js';
+import type { QueueSnapshot } from './snapshot.js';
+
+export interface WorkerSetup {
+  queue: number;
+  tun: string;
+  multiQueue: boolean;
+  engine: Engine;
+  rules: Rule[];
+  slotSize: number;
+  slotCount: number;
+  batchMax: number;
+}
+
+export type ToWorker =
+  | { type: 'rules'; id: number; rules: Rule[] }
+  | { type: 'snapshot'; id: number }
+  | { type: 'stop'; id: number };
+
+export type FromWorker =
+  | { type: 'ready'; name: string; mode: string | null; detail: string | null; fallbackReason: string | null }
+  | { type: 'reply'; id: number; ok: true; snapshot?: QueueSnapshot }
+  | { type: 'reply'; id: number; ok: false; error: string }
+  | { type: 'failed'; code: string; message: string }
+  | { type: 'log'; line: string };

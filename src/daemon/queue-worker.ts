@@ -1,0 +1,68 @@
+// One TUN queue, in its own worker thread: its own WASM core, its own
+// queue of the TUN device, one core call per batch the addon reads.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { createRewriter } from '../core/rewriter.js';
+import { TunDevice, type TunError } from '../tun/device.js';
+import type { FromWorker, ToWorker, WorkerSetup } from './messages.js';
+import type { QueueSnapshot } from './snapshot.js';
+
+const setup = workerData as WorkerSetup;
+const port = parentPort!;
+const post = (m: FromWorker) => port.postMessage(m);
+
+const rw = await createRewriter({ rules: setup.rules, slotSize: setup.slotSize, slotCount: setup.slotCount });
+let dev: TunDevice;
+try {
+  dev = TunDevice.open({ name: setup.tun, multiQueue: setup.multiQueue, engine: setup.engine, log: (line) => post({ type: 'log', line }) });
+} catch (err) {
+  const e = err as TunError;
+  post({ type: 'failed', code: e.code ?? 'EUNKNOWN', message: `opening TUN ${setup.tun}: ${e.message}` });
+  process.exit(1);
+}
+dev.onError = (err) => post({ type: 'failed', code: err.code, message: `TUN ${setup.tun} queue ${setup.queue}: ${err.message}` });
+dev.attach(rw.memory.buffer, {
+  slotBase: rw.core.slotsBase,
+  slotSize: rw.slotSize,
+  slotCount: rw.slotCount,
+  slotsOffset: rw.core.slotIndexesOffset,
+  lengthsOffset: rw.core.lengthsOffset,
+  batchMax: setup.batchMax,
+}, (n) => rw.runBatch(n));
+
+function snapshot(): QueueSnapshot {
+  const c = rw.counters();
+  return {
+    queue: setup.queue,
+    mode: dev.mode,
+    detail: dev.detail,
+    counters: { verdicts: c.verdicts, reasons: c.reasons, rules: c.rules.map((r) => ({ packets: r.packets, bytes: r.bytes })) },
+    tun: dev.stats(),
+  };
+}
+
+port.on('message', (m: ToWorker) => {
+  try {
+    switch (m.type) {
+      case 'rules':
+        // Already validated by the main thread; setRules validates again and stays atomic.
+        rw.setRules(m.rules);
+        post({ type: 'reply', id: m.id, ok: true });
+        break;
+      case 'snapshot':
+        post({ type: 'reply', id: m.id, ok: true, snapshot: snapshot() });
+        break;
+      case 'stop': {
+        const last = snapshot();
+        dev.close();
+        post({ type: 'reply', id: m.id, ok: true, snapshot: last });
+        port.close();
+        break;
+      }
+    }
+  } catch (err) {
+    post({ type: 'reply', id: m.id, ok: false, error: (err as Error).message });
+  }
+});
+
+post({ type: 'ready', name: dev.name, mode: dev.mode, detail: dev.detail, fallbackReason: dev.fallbackReason });

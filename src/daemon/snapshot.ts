@@ -1,0 +1,40 @@
+// What the daemon knows about itself at one moment: served as /status
+// (JSON) and /metrics (Prometheus), printed by `l3dsr status`.
+
+import type { Counters, Rule } from '../core/types.js';
+import type { TunStats } from '../tun/device.js';
+
+export interface QueueCounters {
+  verdicts: Counters['verdicts'];
+  reasons: Counters['reasons'];
+  /** Per rule index: packets and bytes. */
+  rules: { packets: bigint; bytes: bigint }[];
+}
+
+export interface QueueSnapshot {
+  queue: number;
+  mode: string | null;
+  detail: string | null;
+  counters: QueueCounters;
+  tun: TunStats;
+}
+
+export interface DaemonSnapshot {
+  pid: number;
+  tun: string;
+  startedAt: number;
+  configFile?: string;
+  rules: Rule[];
+  warnings: string[];
+  queues: QueueSnapshot[];
+  reloads: { ok: number; failed: number; lastError?: string };
+  /** Kernel tx_dropped of the TUN (packets it could not queue for us). */
+  kernelTxDropped?: number;
+  steering: { mode: 'tc' | 'none'; interfaces: string[]; commands?: string[][]; status?: unknown };
+  loopbackVips: string[];
+}
+
+/** JSON with bigints as decimal strings. */
+export function snapshotJson(s: DaemonSnapshot): string {
+  return JSON.stringify(s, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
+}
