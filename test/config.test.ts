@@ -71,3 +71,12 @@ set-dscp = 0
     assert.match(parseConfig('203.0.113.10 = 0', F).warnings[0], /DSCP 0 is the default class/);
   });
 });
+
+describe('the example configuration shipped in deploy/', () => {
+  it('parses, so the documented example stays true', async () => {
+    const { loadConfig } = await import('../src/config/config.js');
+    const c = await loadConfig(new URL('../../deploy/l3dsr.conf.example', import.meta.url).pathname);
+    assert.equal(c.daemon.tun, 'dsr0');
+    assert.deepEqual(c.rules.map((r) => `${r.dscp}=${r.destination}`), ['1=203.0.113.10', '1=2001:db8:203::10', '17=203.0.113.20', '18=203.0.113.30']);
+  });
+});
