@@ -1,0 +1,84 @@
+// Puts the VIPs on the loopback interface so that the kernel delivers the
+// rewritten packets locally, and takes away only the ones it added: an
+// address that was there before us (configured by hand, or by another tool)
+// stays when we stop.
+import ipaddr from 'ipaddr.js';
+import type { Family } from '../core/types.js';
+import { commandLine, ip, ipJson, type Where } from '../system/index.js';
+
+export interface LoopbackAddress {
+  family: Family;
+  address: string;
+}
+
+export interface LoopbackOptions {
+  netns?: string;
+  /** Default `lo`. */
+  device?: string;
+  /** Return the commands only. */
+  dryRun?: boolean;
+}
+
+const HOST_LENGTH: Record<Family, number> = { 4: 32, 6: 128 };
+
+interface IpAddrJson {
+  addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }>;
+}
+
+const normalised = (address: string): string => ipaddr.parse(address).toNormalizedString();
+
+export class LoopbackVips {
+  readonly device: string;
+  readonly dryRun: boolean;
+  readonly #where: Where;
+  /** Addresses we added, in the form we added them. */
+  readonly #added: LoopbackAddress[] = [];
+
+  constructor(options: LoopbackOptions = {}) {
+    this.device = options.device ?? 'lo';
+    this.dryRun = options.dryRun ?? false;
+    this.#where = options.netns === undefined ? {} : { netns: options.netns };
+  }
+
+  /** Addresses this instance added and will remove. */
+  get added(): readonly LoopbackAddress[] {
+    return this.#added;
+  }
+
+  /** Adds each address not already on the device (IPv6 without DAD); resolves with the commands. */
+  async add(addresses: readonly LoopbackAddress[]): Promise<string[][]> {
+    const present = await this.#present();
+    const commands: string[][] = [];
+    for (const a of addresses) {
+      const key = normalised(a.address);
+      if (present.has(key)) continue;
+      present.add(key);
+      const args = [`-${a.family}`, 'addr', 'add', `${a.address}/${HOST_LENGTH[a.family]}`, 'dev', this.device, ...(a.family === 6 ? ['nodad'] : [])];
+      commands.push(commandLine('ip', args, this.#where));
+      if (this.dryRun) continue;
+      await ip(args, this.#where);
+      this.#added.push(a);
+    }
+    return commands;
+  }
+
+  /** Removes what add() added (if still there). */
+  async remove(): Promise<string[][]> {
+    const present = await this.#present();
+    const commands: string[][] = [];
+    for (const a of [...this.#added]) {
+      if (present.has(normalised(a.address))) {
+        const args = [`-${a.family}`, 'addr', 'del', `${a.address}/${HOST_LENGTH[a.family]}`, 'dev', this.device];
+        commands.push(commandLine('ip', args, this.#where));
+        if (!this.dryRun) await ip(args, this.#where);
+      }
+      if (!this.dryRun) this.#added.splice(this.#added.indexOf(a), 1);
+    }
+    return commands;
+  }
+
+  async #present(): Promise<Set<string>> {
+    const links = await ipJson<IpAddrJson[]>(['addr', 'show', 'dev', this.device], this.#where);
+    return new Set(links.flatMap((l) => l.addr_info ?? []).flatMap((i) => (i.local === undefined ? [] : [normalised(i.local)])));
+  }
+}

@@ -1,0 +1,285 @@
+// Installs, replaces and removes what sends marked packets into the TUN
+// (lab.md, "tc ingress redirect"): a clsact qdisc per steered interface
+// (only if it has none), our u32 filters, and rp_filter=0 on the TUN and
+// `all`. Replacing the filter set never leaves a moment without one complete
+// set: the new set is added in the free band before the old band goes.
+import { commandLine, formatCommand, ip, readSysctl, tc, writeSysctl, type Where } from '../system/index.js';
+import { hasEgressFilters, hasIngressQdisc, inspectSteering, listFilters, type SteeringStatus } from './inspect.js';
+import {
+  DEFAULT_PRIORITY_BASE, filterAddArgs, filterDeleteArgs, priorityOf, type Band, type FilterListing, type SteeredClass,
+} from './filters.js';
+
+export interface SteeringOptions {
+  /** Interfaces whose ingress is steered (where marked packets arrive). */
+  interfaces: readonly string[];
+  /** The TUN the daemon reads. */
+  tun: string;
+  /** Network namespace to work in; default the caller's. */
+  netns?: string;
+  /** First of the four tc priorities we own; default DEFAULT_PRIORITY_BASE. */
+  priorityBase?: number;
+  /** Plan only: install/update/remove return the commands and change nothing. */
+  dryRun?: boolean;
+  /** Called after each command that changed something (tests use it to sample the kernel state). */
+  afterStep?: (argv: readonly string[]) => void | Promise<void>;
+}
+
+/** One change to the system, as the command a person would run for it. */
+export type Step = (
+  | { tool: 'tc'; args: string[] }
+  | { sysctl: string; value: string }
+) & {
+  /** Bookkeeping once the step has really been done (never in a dry run). */
+  done?: () => void;
+};
+
+export class SteeringError extends Error {
+  constructor(message: string, readonly code: string) {
+    super(message);
+    this.name = 'SteeringError';
+  }
+}
+
+/** Sysctl keys in slash form: interface names may contain dots. */
+const rpFilterKey = (dev: string): string => `net/ipv4/conf/${dev}/rp_filter`;
+const RP_FILTER_OFF = '0';
+
+interface BandChange {
+  steps: Step[];
+  band: Band;
+  /** Deletes the target band again if filling it failed. */
+  rollback: Step[];
+}
+
+interface SavedSysctl {
+  previous: string;
+}
+
+export class Steering {
+  readonly interfaces: readonly string[];
+  readonly tun: string;
+  readonly priorityBase: number;
+  readonly dryRun: boolean;
+  readonly #where: Where;
+  readonly #afterStep: SteeringOptions['afterStep'];
+  /** Interfaces where we added the clsact qdisc (only those may lose it again). */
+  readonly #createdClsact = new Set<string>();
+  readonly #savedSysctls = new Map<string, SavedSysctl>();
+  #activeBand: Band | undefined;
+  #classes: SteeredClass[] = [];
+
+  constructor(options: SteeringOptions) {
+    if (options.interfaces.length === 0) throw new SteeringError('steering needs at least one interface', 'ERR_L3DSR_STEERING_CONFIG');
+    const base = options.priorityBase ?? DEFAULT_PRIORITY_BASE;
+    if (!Number.isInteger(base) || base < 1 || base + 3 > 0xffff) {
+      throw new SteeringError(`priority base ${base}: must be an integer with base+3 within 1-65535`, 'ERR_L3DSR_STEERING_CONFIG');
+    }
+    this.interfaces = [...options.interfaces];
+    this.tun = options.tun;
+    this.priorityBase = base;
+    this.dryRun = options.dryRun ?? false;
+    this.#where = options.netns === undefined ? {} : { netns: options.netns };
+    this.#afterStep = options.afterStep;
+  }
+
+  /** The classes currently steered by this instance (after install/update). */
+  get classes(): readonly SteeredClass[] {
+    return this.#classes;
+  }
+
+  /**
+   * Makes our filters on every interface exactly `classes`, taking over (and
+   * then deleting) filters left in our range by an earlier run. Idempotent.
+   * Resolves with the commands run (or, in dry-run mode, that would run).
+   */
+  async install(classes: readonly SteeredClass[]): Promise<string[][]> {
+    const wanted = normalise(classes);
+    if (!this.dryRun) await this.#requireTun();
+    const plan: Step[] = [];
+    for (const dev of this.interfaces) {
+      if (!(await this.#hasIngressQdisc(dev))) {
+        plan.push({ tool: 'tc', args: ['qdisc', 'add', 'dev', dev, 'clsact'], done: () => this.#createdClsact.add(dev) });
+      }
+    }
+    for (const dev of ['all', this.tun]) {
+      const key = rpFilterKey(dev);
+      // Only a dry run gets here without the TUN: then plan the write.
+      const current = await readSysctl(key, this.#where).catch(() => undefined);
+      if (current === RP_FILTER_OFF) continue;
+      plan.push({
+        sysctl: key,
+        value: RP_FILTER_OFF,
+        done: () => {
+          if (current !== undefined && !this.#savedSysctls.has(key)) this.#savedSysctls.set(key, { previous: current });
+        },
+      });
+    }
+    const change = this.#switchPlan(wanted, await this.#listAll());
+    plan.push(...change.steps);
+    return this.#execute(plan, change, wanted);
+  }
+
+  /** Replaces the steered classes without a gap (new filters first, old ones after). */
+  async update(classes: readonly SteeredClass[]): Promise<string[][]> {
+    if (this.#activeBand === undefined && !this.dryRun) {
+      throw new SteeringError('update() before install()', 'ERR_L3DSR_STEERING_STATE');
+    }
+    const wanted = normalise(classes);
+    const change = this.#switchPlan(wanted, await this.#listAll());
+    return this.#execute(change.steps, change, wanted);
+  }
+
+  /**
+   * Removes our filters (both bands, including stale ones), the clsact
+   * qdiscs we added if nothing else uses them, and restores the sysctls we
+   * changed unless someone changed them since.
+   */
+  async remove(): Promise<string[][]> {
+    const plan: Step[] = [];
+    const listings = await this.#listAll();
+    for (const [dev, listing] of listings) {
+      for (const priority of new Set(listing.ours.map((f) => f.priority))) plan.push({ tool: 'tc', args: filterDeleteArgs(dev, priority) });
+      const foreignLeft = listing.othersCount + listing.foreignInRange.length > 0 || (await this.#hasEgressFilters(dev));
+      if (this.#createdClsact.has(dev) && !foreignLeft) plan.push({ tool: 'tc', args: ['qdisc', 'del', 'dev', dev, 'clsact'] });
+    }
+    for (const [key, saved] of this.#savedSysctls) {
+      const current = await readSysctl(key, this.#where).catch(() => undefined);
+      // The TUN may be gone already; a value someone changed after us is theirs.
+      if (current === RP_FILTER_OFF) plan.push({ sysctl: key, value: saved.previous });
+    }
+    const commands = await this.#execute(plan);
+    if (!this.dryRun) {
+      this.#activeBand = undefined;
+      this.#classes = [];
+      this.#createdClsact.clear();
+      this.#savedSysctls.clear();
+    }
+    return commands;
+  }
+
+  /** What is steered right now on our interfaces, read from the kernel. */
+  status(): Promise<SteeringStatus> {
+    return inspectSteering({ interfaces: this.interfaces, ...this.#where, priorityBase: this.priorityBase });
+  }
+
+  /** Human-readable form of commands returned by install/update/remove. */
+  static format(commands: readonly string[][]): string {
+    return commands.map(formatCommand).join('\n');
+  }
+
+  /** Steps that move our filters to `wanted` through the free band, and how to undo a partial run. */
+  #switchPlan(wanted: SteeredClass[], listings: Map<string, FilterListing>): BandChange {
+    const steps: Step[] = [];
+    for (const [dev, listing] of listings) {
+      if (listing.foreignInRange.length > 0) {
+        throw new SteeringError(
+          `${dev}: tc priorities ${listing.foreignInRange.join(', ')} hold filters that are not l3dsr's; ` +
+            `choose another priority base (now ${this.priorityBase}, we use ${this.priorityBase}-${this.priorityBase + 3})`,
+          'ERR_L3DSR_STEERING_PRIORITY_TAKEN',
+        );
+      }
+    }
+    const occupied = (band: Band) => [...listings.values()].some((l) => l.ours.some((f) => f.band === band));
+    // The band to fill must be empty everywhere. Both are occupied only when
+    // a process died in the middle of an update; band 1 is then emptied
+    // first and band 0 carries the traffic meanwhile.
+    const target: Band = occupied(0) ? 1 : 0;
+    for (const [dev, listing] of listings) {
+      for (const priority of new Set(listing.ours.filter((f) => f.band === target).map((f) => f.priority))) {
+        steps.push({ tool: 'tc', args: filterDeleteArgs(dev, priority) });
+      }
+    }
+    for (const dev of this.interfaces) {
+      for (const cls of wanted) steps.push({ tool: 'tc', args: filterAddArgs(dev, priorityOf(this.priorityBase, target, cls.family), cls, this.tun) });
+    }
+    for (const [dev, listing] of listings) {
+      for (const priority of new Set(listing.ours.filter((f) => f.band !== target).map((f) => f.priority))) {
+        steps.push({ tool: 'tc', args: filterDeleteArgs(dev, priority) });
+      }
+    }
+    const families = [...new Set(wanted.map((c) => c.family))];
+    const rollback: Step[] = this.interfaces.flatMap((dev) =>
+      families.map((family) => ({ tool: 'tc' as const, args: filterDeleteArgs(dev, priorityOf(this.priorityBase, target, family)) })));
+    return { steps, band: target, rollback };
+  }
+
+  /**
+   * Runs the plan (or only returns its commands in a dry run). When a band
+   * change fails half-way, the half-filled band is deleted again so that the
+   * old complete set stays the only one.
+   */
+  async #execute(plan: Step[], change?: BandChange, wanted?: SteeredClass[]): Promise<string[][]> {
+    const commands = plan.map((step) => this.#argv(step));
+    if (this.dryRun) return commands;
+    try {
+      for (const [k, step] of plan.entries()) {
+        await this.#run(step);
+        await this.#afterStep?.(commands[k]!);
+      }
+    } catch (err) {
+      for (const step of change?.rollback ?? []) await this.#run(step).catch(() => {});
+      throw err;
+    }
+    if (change !== undefined && wanted !== undefined) {
+      this.#activeBand = change.band;
+      this.#classes = wanted;
+    }
+    return commands;
+  }
+
+  async #run(step: Step): Promise<void> {
+    if ('tool' in step) await tc(step.args, this.#where);
+    else await writeSysctl(step.sysctl, step.value, this.#where);
+    step.done?.();
+  }
+
+  async #requireTun(): Promise<void> {
+    try {
+      await ip(['link', 'show', 'dev', this.tun], this.#where);
+    } catch (err) {
+      throw new SteeringError(`TUN ${this.tun} does not exist${this.#where.netns ? ` in namespace ${this.#where.netns}` : ''}: ${(err as Error).message}`,
+        'ERR_L3DSR_STEERING_NO_TUN');
+    }
+  }
+
+  #argv(step: Step): string[] {
+    if ('tool' in step) return commandLine(step.tool, step.args, this.#where);
+    return commandLine('sysctl', ['-w', `${step.sysctl}=${step.value}`], this.#where);
+  }
+
+  async #listAll(): Promise<Map<string, FilterListing>> {
+    const result = new Map<string, FilterListing>();
+    const none: FilterListing = { ours: [], foreignInRange: [], othersCount: 0 };
+    for (const dev of this.interfaces) result.set(dev, await this.#inspect(listFilters(dev, this.#where, this.priorityBase), none));
+    return result;
+  }
+
+  #hasIngressQdisc(dev: string): Promise<boolean> {
+    return this.#inspect(hasIngressQdisc(dev, this.#where), false);
+  }
+
+  #hasEgressFilters(dev: string): Promise<boolean> {
+    return this.#inspect(hasEgressFilters(dev, this.#where), false);
+  }
+
+  /**
+   * A dry run may name interfaces that do not exist (yet, or here: `--no-steer`
+   * prints commands for another machine); it then plans for a bare interface.
+   */
+  #inspect<T>(reading: Promise<T>, bare: T): Promise<T> {
+    return this.dryRun ? reading.catch(() => bare) : reading;
+  }
+}
+
+/** Sorted, without duplicates, validated. */
+function normalise(classes: readonly SteeredClass[]): SteeredClass[] {
+  const byKey = new Map<string, SteeredClass>();
+  for (const c of classes) {
+    if (c.family !== 4 && c.family !== 6) throw new SteeringError(`family ${String(c.family)}: expected 4 or 6`, 'ERR_L3DSR_STEERING_CONFIG');
+    if (!Number.isInteger(c.dscp) || c.dscp < 0 || c.dscp > 63) {
+      throw new SteeringError(`IPv${c.family} DSCP ${c.dscp}: expected an integer 0-63`, 'ERR_L3DSR_STEERING_CONFIG');
+    }
+    byKey.set(`${c.family}/${c.dscp}`, { family: c.family, dscp: c.dscp });
+  }
+  return [...byKey.values()].sort((a, b) => a.family - b.family || a.dscp - b.dscp);
+}

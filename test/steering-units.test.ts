@@ -1,0 +1,110 @@
+// Steering and system helpers without a kernel: command errors, filter
+// arguments, and reading `tc -j` output back.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { CommandError, commandLine, formatCommand, runCommand, sysctlPath } from '../src/system/index.js';
+import { classifyFilters, filterAddArgs, filterDeleteArgs, ownerOf, priorityOf, Steering, SteeringError } from '../src/steering/index.js';
+import type { TcFilterJson } from '../src/steering/index.js';
+
+describe('system commands', () => {
+  it('resolves with stdout and feeds stdin', async () => {
+    assert.equal(await runCommand('cat', [], { input: 'table ip t {\n}\n' }), 'table ip t {\n}\n');
+  });
+
+  it('a failure names the whole command line and carries the tool\'s stderr', async () => {
+    const err = await runCommand('ip', ['link', 'show', 'dev', 'no-such-dev0']).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof CommandError);
+    assert.equal(err.code, 'ERR_L3DSR_COMMAND');
+    assert.equal(err.exitStatus, 1);
+    assert.deepEqual(err.argv, ['ip', 'link', 'show', 'dev', 'no-such-dev0']);
+    assert.match(err.message, /^ip link show dev no-such-dev0: exit status 1: /);
+    assert.match(err.stderr, /no-such-dev0/);
+  });
+
+  it('a program that does not exist is a CommandError too', async () => {
+    await assert.rejects(runCommand('/nonexistent/tool', ['x']), (e: unknown) => e instanceof CommandError && /cannot start/.test(e.message));
+  });
+
+  it('puts ip/tc in a namespace with -n and everything else behind ip netns exec', () => {
+    assert.deepEqual(commandLine('tc', ['qdisc', 'show'], { netns: 'n1' }), ['tc', '-n', 'n1', 'qdisc', 'show']);
+    assert.deepEqual(commandLine('nft', ['list', 'ruleset'], { netns: 'n1' }), ['ip', 'netns', 'exec', 'n1', 'nft', 'list', 'ruleset']);
+    assert.deepEqual(commandLine('nft', ['list', 'ruleset']), ['nft', 'list', 'ruleset']);
+  });
+
+  it('quotes arguments a shell would split', () => {
+    assert.equal(formatCommand(['nft', 'add rule', "it's", '']), `nft 'add rule' 'it'\\''s' ''`);
+  });
+
+  it('maps sysctl keys to /proc/sys and refuses ones that could leave it', () => {
+    assert.equal(sysctlPath('net.ipv4.conf.all.rp_filter'), '/proc/sys/net/ipv4/conf/all/rp_filter');
+    assert.equal(sysctlPath('net/ipv4/conf/eth0.100/rp_filter'), '/proc/sys/net/ipv4/conf/eth0.100/rp_filter');
+    assert.throws(() => sysctlPath('net/../../etc/passwd'), { code: 'ERR_L3DSR_SYSCTL_KEY' });
+    assert.throws(() => sysctlPath('net..ipv4'), { code: 'ERR_L3DSR_SYSCTL_KEY' });
+  });
+});
+
+describe('steering filters', () => {
+  it('writes DSCP d as d<<2 under mask 0xfc, in the field of each family', () => {
+    assert.deepEqual(filterAddArgs('eth0', 100, { family: 4, dscp: 63 }, 'dsr0').join(' '),
+      'filter add dev eth0 ingress protocol ip prio 100 u32 match ip dsfield 0xfc 0xfc action mirred egress redirect dev dsr0');
+    assert.deepEqual(filterAddArgs('eth0', 101, { family: 6, dscp: 0 }, 'dsr0').join(' '),
+      'filter add dev eth0 ingress protocol ipv6 prio 101 u32 match ip6 priority 0x00 0xfc action mirred egress redirect dev dsr0');
+    assert.deepEqual(filterDeleteArgs('eth0', 7), ['filter', 'del', 'dev', 'eth0', 'ingress', 'prio', '7']);
+  });
+
+  it('owns four priorities from the base: two bands of IPv4 and IPv6', () => {
+    const base = 1000;
+    const seen = new Set<number>();
+    for (const band of [0, 1] as const) {
+      for (const family of [4, 6] as const) {
+        const p = priorityOf(base, band, family);
+        assert.deepEqual(ownerOf(base, p), { band, family });
+        seen.add(p);
+      }
+    }
+    assert.deepEqual([...seen].sort(), [1000, 1001, 1002, 1003]);
+    assert.equal(ownerOf(base, 999), undefined);
+    assert.equal(ownerOf(base, 1004), undefined);
+  });
+
+  const entry = (pref: number, protocol: string, value: string, mask: string, extra: Partial<TcFilterJson> = {}): TcFilterJson => ({
+    protocol, pref, kind: 'u32',
+    options: {
+      fh: '800::800', match: { value, mask, off: 0 },
+      actions: [{ kind: 'mirred', mirred_action: 'redirect', direction: 'egress', to_dev: 'dsr0' }],
+    },
+    ...extra,
+  });
+
+  it('reads back our filters from tc -j output and sets the rest apart', () => {
+    const entries: TcFilterJson[] = [
+      { protocol: 'ip', pref: 1000, kind: 'u32' },
+      { protocol: 'ip', pref: 1000, kind: 'u32', options: { fh: '800:' } },
+      entry(1000, 'ip', '440000', 'fc0000'),
+      entry(1001, 'ipv6', '4400000', 'fc00000'),
+      entry(1002, 'ip', '40000', 'ff0000'), // another mask: not ours
+      entry(1003, 'ip', '40000', 'fc0000'), // IPv4 at an IPv6 priority: not ours
+      entry(10, 'ip', '40000', 'fc0000'),
+    ];
+    const listing = classifyFilters(entries, 1000);
+    assert.deepEqual(listing.ours.map((f) => [f.family, f.dscp, f.priority, f.band, f.target]), [[4, 17, 1000, 0, 'dsr0'], [6, 17, 1001, 0, 'dsr0']]);
+    assert.deepEqual(listing.foreignInRange, [1002, 1003]);
+    assert.equal(listing.othersCount, 1);
+  });
+
+  it('a dry run for an interface that does not exist plans for a bare interface', async () => {
+    const s = new Steering({ interfaces: ['no-such-dev0'], tun: 'no-such-tun0', dryRun: true });
+    const text = Steering.format(await s.install([{ family: 4, dscp: 1 }, { family: 6, dscp: 1 }]));
+    assert.match(text, /^tc qdisc add dev no-such-dev0 clsact$/m);
+    assert.match(text, /^sysctl -w net\/ipv4\/conf\/no-such-tun0\/rp_filter=0$/m);
+    assert.match(text, /^tc filter add dev no-such-dev0 ingress protocol ip prio 49152 u32 match ip dsfield 0x04 0xfc action mirred egress redirect dev no-such-tun0$/m);
+    assert.match(text, /^tc filter add dev no-such-dev0 ingress protocol ipv6 prio 49153 u32 match ip6 priority 0x04 0xfc action mirred egress redirect dev no-such-tun0$/m);
+  });
+
+  it('refuses bad configuration before touching anything', async () => {
+    assert.throws(() => new Steering({ interfaces: [], tun: 'dsr0' }), { code: 'ERR_L3DSR_STEERING_CONFIG' });
+    assert.throws(() => new Steering({ interfaces: ['eth0'], tun: 'dsr0', priorityBase: 65534 }), { code: 'ERR_L3DSR_STEERING_CONFIG' });
+    const s = new Steering({ interfaces: ['eth0'], tun: 'dsr0', dryRun: true });
+    await assert.rejects(s.install([{ family: 4, dscp: 64 }]), (e: unknown) => e instanceof SteeringError && e.code === 'ERR_L3DSR_STEERING_CONFIG');
+  });
+});

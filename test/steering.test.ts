@@ -1,0 +1,399 @@
+// Steering against the real kernel, in namespaces created here: a steered
+// veth, a persistent TUN (`ip tuntap add`), and a peer namespace to send from.
+// Needs root.
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { LoopbackVips, Steering, SteeringError, classifyFilters, DEFAULT_PRIORITY_BASE } from '../src/steering/index.js';
+import type { SteeredClass, TcFilterJson } from '../src/steering/index.js';
+import {
+  addNamespace, deleteNamespace, ip, ipJson, readSysctl, runCommand, spawnInNamespace, tc, tcJson, writeSysctl, type Where,
+} from '../src/system/index.js';
+import { ETHERTYPE, arpRequest, ethernet, ipv4, ipv6, parseMac, udp } from './support/kernel-nft-packets.js';
+
+const STEERED = 'st0';
+const PEER = 'pe0';
+const TUN = 'dsrt0';
+const OTHER_TUN = 'dsrt1';
+const STEERED4 = '192.0.2.2';
+const PEER4 = '192.0.2.1';
+const STEERED6 = '2001:db8:1::2';
+const PEER6 = '2001:db8:1::1';
+const PYTHON = '/usr/bin/python3';
+
+let fixtureCount = 0;
+
+/** Two namespaces joined by a veth; the steered side also has two persistent TUNs. */
+class Fixture {
+  readonly steered: string;
+  readonly peer: string;
+
+  constructor() {
+    const n = ++fixtureCount;
+    this.steered = `l3dsr-st-${process.pid}-${n}`;
+    this.peer = `l3dsr-sp-${process.pid}-${n}`;
+  }
+
+  get here(): Where {
+    return { netns: this.steered };
+  }
+
+  get there(): Where {
+    return { netns: this.peer };
+  }
+
+  async create(): Promise<void> {
+    await addNamespace(this.steered);
+    await addNamespace(this.peer);
+    for (const where of [this.here, this.there]) {
+      await writeSysctl('net.ipv6.conf.default.accept_dad', '0', where);
+      await ip(['link', 'set', 'dev', 'lo', 'up'], where);
+    }
+    await ip(['link', 'add', 'name', STEERED, 'type', 'veth', 'peer', 'name', PEER, 'netns', this.peer], this.here);
+    await ip(['addr', 'add', `${STEERED4}/24`, 'dev', STEERED], this.here);
+    await ip(['-6', 'addr', 'add', `${STEERED6}/64`, 'dev', STEERED, 'nodad'], this.here);
+    await ip(['addr', 'add', `${PEER4}/24`, 'dev', PEER], this.there);
+    await ip(['-6', 'addr', 'add', `${PEER6}/64`, 'dev', PEER, 'nodad'], this.there);
+    await ip(['link', 'set', 'dev', STEERED, 'up'], this.here);
+    await ip(['link', 'set', 'dev', PEER, 'up'], this.there);
+    for (const tun of [TUN, OTHER_TUN]) {
+      await ip(['tuntap', 'add', 'dev', tun, 'mode', 'tun'], this.here);
+      // No link-local address: else the TUN sends its own router
+      // solicitations, and the capture would see them among the steered packets.
+      await ip(['link', 'set', 'dev', tun, 'addrgenmode', 'none'], this.here);
+      await ip(['link', 'set', 'dev', tun, 'up'], this.here);
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await deleteNamespace(this.steered);
+    await deleteNamespace(this.peer);
+  }
+
+  steering(extra: Partial<ConstructorParameters<typeof Steering>[0]> = {}): Steering {
+    return new Steering({ interfaces: [STEERED], tun: TUN, netns: this.steered, ...extra });
+  }
+
+  filters(): Promise<TcFilterJson[]> {
+    return tcJson<TcFilterJson[]>(['filter', 'show', 'dev', STEERED, 'ingress'], this.here).catch(() => []);
+  }
+
+  async qdiscKinds(): Promise<string[]> {
+    return (await tcJson<Array<{ kind: string }>>(['qdisc', 'show', 'dev', STEERED], this.here)).map((q) => q.kind);
+  }
+
+  /** The (family, dscp) pairs our filters steer now, sorted, as text. */
+  async steeredNow(): Promise<string[]> {
+    return classifyFilters(await this.filters(), DEFAULT_PRIORITY_BASE).ours.map((f) => `${f.family}/${f.dscp}`).sort();
+  }
+}
+
+function requireRoot(): void {
+  assert.equal(process.getuid?.(), 0, 'steering tests create namespaces, TUNs and tc filters: run as root');
+}
+
+const CLASSES: SteeredClass[] = [{ family: 4, dscp: 1 }, { family: 6, dscp: 1 }, { family: 4, dscp: 17 }, { family: 6, dscp: 17 }];
+const asText = (classes: readonly SteeredClass[]): string[] => classes.map((c) => `${c.family}/${c.dscp}`).sort();
+
+describe('tc steering', () => {
+  let fx: Fixture;
+
+  before(requireRoot);
+  beforeEach(async () => {
+    fx = new Fixture();
+    await fx.create();
+  });
+  afterEach(async () => {
+    await fx.destroy();
+  });
+
+  it('install() adds clsact and exactly our filters, redirecting to the TUN', async () => {
+    assert.deepEqual(await fx.qdiscKinds(), ['noqueue']);
+    await fx.steering().install(CLASSES);
+    assert.ok((await fx.qdiscKinds()).includes('clsact'));
+    const listing = classifyFilters(await fx.filters(), DEFAULT_PRIORITY_BASE);
+    assert.deepEqual(listing.ours.map((f) => `${f.family}/${f.dscp}`).sort(), asText(CLASSES));
+    assert.equal(listing.othersCount, 0);
+    assert.deepEqual(listing.foreignInRange, []);
+    for (const f of listing.ours) assert.equal(f.target, TUN);
+    // Read back the raw match too: DSCP 17 is 0x44 in the TOS byte.
+    const raw = JSON.stringify(await fx.filters());
+    assert.match(raw, /"value":"440000","mask":"fc0000"/);
+    assert.match(raw, /"value":"4400000","mask":"fc00000"/);
+  });
+
+  it('install() twice leaves one set, and status() reports it', async () => {
+    const s = fx.steering();
+    await s.install(CLASSES);
+    await s.install(CLASSES);
+    assert.deepEqual(await fx.steeredNow(), asText(CLASSES));
+    const status = await s.status();
+    assert.equal(status.interfaces.length, 1);
+    assert.equal(status.interfaces[0]!.hasClsact, true);
+    assert.deepEqual(status.interfaces[0]!.ours.map((f) => `${f.family}/${f.dscp}`).sort(), asText(CLASSES));
+  });
+
+  it('leaves a clsact and filters it did not create as they were', async () => {
+    await tc(['qdisc', 'add', 'dev', STEERED, 'clsact'], fx.here);
+    await tc(['filter', 'add', 'dev', STEERED, 'ingress', 'protocol', 'ip', 'prio', '10', 'u32',
+      'match', 'ip', 'dsfield', '0x04', '0xfc', 'action', 'mirred', 'egress', 'redirect', 'dev', OTHER_TUN], fx.here);
+    await tc(['filter', 'add', 'dev', STEERED, 'egress', 'protocol', 'ip', 'prio', '20', 'u32',
+      'match', 'ip', 'dsfield', '0x08', '0xfc', 'action', 'mirred', 'egress', 'redirect', 'dev', OTHER_TUN], fx.here);
+    const foreign = async () => JSON.stringify((await fx.filters()).filter((f) => f.pref === 10).map((f) => ({ ...f, options: { ...f.options, actions: undefined } })));
+    const before = await foreign();
+    const s = fx.steering();
+    await s.install(CLASSES);
+    assert.equal(await foreign(), before);
+    await s.remove();
+    assert.equal(await foreign(), before);
+    assert.deepEqual(await fx.steeredNow(), []);
+    assert.ok((await fx.qdiscKinds()).includes('clsact'), 'a clsact we did not create was deleted');
+    const egress = await tcJson<TcFilterJson[]>(['filter', 'show', 'dev', STEERED, 'egress'], fx.here);
+    assert.ok(egress.some((f) => f.pref === 20), 'egress filter gone');
+  });
+
+  it('remove() deletes the clsact it created, and restores the sysctls it changed', async () => {
+    await writeSysctl('net.ipv4.conf.all.rp_filter', '1', fx.here);
+    await writeSysctl(`net/ipv4/conf/${TUN}/rp_filter`, '2', fx.here);
+    const s = fx.steering();
+    await s.install(CLASSES);
+    assert.equal(await readSysctl('net.ipv4.conf.all.rp_filter', fx.here), '0');
+    assert.equal(await readSysctl(`net/ipv4/conf/${TUN}/rp_filter`, fx.here), '0');
+    await s.remove();
+    assert.deepEqual(await fx.qdiscKinds(), ['noqueue']);
+    assert.equal(await readSysctl('net.ipv4.conf.all.rp_filter', fx.here), '1');
+    assert.equal(await readSysctl(`net/ipv4/conf/${TUN}/rp_filter`, fx.here), '2');
+    assert.deepEqual(await s.remove(), [], 'a second remove() has nothing left to do');
+  });
+
+  it('a sysctl someone changed after install() is not restored over', async () => {
+    await writeSysctl('net.ipv4.conf.all.rp_filter', '1', fx.here);
+    const s = fx.steering();
+    await s.install(CLASSES);
+    await writeSysctl('net.ipv4.conf.all.rp_filter', '2', fx.here);
+    await s.remove();
+    assert.equal(await readSysctl('net.ipv4.conf.all.rp_filter', fx.here), '2');
+  });
+
+  it('replaces stale filters of an earlier run (even ones whose TUN is gone) with the new set', async () => {
+    await fx.steering({ tun: OTHER_TUN }).install([{ family: 4, dscp: 5 }, { family: 6, dscp: 9 }]);
+    await ip(['link', 'delete', 'dev', OTHER_TUN], fx.here);
+    const stale = classifyFilters(await fx.filters(), DEFAULT_PRIORITY_BASE).ours;
+    assert.ok(stale.length === 2 && stale.every((f) => f.target !== TUN));
+    // A new process: it knows nothing of the old instance.
+    await fx.steering().install(CLASSES);
+    const now = classifyFilters(await fx.filters(), DEFAULT_PRIORITY_BASE).ours;
+    assert.deepEqual(now.map((f) => `${f.family}/${f.dscp}`).sort(), asText(CLASSES));
+    assert.ok(now.every((f) => f.target === TUN));
+  });
+
+  it('update() keeps one complete set in place at every step, adding before deleting', async () => {
+    const oldSet = CLASSES;
+    const newSet: SteeredClass[] = [{ family: 4, dscp: 1 }, { family: 4, dscp: 33 }, { family: 6, dscp: 40 }];
+    const samples: string[][] = [];
+    const commands: string[] = [];
+    const s = fx.steering({
+      afterStep: async (argv) => {
+        commands.push(argv.join(' '));
+        samples.push(await fx.steeredNow());
+      },
+    });
+    await s.install(oldSet);
+    samples.length = 0;
+    commands.length = 0;
+    await s.update(newSet);
+    assert.ok(samples.length >= newSet.length + 2);
+    const covers = (have: string[], want: string[]) => want.every((w) => have.includes(w));
+    for (const [k, have] of samples.entries()) {
+      assert.ok(covers(have, asText(oldSet)) || covers(have, asText(newSet)), `after "${commands[k]}" only ${have.join(' ')} was steered`);
+    }
+    const firstDelete = commands.findIndex((c) => c.includes(' filter del '));
+    const lastAdd = commands.map((c) => c.includes(' filter add ')).lastIndexOf(true);
+    assert.ok(lastAdd < firstDelete, 'an old filter was deleted before the new set was complete');
+    assert.deepEqual(await fx.steeredNow(), asText(newSet));
+    assert.deepEqual(asText(s.classes), asText(newSet));
+    await s.update(oldSet);
+    assert.deepEqual(await fx.steeredNow(), asText(oldSet));
+  });
+
+  it('dry run returns the commands and changes nothing', async () => {
+    await writeSysctl('net.ipv4.conf.all.rp_filter', '1', fx.here);
+    const snapshot = async () => JSON.stringify([
+      await fx.qdiscKinds(), await fx.filters(),
+      await readSysctl('net.ipv4.conf.all.rp_filter', fx.here), await readSysctl(`net/ipv4/conf/${TUN}/rp_filter`, fx.here),
+    ]);
+    const before = await snapshot();
+    const dry = fx.steering({ dryRun: true });
+    const commands = await dry.install(CLASSES);
+    assert.equal(await snapshot(), before);
+    const text = Steering.format(commands);
+    assert.match(text, new RegExp(`^tc -n ${fx.steered} qdisc add dev ${STEERED} clsact$`, 'm'));
+    assert.match(text, /^ip netns exec \S+ sysctl -w net\/ipv4\/conf\/all\/rp_filter=0$/m);
+    assert.match(text, new RegExp(`filter add dev ${STEERED} ingress protocol ip prio ${DEFAULT_PRIORITY_BASE} u32 match ip dsfield 0x44 0xfc action mirred egress redirect dev ${TUN}`));
+    assert.match(text, new RegExp(`filter add dev ${STEERED} ingress protocol ipv6 prio ${DEFAULT_PRIORITY_BASE + 1} u32 match ip6 priority 0x04 0xfc`));
+    assert.equal(commands.filter((c) => c.includes('add') && c.includes('filter')).length, CLASSES.length);
+    // The printed commands are runnable as they stand and give the real result.
+    for (const argv of commands) await runCommand(argv[0]!, argv.slice(1));
+    assert.deepEqual(await fx.steeredNow(), asText(CLASSES));
+    const real = fx.steering();
+    await real.install(CLASSES);
+    const afterInstall = await snapshot();
+    assert.ok((await dry.remove()).some((c) => c.includes('del')));
+    assert.equal(await snapshot(), afterInstall);
+  });
+
+  it('refuses to share its priority range with someone else\'s filter', async () => {
+    await tc(['qdisc', 'add', 'dev', STEERED, 'clsact'], fx.here);
+    await tc(['filter', 'add', 'dev', STEERED, 'ingress', 'protocol', 'ipv6', 'prio', String(DEFAULT_PRIORITY_BASE), 'u32',
+      'match', 'ip6', 'priority', '0x04', '0xfc', 'action', 'mirred', 'egress', 'redirect', 'dev', TUN], fx.here);
+    await assert.rejects(fx.steering().install(CLASSES), (e: unknown) => e instanceof SteeringError && e.code === 'ERR_L3DSR_STEERING_PRIORITY_TAKEN');
+    assert.equal((await fx.filters()).filter((f) => f.pref !== DEFAULT_PRIORITY_BASE).length, 0, 'nothing of ours was added');
+    await fx.steering({ priorityBase: 30000 }).install(CLASSES);
+  });
+
+  it('refuses a missing TUN with a specific error', async () => {
+    await assert.rejects(fx.steering({ tun: 'nosuchtun0' }).install(CLASSES), (e: unknown) => e instanceof SteeringError && e.code === 'ERR_L3DSR_STEERING_NO_TUN');
+  });
+
+  it('redirects marked IPv4/IPv6 packets into the TUN; unmarked packets and ARP take the normal path', async () => {
+    await fx.steering().install([{ family: 4, dscp: 1 }, { family: 6, dscp: 1 }]);
+    const steeredMac = parseMac((await ipJson<Array<{ address: string }>>(['link', 'show', 'dev', STEERED], fx.here))[0]!.address);
+    const peerMac = parseMac((await ipJson<Array<{ address: string }>>(['link', 'show', 'dev', PEER], fx.there))[0]!.address);
+    const frame = (type: number, payload: Uint8Array) => ethernet(steeredMac, peerMac, type, payload);
+    const text = (s: string) => new TextEncoder().encode(s);
+    const v4 = (tos: number, body: string) => ipv4({ src: PEER4, dst: STEERED4, tos }, udp(40000, 9999, text(body)));
+    const v6 = (tclass: number, body: string) => ipv6({ src: PEER6, dst: STEERED6, trafficClass: tclass }, udp(40000, 9999, text(body)));
+
+    const capture = new LineReader(spawnInNamespace(fx.steered, PYTHON, [helper('tun_capture.py'), TUN], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const listener = new LineReader(spawnInNamespace(fx.steered, process.execPath, ['-e', UDP_LISTENER, STEERED4], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    try {
+      await capture.waitFor((l) => l === 'ready', 'TUN capture attached');
+      await listener.waitFor((l) => l === 'ready', 'UDP listener');
+      // The TUN's queue starts a moment after the reader attaches: send a
+      // marked packet until one comes through.
+      const warmup = v4(0x04, 'warm-up');
+      const warmupHex = Buffer.from(warmup).toString('hex');
+      for (let k = 0; k < 100 && !capture.lines.includes(warmupHex); k++) {
+        await sendFrames(fx.peer, [frame(ETHERTYPE.ipv4, warmup)]);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(capture.lines.includes(warmupHex), 'a marked packet never reached the TUN');
+
+      const expected = [v4(0x05, 'dscp1-ecn1'), v6(0x04, 'v6-dscp1'), v4(0x04, 'end')];
+      await sendFrames(fx.peer, [
+        frame(ETHERTYPE.ipv4, v4(0x00, 'unmarked')),
+        frame(ETHERTYPE.ipv4, v4(0x08, 'dscp2')),
+        frame(ETHERTYPE.ipv4, expected[0]!),
+        frame(ETHERTYPE.ipv6, expected[1]!),
+        frame(ETHERTYPE.ipv6, v6(0x00, 'v6-unmarked')),
+        frame(ETHERTYPE.ipv6, v6(0x08, 'v6-dscp2')),
+        frame(ETHERTYPE.arp, arpRequest(peerMac, PEER4, STEERED4)),
+        // Hardware type 5 puts 0x05 where an IPv4 TOS would be: only the
+        // protocol qualifier keeps this ARP frame out of the IPv4 filter.
+        frame(ETHERTYPE.arp, arpRequest(peerMac, PEER4, STEERED4, 5)),
+        frame(ETHERTYPE.ipv4, expected[2]!),
+      ]);
+      const endHex = Buffer.from(expected[2]!).toString('hex');
+      await capture.waitFor((l) => l === endHex, 'the end marker in the TUN');
+      const captured = capture.lines.filter((l) => l !== 'ready' && l !== warmupHex);
+      assert.deepEqual(captured, expected.map((p) => Buffer.from(p).toString('hex')));
+
+      await listener.waitFor((l) => l === 'dscp2', 'DSCP 2 datagram delivered normally');
+      assert.deepEqual(listener.lines.filter((l) => l !== 'ready'), ['unmarked', 'dscp2']);
+      const neighbours = await ipJson<Array<{ dst: string; lladdr?: string }>>(['neigh', 'show', 'dev', STEERED], fx.here);
+      assert.ok(neighbours.some((n) => n.dst === PEER4), 'the ARP request was not processed by the kernel');
+    } finally {
+      capture.child.kill();
+      listener.child.kill();
+    }
+  });
+});
+
+describe('VIPs on lo', () => {
+  let fx: Fixture;
+  before(async () => {
+    requireRoot();
+    fx = new Fixture();
+    await fx.create();
+  });
+  after(async () => fx?.destroy());
+
+  it('adds the missing VIPs (IPv6 without DAD) and removes only those', async () => {
+    await ip(['addr', 'add', '203.0.113.10/32', 'dev', 'lo'], fx.here);
+    const lo = new LoopbackVips({ netns: fx.steered });
+    const vips = [{ family: 4 as const, address: '203.0.113.10' }, { family: 4 as const, address: '203.0.113.20' }, { family: 6 as const, address: '2001:db8:203::10' }];
+    const added = await lo.add(vips);
+    assert.equal(added.length, 2);
+    assert.ok(added.some((c) => c.includes('nodad')));
+    assert.deepEqual(lo.added.map((a) => a.address), ['203.0.113.20', '2001:db8:203::10']);
+    const addresses = async () => (await ipJson<Array<{ addr_info: Array<{ local: string }> }>>(['addr', 'show', 'dev', 'lo'], fx.here))
+      .flatMap((l) => l.addr_info.map((a) => a.local));
+    for (const v of vips) assert.ok((await addresses()).includes(v.address), v.address);
+    assert.deepEqual(await lo.add(vips), [], 'adding again does nothing');
+    await lo.remove();
+    const left = await addresses();
+    assert.ok(left.includes('203.0.113.10'), 'a VIP that was there before was removed');
+    assert.ok(!left.includes('203.0.113.20') && !left.includes('2001:db8:203::10'));
+  });
+});
+
+// ---- helpers -----------------------------------------------------------------
+
+const UDP_LISTENER = `
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (m) => process.stdout.write(m.toString() + '\\n'));
+s.bind(9999, process.argv[1], () => process.stdout.write('ready\\n'));
+`;
+
+function helper(name: string): string {
+  const candidates = [`./support/${name}`, `../../test/support/${name}`].map((p) => fileURLToPath(new URL(p, import.meta.url)));
+  const found = candidates.find((p) => existsSync(p));
+  assert.ok(found, `${name} not found at ${candidates.join(', ')}`);
+  return found;
+}
+
+async function sendFrames(netns: string, frames: Uint8Array[]): Promise<void> {
+  await runCommand('ip', ['netns', 'exec', netns, PYTHON, helper('send_frames.py'), PEER], {
+    input: frames.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n',
+  });
+}
+
+/** Collects a child's stdout lines; waitFor() resolves when one matches. */
+class LineReader {
+  readonly lines: string[] = [];
+  #stderr = '';
+  #buffer = '';
+  #waiters: Array<() => void> = [];
+  #exited = false;
+
+  constructor(readonly child: ChildProcess) {
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      this.#buffer += chunk;
+      const parts = this.#buffer.split('\n');
+      this.#buffer = parts.pop()!;
+      this.lines.push(...parts);
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    child.stderr!.on('data', (chunk: Buffer) => { this.#stderr += chunk.toString(); });
+    child.on('exit', () => {
+      this.#exited = true;
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  /** Waits for a matching line; fails (rather than hangs) if the child exits or 5 s pass without one. */
+  async waitFor(match: (line: string) => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (!this.lines.some(match)) {
+      if (this.#exited) assert.fail(`${what}: helper exited: ${this.#stderr.trim()}`);
+      if (Date.now() > deadline) assert.fail(`${what}: not seen; got ${this.lines.length} line(s); stderr: ${this.#stderr.trim()}`);
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        setTimeout(resolve, 100);
+      });
+    }
+  }
+}
