@@ -4,7 +4,7 @@
 
 import {
   VERDICT_PASSED, VERDICT_REWRITTEN, VERDICT_MALFORMED, VERDICT_DROPPED,
-  REASON_SLOT_OVERFLOW, RESULT_REASON_SHIFT,
+  REASON_SLOT_OVERFLOW, REASON_VNET_HEADER, RESULT_REASON_SHIFT,
 } from "./abi.generated";
 import { countVerdicts, countReason } from "./counters";
 import * as layout from "./layout";
@@ -23,6 +23,7 @@ export function run(n: u32): void {
   const slots = layout.slots;
   const slotSize = layout.slotSize;
   const slotCount = layout.slotCount;
+  const vnet = layout.vnetHeaderBytes;
   if (n > slotCount) n = slotCount;
   // Verdict tallies stay in registers for the batch; reasons are rare.
   let passed: u64 = 0, rewritten: u64 = 0, malformed: u64 = 0, dropped: u64 = 0;
@@ -33,8 +34,13 @@ export function run(n: u32): void {
     let res: u32;
     if (slot >= slotCount || len > slotSize) {
       res = VERDICT_MALFORMED | (<u32>REASON_SLOT_OVERFLOW << RESULT_REASON_SHIFT);
+    } else if (vnet == 0) {
+      res = rewritePacket(slots + <usize>slot * <usize>slotSize, len, 0);
+    } else if (len < vnet) {
+      res = VERDICT_MALFORMED | (<u32>REASON_VNET_HEADER << RESULT_REASON_SHIFT);
     } else {
-      res = rewritePacket(slots + <usize>slot * <usize>slotSize, len);
+      const hdr = slots + <usize>slot * <usize>slotSize;
+      res = rewritePacket(hdr + vnet, len - vnet, hdr);
     }
     store<u32>(results + at, res);
     const verdict = res & 0xff;

@@ -20,6 +20,13 @@ export function resultsBase(): usize { return layout.results; }
 export function slotSize(): u32 { return layout.slotSize; }
 export function slotCount(): u32 { return layout.slotCount; }
 
+/**
+ * Slots hold a virtio-net header of `bytes` (10 or 12) before each packet,
+ * as a TUN with IFF_VNET_HDR reads and writes them; 0 turns it off.
+ * Lengths then include the header.
+ */
+export function setVnetHeaderBytes(bytes: u32): void { layout.vnetHeaderBytes = bytes; }
+
 /** One call per batch: the hot path. */
 export function rewriteBatch(n: u32): void { batch.run(n); }
 

@@ -15,6 +15,8 @@ export let results: usize = 0;
 export let slots: usize = 0;
 export let slotSize: u32 = 0;
 export let slotCount: u32 = 0;
+/** Bytes of virtio-net header before each packet in a slot (0: none). */
+export let vnetHeaderBytes: u32 = 0;
 
 // @ts-ignore: decorator
 @inline function align(x: usize): usize {

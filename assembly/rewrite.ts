@@ -7,13 +7,14 @@ import {
   REASON_NONE, REASON_TOO_SHORT, REASON_BAD_VERSION, REASON_IPV4_HEADER,
   REASON_IPV4_TOTAL_LENGTH, REASON_IPV6_PAYLOAD_LENGTH, REASON_IPV6_EXTENSION_CHAIN,
   REASON_TCP_TRUNCATED, REASON_UDP_TRUNCATED, REASON_UDPLITE_TRUNCATED,
-  REASON_DCCP_TRUNCATED, REASON_ICMPV6_TRUNCATED,
+  REASON_DCCP_TRUNCATED, REASON_ICMPV6_TRUNCATED, REASON_VNET_INCONSISTENT,
   RESULT_REASON_SHIFT, RESULT_RULE_SHIFT,
 } from "./abi.generated";
-import { be16, fold, negSum32, negSum128, updateChecksum } from "./checksum";
+import { be16, fold, negSum32, negSum128, updateChecksum, updatePartialSum } from "./checksum";
 import * as ipv4 from "./ipv4";
 import * as ipv6 from "./ipv6";
 import * as l4 from "./l4";
+import * as virtio from "./virtio";
 import { rule, lookup4, lookup6 } from "./rules";
 
 // @ts-ignore: decorator
@@ -49,17 +50,44 @@ const NO_L4: u32 = 0xffffffff;
   return NO_L4;
 }
 
-/** Rewrites the packet of `len` bytes at `p` in place; returns its result word. */
-export function rewritePacket(p: usize, len: u32): u32 {
+// partialChecksum() answers with the offset of a seed to update (< 0x10000),
+// or one of these.
+const NOT_PARTIAL: u32 = 0x40000;
+const PARTIAL_INCONSISTENT: u32 = 0x20000;
+
+/**
+ * For a packet whose virtio-net header says NEEDS_CSUM, the L4 checksum
+ * field holds the pseudo-header sum that the kernel finishes later, at
+ * csum_start + csum_offset. Our own walk decided `csum` (the field's offset
+ * in the transport header at `th`, or NO_L4); the header must agree with
+ * it, or the seed would be patched in the wrong place.
+ */
+// @ts-ignore: decorator
+@inline function partialChecksum(vnet: usize, th: u32, csum: u32, udp: bool, fixable: bool): u32 {
+  if (vnet == 0 || (<u32>load<u8>(vnet, virtio.FLAGS) & virtio.F_NEEDS_CSUM) == 0) return NOT_PARTIAL;
+  // A UDP seed of zero is a seed, not "no checksum": the sum is still to be made.
+  const expected = csum == NO_L4 && udp && fixable ? <u32>l4.UDP_CHECKSUM : csum;
+  // Nothing of ours in the seed (no pseudo-header, or a pending Routing header).
+  if (expected == NO_L4) return NOT_PARTIAL;
+  // Our walk found the transport header and checked its length: the header must point there.
+  if (<u32>load<u16>(vnet, virtio.CSUM_START) != th || <u32>load<u16>(vnet, virtio.CSUM_OFFSET) != expected) return PARTIAL_INCONSISTENT;
+  return expected;
+}
+
+/**
+ * Rewrites the packet of `len` bytes at `p` in place; returns its result
+ * word. `vnet` points at the packet's virtio-net header, or is 0.
+ */
+export function rewritePacket(p: usize, len: u32, vnet: usize): u32 {
   if (len < 1) return result(VERDICT_MALFORMED, REASON_TOO_SHORT, -1);
   const version = <u32>load<u8>(p) >> 4;
-  if (version == 4) return rewrite4(p, len);
-  if (version == 6) return rewrite6(p, len);
+  if (version == 4) return rewrite4(p, len, vnet);
+  if (version == 6) return rewrite6(p, len, vnet);
   return result(VERDICT_MALFORMED, REASON_BAD_VERSION, -1);
 }
 
 // @ts-ignore: decorator
-@inline function rewrite4(p: usize, len: u32): u32 {
+@inline function rewrite4(p: usize, len: u32, vnet: usize): u32 {
   if (len < ipv4.MIN_HEADER) return result(VERDICT_MALFORMED, REASON_TOO_SHORT, -1);
   const ihl = ipv4.headerLength(p);
   if (ihl < ipv4.MIN_HEADER || ihl > len) return result(VERDICT_MALFORMED, REASON_IPV4_HEADER, -1);
@@ -79,6 +107,10 @@ export function rewritePacket(p: usize, len: u32): u32 {
       return result(VERDICT_DROPPED, csum & 0xffff, r);
     }
   }
+  const partial = partialChecksum(vnet, ihl, csum, <u32>load<u8>(p, ipv4.PROTOCOL) == l4.UDP,
+    (be16(p + ipv4.FLAGS_FRAGMENT) & ipv4.FRAGMENT_OFFSET_MASK) == 0);
+  if (partial == PARTIAL_INCONSISTENT) return result(VERDICT_DROPPED, REASON_VNET_INCONSISTENT, r);
+  if (partial != NOT_PARTIAL) csum = partial;
 
   const dst = p + ipv4.DST;
   const addressDelta = fold(negSum32(dst) + rec.destSum);
@@ -91,7 +123,8 @@ export function rewritePacket(p: usize, len: u32): u32 {
     headerDelta = fold(<u64>headerDelta + before + <u32>load<u16>(p));
   }
   updateChecksum(p + ipv4.CHECKSUM, headerDelta);
-  if (csum != NO_L4) updateChecksum(th + csum, addressDelta);
+  if (partial != NOT_PARTIAL) updatePartialSum(th + csum, addressDelta);
+  else if (csum != NO_L4) updateChecksum(th + csum, addressDelta);
 
   rec.packets += 1;
   rec.bytes += total;
@@ -99,7 +132,7 @@ export function rewritePacket(p: usize, len: u32): u32 {
 }
 
 // @ts-ignore: decorator
-@inline function rewrite6(p: usize, len: u32): u32 {
+@inline function rewrite6(p: usize, len: u32, vnet: usize): u32 {
   if (len < ipv6.HEADER) return result(VERDICT_MALFORMED, REASON_TOO_SHORT, -1);
   const end = ipv6.HEADER + be16(p + ipv6.PAYLOAD_LENGTH);
   if (end > len) return result(VERDICT_MALFORMED, REASON_IPV6_PAYLOAD_LENGTH, -1);
@@ -145,6 +178,9 @@ export function rewritePacket(p: usize, len: u32): u32 {
       return result(VERDICT_DROPPED, csum & 0xffff, r);
     }
   }
+  const partial = partialChecksum(vnet, off, csum, next == l4.UDP, fixL4);
+  if (partial == PARTIAL_INCONSISTENT) return result(VERDICT_DROPPED, REASON_VNET_INCONSISTENT, r);
+  if (partial != NOT_PARTIAL) csum = partial;
 
   const dst = p + ipv6.DST;
   const addressDelta = fold(negSum128(dst) + rec.destSum);
@@ -156,7 +192,8 @@ export function rewritePacket(p: usize, len: u32): u32 {
     store<u8>(p, <u8>((load<u8>(p) & 0xf0) | (d >> 2)));
     store<u8>(p + 1, <u8>((load<u8>(p, 1) & 0x3f) | ((d & 0x03) << 6)));
   }
-  if (csum != NO_L4) updateChecksum(th + csum, addressDelta);
+  if (partial != NOT_PARTIAL) updatePartialSum(th + csum, addressDelta);
+  else if (csum != NO_L4) updateChecksum(th + csum, addressDelta);
 
   rec.packets += 1;
   rec.bytes += end;

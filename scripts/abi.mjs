@@ -22,11 +22,13 @@ const reasons = [
   ['ipv4-total-length', 'malformed'],
   ['ipv6-payload-length', 'malformed'],
   ['ipv6-extension-chain', 'malformed'],
+  ['vnet-header', 'malformed'],
   ['tcp-truncated', 'dropped'],
   ['udp-truncated', 'dropped'],
   ['udplite-truncated', 'dropped'],
   ['dccp-truncated', 'dropped'],
   ['icmpv6-truncated', 'dropped'],
+  ['vnet-inconsistent', 'dropped'],
 ];
 
 const limits = {

@@ -12,6 +12,7 @@ interface CoreExports {
   lengthsBase(): number;
   resultsBase(): number;
   rewriteBatch(n: number): void;
+  setVnetHeaderBytes(bytes: number): void;
   rewriteOne(len: number): number;
   countersBase(): number;
   resetCounters(): void;

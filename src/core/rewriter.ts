@@ -17,6 +17,12 @@ export interface RewriterOptions {
   slotSize?: number;
   /** Packet slots, i.e. the largest batch. Default 256. */
   slotCount?: number;
+  /**
+   * Each slot starts with a virtio-net header of this many bytes (10 or 12),
+   * as a TUN opened with IFF_VNET_HDR delivers packets; lengths include it.
+   * Applies to the batch path (runBatch); default 0.
+   */
+  vnetHeaderBytes?: 0 | 10 | 12;
   build?: CoreBuild;
   imports?: WebAssembly.Imports;
 }
@@ -45,6 +51,7 @@ export class Rewriter {
     });
     const rw = new Rewriter(core);
     rw.#load(set.rules, set.warnings);
+    if (opts.vnetHeaderBytes) core.exports.setVnetHeaderBytes(opts.vnetHeaderBytes);
     return rw;
   }
 
