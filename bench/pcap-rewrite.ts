@@ -1,0 +1,185 @@
+// Offline rewrite throughput: `l3dsr rewrite` against `tcprewrite
+// --dstipmap … --fixcsum` (tcpreplay) on the same generated capture, in the
+// same run, repetitions interleaved so that drift on a noisy machine hits
+// both alike. Each run is a fresh process (start-up included, as a user sees
+// it). Prints packets/s and MB/s per run, the medians and their ratio, and
+// whether both tools produced the same packets.
+//
+// Run: node dist/bench/pcap-rewrite.js [--packets N] [--reps R] [--payload MIN-MAX]
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { GENERATED, finishChecksum, generateCapture, onesComplementSum } from '../src/pcap/generate.js';
+import { openCapture } from '../src/pcap/reader.js';
+import { locateL3 } from '../src/pcap/linklayer.js';
+
+const VIP4 = '203.0.113.10';
+const VIP6 = '2001:db8:203::10';
+
+const { values } = parseArgs({
+  options: {
+    packets: { type: 'string', default: '1000000' },
+    reps: { type: 'string', default: '3' },
+    payload: { type: 'string', default: '0-1400' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const packets = Number(values.packets);
+const reps = Number(values.reps);
+const [minPayload, maxPayload] = values.payload.split('-').map(Number);
+
+const distRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const repoRoot = join(distRoot, '..');
+
+/** The command line that runs `l3dsr rewrite ARGS`: the real CLI when it is built, else the subcommand module directly. */
+function l3dsrArgv(args: string[]): string[] {
+  const main = join(distRoot, 'src/cli/main.js');
+  if (existsSync(main)) return [process.execPath, join(repoRoot, 'bin/l3dsr.js'), 'rewrite', ...args];
+  const mod = join(distRoot, 'src/cli/rewrite.js');
+  const code = `import(${JSON.stringify(mod)}).then(async (m) => { process.exitCode = await m.rewriteCommand(process.argv.slice(1)); })`;
+  return [process.execPath, '--input-type=module', '-e', code, '--', ...args];
+}
+
+interface Timing {
+  seconds: number;
+  /** User + system CPU seconds, and peak RSS in MB (from GNU time, when installed). */
+  cpu?: number;
+  rssMb?: number;
+}
+
+const GNU_TIME = '/usr/bin/time';
+
+function timed(argv: string[], dir: string): Timing {
+  const usage = join(dir, 'rusage.txt');
+  const wrapped = existsSync(GNU_TIME) ? [GNU_TIME, '-o', usage, '-f', '%U %S %M', ...argv] : argv;
+  const start = process.hrtime.bigint();
+  const r = spawnSync(wrapped[0], wrapped.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 28 });
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  if (r.status !== 0) throw new Error(`${argv.slice(0, 4).join(' ')}… exited ${r.status}: ${r.stderr.slice(-2000)}`);
+  if (wrapped === argv) return { seconds };
+  const [user, system, rssKb] = readFileSync(usage, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  return { seconds, cpu: user + system, rssMb: rssKb / 1024 };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Full recomputation of the generated traffic's checksums (IPv4 header, TCP/UDP with pseudo-header; no extension headers). */
+function checksumsValid(l3: Uint8Array): boolean {
+  const v4 = l3[0] >> 4 === 4;
+  const headerLength = v4 ? (l3[0] & 0x0f) * 4 : 40;
+  if (v4 && finishChecksum(onesComplementSum(l3, 0, headerLength)) !== 0) return false;
+  const protocol = v4 ? l3[9] : l3[6];
+  const l4Length = v4 ? ((l3[2] << 8) | l3[3]) - headerLength : (l3[4] << 8) | l3[5];
+  const checksumAt = headerLength + (protocol === 6 ? 16 : 6);
+  if (protocol === 17 && l3[checksumAt] === 0 && l3[checksumAt + 1] === 0) return v4; // "no checksum": IPv4 only
+  const addresses = v4 ? [12, 20] : [8, 40];
+  let sum = onesComplementSum(l3, addresses[0], addresses[1]) + protocol + l4Length;
+  sum = onesComplementSum(l3, headerLength, headerLength + l4Length, sum);
+  return finishChecksum(sum) === 0;
+}
+
+interface Comparison {
+  records: number;
+  /** Records whose IP packets differ. */
+  l3Differ: number;
+  /** Of those, how many have invalid checksums in each output. */
+  badChecksums: { l3dsr: number; tcprewrite: number };
+  /** Records whose link-layer headers differ (tcprewrite may rewrite MACs of IPv6 frames). */
+  linkDiffer: number;
+  firstL3Differs?: number;
+}
+
+async function compareOutputs(a: string, b: string): Promise<Comparison> {
+  const ra = await openCapture(a);
+  const rb = await openCapture(b);
+  const out: Comparison = { records: 0, l3Differ: 0, linkDiffer: 0, badChecksums: { l3dsr: 0, tcprewrite: 0 } };
+  const same = (p: Uint8Array, q: Uint8Array): boolean => p.length === q.length && p.every((v, i) => v === q[i]);
+  for (;;) {
+    // One record at a time from each: batches of the two files need not align.
+    const [x, y] = await Promise.all([ra.nextBatch(1), rb.nextBatch(1)]);
+    if (x === null || y === null) {
+      if (x !== y) throw new Error(`${a} and ${b} hold different numbers of records (${out.records}+)`);
+      break;
+    }
+    const p = x[0];
+    const q = y[0];
+    const lp = locateL3(p.linkType, p.data).offset;
+    const lq = locateL3(q.linkType, q.data).offset;
+    if (!same(p.data.subarray(0, lp), q.data.subarray(0, lq))) out.linkDiffer++;
+    if (!same(p.data.subarray(lp), q.data.subarray(lq))) {
+      out.l3Differ++;
+      if (!checksumsValid(p.data.subarray(lp))) out.badChecksums.l3dsr++;
+      if (!checksumsValid(q.data.subarray(lq))) out.badChecksums.tcprewrite++;
+      out.firstL3Differs ??= out.records;
+    }
+    out.records++;
+  }
+  await ra.close();
+  await rb.close();
+  return out;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'l3dsr-bench-'));
+try {
+  const input = join(dir, 'in.pcap');
+  const genStart = Date.now();
+  const summary = await generateCapture(input, { packets, seed: 42, payloadBytes: [minPayload, maxPayload] });
+  const size = statSync(input).size;
+  const mb = size / 1e6;
+  console.log(
+    `capture: ${packets} packets (${summary.ipv4} IPv4, ${summary.ipv6} IPv6; ${summary.tcp} TCP, ${summary.udp} UDP; ` +
+      `${summary.marked} marked DSCP 1 to ${GENERATED.rip4}/${GENERATED.rip6}), ${mb.toFixed(1)} MB, payload ${minPayload}-${maxPayload} B, ` +
+      `generated in ${((Date.now() - genStart) / 1000).toFixed(1)} s`,
+  );
+
+  const ours = join(dir, 'l3dsr.pcap');
+  const theirs = join(dir, 'tcprewrite.pcap');
+  const tools = {
+    l3dsr: l3dsrArgv(['--quiet', '--rule', `1=${VIP4}`, '--rule', `1=${VIP6}`, input, ours]),
+    tcprewrite: [
+      'tcprewrite',
+      `--dstipmap=${GENERATED.rip4}/32:${VIP4}/32,[${GENERATED.rip6}]/128:[${VIP6}]/128`,
+      '--fixcsum',
+      '-i', input,
+      '-o', theirs,
+    ],
+  };
+  const times: Record<keyof typeof tools, Timing[]> = { l3dsr: [], tcprewrite: [] };
+  for (let rep = 0; rep < reps; rep++) {
+    // Alternate which goes first, so neither always gets the warmer page cache.
+    const order = (rep % 2 === 0 ? ['l3dsr', 'tcprewrite'] : ['tcprewrite', 'l3dsr']) as (keyof typeof tools)[];
+    for (const name of order) {
+      const t = timed(tools[name], dir);
+      times[name].push(t);
+      const cpu = t.cpu === undefined ? '' : `  cpu ${t.cpu.toFixed(2)} s (${(packets / t.cpu / 1e3).toFixed(0)} kpps per CPU-second), peak RSS ${t.rssMb!.toFixed(0)} MB`;
+      console.log(`  rep ${rep + 1} ${name.padEnd(10)} ${t.seconds.toFixed(2)} s  ${(packets / t.seconds / 1e3).toFixed(0).padStart(6)} kpps  ${(mb / t.seconds).toFixed(0).padStart(5)} MB/s${cpu}`);
+    }
+  }
+  const wall = (name: keyof typeof tools): number => median(times[name].map((t) => t.seconds));
+  const ml = wall('l3dsr');
+  const mt = wall('tcprewrite');
+  console.log(`median wall: l3dsr ${(packets / ml / 1e3).toFixed(0)} kpps, ${(mb / ml).toFixed(0)} MB/s; ` +
+    `tcprewrite ${(packets / mt / 1e3).toFixed(0)} kpps, ${(mb / mt).toFixed(0)} MB/s; ` +
+    `l3dsr/tcprewrite throughput ratio ${(mt / ml).toFixed(2)}`);
+  if (times.l3dsr[0].cpu !== undefined) {
+    const cl = median(times.l3dsr.map((t) => t.cpu!));
+    const ct = median(times.tcprewrite.map((t) => t.cpu!));
+    console.log(`median CPU: l3dsr ${cl.toFixed(2)} s, tcprewrite ${ct.toFixed(2)} s; ratio (tcprewrite/l3dsr) ${(ct / cl).toFixed(2)}`);
+  }
+
+  const cmp = await compareOutputs(ours, theirs);
+  console.log(
+    `outputs: ${cmp.records} records each; IP packets differ in ${cmp.l3Differ}` +
+      `${cmp.firstL3Differs !== undefined ? ` (first: record index ${cmp.firstL3Differs})` : ''}, of which bad checksums: ` +
+      `l3dsr ${cmp.badChecksums.l3dsr}, tcprewrite ${cmp.badChecksums.tcprewrite}; link-layer headers differ in ${cmp.linkDiffer}`,
+  );
+  if (values.keep) console.log(`kept: ${dir}`);
+} finally {
+  if (!values.keep) rmSync(dir, { recursive: true, force: true });
+}

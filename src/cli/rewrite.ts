@@ -1,0 +1,219 @@
+// `l3dsr rewrite`: the offline mode. Reads a capture (pcap or pcapng),
+// rewrites every marked IP packet as the real server would, and writes a
+// classic pcap with everything but the dropped packets, in input order.
+//
+//   l3dsr rewrite --rule 1=203.0.113.10 --rule 1=2001:db8:203::10 \
+//                 [--config FILE] [--verdicts VERDICTS.jsonl] IN.pcap OUT.pcap
+//
+// Exit status: 0 done; 1 the run failed — the input is damaged or
+// unsupported, or a write failed (the records before the fault are written
+// and flushed first); 2 bad usage (unknown option, bad rule, missing input,
+// output directory missing or not writable).
+import { access, constants, realpath, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createRewriter, type Rewriter } from '../core/rewriter.js';
+import { loadConfig } from '../config/config.js';
+import { ConfigError } from '../config/parse.js';
+import { RuleError, parseRuleSpec, validateRules } from '../core/rules.js';
+import type { Rule } from '../core/types.js';
+import { PcapError } from '../pcap/errors.js';
+import { CAPTURE_BATCH, CAPTURE_SLOT_SIZE, rewriteCapture, type RewriteCaptureResult, type RewriteProgress } from '../pcap/rewrite-capture.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export const REWRITE_USAGE = `usage: l3dsr rewrite --rule DSCP=ADDRESS [--rule ...] [--config FILE] [--verdicts FILE] IN.pcap OUT.pcap
+
+Rewrites the destination of every IP packet marked with a rule's DSCP to the
+rule's address (the VIP), fixing checksums, as the real server of an L3DSR
+setup does. IN may be pcap or pcapng; OUT is a classic pcap with the input's
+link type and timestamp precision. Dropped packets are left out.
+
+  -r, --rule DSCP=ADDRESS   e.g. 1=203.0.113.10 or 1=2001:db8:203::10 (repeatable)
+  -c, --config FILE         rules from a configuration file (VIP = DSCP lines, [vips],
+                            [rule NAME] sections; [daemon] settings are ignored here)
+      --verdicts FILE       one JSON line per input record: {index, verdict, reason?, rule?}
+  -q, --quiet               no summary
+  -h, --help                this text
+`;
+
+/** Where the command talks; tests pass their own. */
+export interface RewriteIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown; isTTY?: boolean };
+}
+
+class UsageError extends Error {}
+
+interface Invocation {
+  rules: Rule[];
+  input: string;
+  output: string;
+  verdicts?: string;
+  quiet: boolean;
+}
+
+export async function rewriteCommand(argv: string[], io: RewriteIo = process): Promise<number> {
+  let invocation: Invocation | 'help';
+  try {
+    invocation = await parseInvocation(argv);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof RuleError || err instanceof ConfigError || isParseArgsError(err)) {
+      io.stderr.write(`l3dsr rewrite: ${(err as Error).message}\nTry 'l3dsr rewrite --help'.\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+  if (invocation === 'help') {
+    io.stdout.write(REWRITE_USAGE);
+    return EXIT_OK;
+  }
+
+  let rewriter: Rewriter;
+  try {
+    rewriter = await createRewriter({ rules: invocation.rules, slotSize: CAPTURE_SLOT_SIZE, slotCount: CAPTURE_BATCH });
+  } catch (err) {
+    if (err instanceof RuleError) {
+      io.stderr.write(`l3dsr rewrite: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+  for (const warning of rewriter.warnings) io.stderr.write(`l3dsr rewrite: warning: ${warning}\n`);
+
+  const progress = io.stderr.isTTY === true ? new ProgressLine(io.stderr) : undefined;
+  let result: RewriteCaptureResult;
+  try {
+    result = await rewriteCapture({
+      input: invocation.input,
+      output: invocation.output,
+      verdicts: invocation.verdicts,
+      rewriter,
+      onProgress: progress && ((p) => progress.update(p)),
+    });
+  } catch (err) {
+    progress?.clear();
+    if (err instanceof PcapError) {
+      // Damage found while opening (bad magic, truncated header): nothing was written.
+      io.stderr.write(`l3dsr rewrite: ${err.message}\n`);
+      return EXIT_FAILURE;
+    }
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+      // A system call failed half-way (ENOSPC, EIO…): what was buffered has been flushed.
+      io.stderr.write(`l3dsr rewrite: ${(err as Error).message}\n`);
+      return EXIT_FAILURE;
+    }
+    throw err;
+  }
+  progress?.clear();
+  if (!invocation.quiet || result.error) io.stderr.write(summary(invocation, result));
+  if (result.error) {
+    io.stderr.write(
+      `l3dsr rewrite: ${result.error.message}\n` +
+        `l3dsr rewrite: stopped there; the ${result.written} records before it are in ${invocation.output}\n`,
+    );
+    return EXIT_FAILURE;
+  }
+  return EXIT_OK;
+}
+
+async function parseInvocation(argv: string[]): Promise<Invocation | 'help'> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      rule: { type: 'string', short: 'r', multiple: true },
+      config: { type: 'string', short: 'c' },
+      verdicts: { type: 'string' },
+      quiet: { type: 'boolean', short: 'q' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  if (positionals.length !== 2) {
+    throw new UsageError(`expected two files, IN.pcap and OUT.pcap, got ${positionals.length}${positionals.length > 0 ? ` (${positionals.join(' ')})` : ''}`);
+  }
+  const [input, output] = positionals;
+  const cliRules = (values.rule ?? []).map((spec) => parseRuleSpec(spec, `--rule ${spec}`));
+  // A config file's [daemon] settings mean nothing offline; its rules join the --rule ones,
+  // validated together so a DSCP given in both places is an error, as in `l3dsr run`.
+  const config = values.config === undefined ? undefined : await loadConfig(values.config);
+  const rules = validateRules([...cliRules, ...(config?.rules ?? [])]).rules;
+  if (rules.length === 0) throw new UsageError('no rules: give at least one --rule DSCP=ADDRESS (e.g. --rule 1=203.0.113.10) or a --config file with rules');
+
+  try {
+    await access(input, constants.R_OK);
+  } catch (err) {
+    throw new UsageError(`cannot read input ${input}: ${describeFsError(err)}`);
+  }
+  if ((await stat(input)).isDirectory()) throw new UsageError(`input ${input} is a directory`);
+  for (const [what, path] of [['output', output], ['--verdicts', values.verdicts]] as const) {
+    if (path === undefined) continue;
+    try {
+      await access(dirname(resolve(path)), constants.W_OK);
+    } catch (err) {
+      throw new UsageError(`cannot write ${what} ${path}: directory ${dirname(resolve(path))}: ${describeFsError(err)}`);
+    }
+  }
+  const sameFile = await realpath(output).then((out) => realpath(input).then((inp) => inp === out), () => resolve(output) === resolve(input));
+  if (sameFile) throw new UsageError(`output ${output} is the input file: refusing to overwrite it while reading`);
+  if (values.verdicts !== undefined && resolve(values.verdicts) === resolve(output)) {
+    throw new UsageError(`--verdicts ${values.verdicts} is the output file`);
+  }
+  return { rules, input, output, verdicts: values.verdicts, quiet: values.quiet === true };
+}
+
+function isParseArgsError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
+}
+
+function describeFsError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'ENOENT') return 'no such file or directory';
+  if (e.code === 'EACCES') return 'permission denied';
+  return e.message;
+}
+
+/** The end-of-run report on stderr: packets per verdict, per rule, per reason. */
+export function summary(invocation: Pick<Invocation, 'input' | 'output'>, r: RewriteCaptureResult): string {
+  const lines = [`l3dsr rewrite: ${r.records} records from ${invocation.input}, ${r.written} written to ${invocation.output}`];
+  const width = String(r.records).length;
+  const count = (n: number): string => String(n).padStart(width);
+  lines.push(`  rewritten  ${count(r.verdicts.rewritten)}`);
+  lines.push(`  passed     ${count(r.verdicts.passed)}${r.notIp > 0 ? ` (${r.notIp} not IP)` : ''}`);
+  lines.push(`  malformed  ${count(r.verdicts.malformed)}  (written unchanged)`);
+  lines.push(`  dropped    ${count(r.verdicts.dropped)}  (left out)`);
+  for (const rule of r.rules) lines.push(`  rule ${rule.text}: ${rule.packets} packets, ${rule.bytes} bytes rewritten`);
+  for (const [reason, { verdict, packets }] of Object.entries(r.reasons).sort()) lines.push(`  ${verdict} ${reason}: ${packets}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** A one-line progress display, redrawn at most a few times a second. */
+class ProgressLine {
+  private last = 0;
+  private readonly started = Date.now();
+  private shown = false;
+
+  constructor(private readonly out: { write(text: string): unknown }) {}
+
+  update(p: RewriteProgress): void {
+    const now = Date.now();
+    if (now - this.last < 200) return;
+    this.last = now;
+    const seconds = Math.max((now - this.started) / 1000, 0.001);
+    const rate = `${Math.round(p.records / seconds / 1000)} kpps`;
+    const done = p.size ? `${((100 * p.position) / p.size).toFixed(0).padStart(3)}% ` : '';
+    this.out.write(`\r\x1b[K${done}${p.records} packets, ${rate}`);
+    this.shown = true;
+  }
+
+  clear(): void {
+    if (this.shown) this.out.write('\r\x1b[K');
+    this.shown = false;
+  }
+}
