@@ -38,7 +38,9 @@ export function setup(ruleTableBytes: usize, size: u32, count: u32): bool {
   slots = align(results + <usize>count * 4);
   slotSize = size;
   slotCount = count;
-  const end = slots + <usize>count * <usize>size;
+  // In 64 bits: count * size can pass 4 GiB, which 32-bit memory cannot hold.
+  const end = <u64>slots + <u64>count * <u64>size;
+  if (end > <u64>0xffff0000) return false;
   const need = <i32>((end + PAGE - 1) / PAGE) - memory.size();
   return need <= 0 || memory.grow(need) >= 0;
 }

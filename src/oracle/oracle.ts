@@ -13,10 +13,17 @@ export interface OracleOutcome extends PacketResult {
   output: Uint8Array;
 }
 
+const parsed = new Map<string, Uint8Array>();
+
 function addrBytes(text: string): Uint8Array {
-  const a = parseAddress(text);
-  if (typeof a === 'string') throw new Error(`oracle: bad address ${text}`);
-  return a.bytes;
+  let bytes = parsed.get(text);
+  if (!bytes) {
+    const a = parseAddress(text);
+    if (typeof a === 'string') throw new Error(`oracle: bad address ${text}`);
+    bytes = a.bytes;
+    parsed.set(text, bytes);
+  }
+  return bytes;
 }
 
 function prefixContains(rule: Rule, dst: Uint8Array): boolean {

@@ -1,0 +1,231 @@
+// Runs fuzz inputs through the release build the daemon uses and the
+// coverage build at once, on the zero-copy batch path: every input goes into
+// its own slot, one WASM call per batch and core. Input slots alternate with
+// guard slots, and every byte of a slot past its input is guard too, so a
+// write outside a packet is caught and blamed on the right input.
+//
+// When the core has a virtio-net header mode (setVnetHeaderBytes), a second
+// pair of cores runs in it, and inputs that carry a header go there.
+
+import { Buffer } from 'node:buffer';
+import type { RuleInput } from '../core/rules.js';
+import { createRewriter, type Rewriter } from '../core/rewriter.js';
+import type { Rule } from '../core/types.js';
+import { VNET_HEADER_BYTES } from './vnet.js';
+
+/**
+ * A batch descriptor that lies, as a buggy shell could write one: the core
+ * must call the entry malformed (slot-overflow) and not touch any slot.
+ */
+export type DescriptorLie = 'length-over-slot' | 'slot-out-of-range';
+
+export interface FuzzInput {
+  /** The L3 packet. */
+  bytes: Uint8Array;
+  /** A virtio-net header before it (VNET_HEADER_BYTES, or fewer with an empty packet): the input runs in vnet mode. */
+  vnet?: Uint8Array;
+  descriptor?: DescriptorLie;
+}
+
+/** What one core did with one input. */
+export interface Observed {
+  /** The core's result word. */
+  word: number;
+  /** The batch length entry after the call (0 for dropped). */
+  length: number;
+  /** The slot's bytes after the call, as many as the input put there (header included). */
+  output: Uint8Array;
+  /** Offset in the slot of the first changed byte past the input, or -1. */
+  tailChange: number;
+}
+
+export interface CoreRun {
+  observed: Observed[];
+  /** The core trapped: nothing in `observed` is meaningful. */
+  trap?: Error;
+  /**
+   * False when a guard slot between input slots changed. Either neighbour
+   * may have written it, so the caller replays the inputs one by one.
+   */
+  guardsIntact: boolean;
+}
+
+export interface HarnessOptions {
+  rules: readonly (RuleInput | Rule | string)[];
+  /** Inputs per batch (each core gets twice as many slots plus one, for the guards). */
+  batchSize: number;
+  slotSize: number;
+}
+
+interface CoverageExports {
+  __covBase(): number;
+  __covEdges(): number;
+}
+
+interface VnetExports {
+  setVnetHeaderBytes(bytes: number): void;
+}
+
+/** The same mode in both builds. */
+export interface CorePair {
+  release: Rewriter;
+  coverage: Rewriter;
+  /** The coverage build's counter region. */
+  counters: Uint32Array;
+}
+
+const OUT_OF_RANGE_EXTRA = 7;
+
+export function slotContent(input: FuzzInput): Uint8Array {
+  if (!input.vnet) return input.bytes;
+  const b = new Uint8Array(input.vnet.length + input.bytes.length);
+  b.set(input.vnet);
+  b.set(input.bytes, input.vnet.length);
+  return b;
+}
+
+function coverageCounters(rw: Rewriter): Uint32Array {
+  const exports = rw.core.exports as unknown as Partial<CoverageExports>;
+  if (typeof exports.__covBase !== 'function' || typeof exports.__covEdges !== 'function') {
+    throw Object.assign(new Error('the coverage core has no __covBase/__covEdges exports: rebuild it with scripts/coverage.mjs'), { code: 'ERR_L3DSR_NOT_COVERAGE_BUILD' });
+  }
+  return new Uint32Array(rw.memory.buffer, exports.__covBase(), exports.__covEdges());
+}
+
+export class Harness {
+  #guard = 0xa5;
+  #guardSlot: Uint8Array;
+  #edges: Uint32Array;
+
+  private constructor(readonly plain: CorePair, readonly vnet: CorePair | undefined, readonly batchSize: number) {
+    this.#guardSlot = new Uint8Array(plain.release.slotSize);
+    this.#edges = new Uint32Array(plain.counters.length);
+  }
+
+  static async create(opts: HarnessOptions): Promise<Harness> {
+    const common = { rules: opts.rules, slotSize: opts.slotSize, slotCount: 2 * opts.batchSize + 1 };
+    const pair = async (vnet: boolean): Promise<CorePair | undefined> => {
+      const release = await createRewriter({ ...common, build: 'release' });
+      const coverage = await createRewriter({ ...common, build: 'coverage' });
+      if (vnet) {
+        const r = release.core.exports as unknown as Partial<VnetExports>;
+        const c = coverage.core.exports as unknown as Partial<VnetExports>;
+        if (typeof r.setVnetHeaderBytes !== 'function' || typeof c.setVnetHeaderBytes !== 'function') return undefined;
+        r.setVnetHeaderBytes(VNET_HEADER_BYTES);
+        c.setVnetHeaderBytes(VNET_HEADER_BYTES);
+      }
+      return { release, coverage, counters: coverageCounters(coverage) };
+    };
+    const plain = await pair(false);
+    return new Harness(plain!, await pair(true), opts.batchSize);
+  }
+
+  /** The plain-mode cores, which the probes use. */
+  get release(): Rewriter { return this.plain.release; }
+  get coverage(): Rewriter { return this.plain.coverage; }
+  get pairs(): CorePair[] { return this.vnet ? [this.plain, this.vnet] : [this.plain]; }
+  get rules(): readonly Rule[] { return this.plain.release.rules; }
+  get slotSize(): number { return this.plain.release.slotSize; }
+  /** Header size of the vnet mode, 0 when the core has none. */
+  get vnetHeaderBytes(): number { return this.vnet ? VNET_HEADER_BYTES : 0; }
+
+  /** Edge hits since the last run() began (both modes added up), in a buffer reused by the next call. */
+  edges(): Uint32Array {
+    const e = this.#edges;
+    e.set(this.plain.counters);
+    if (this.vnet) {
+      const v = this.vnet.counters;
+      for (let i = 0; i < e.length; i++) e[i] += v[i];
+    }
+    return e;
+  }
+
+  /**
+   * Runs up to batchSize inputs through both builds. The coverage counters
+   * are cleared first, so afterwards edges() holds this batch's hits.
+   */
+  run(inputs: readonly FuzzInput[]): { release: CoreRun; coverage: CoreRun } {
+    if (inputs.length > this.batchSize) throw new RangeError(`at most ${this.batchSize} inputs per batch, got ${inputs.length}`);
+    for (const i of inputs) {
+      const size = i.bytes.length + (i.vnet?.length ?? 0);
+      if (size > this.slotSize) throw new RangeError(`a fuzz input of ${size} bytes does not fit a ${this.slotSize}-byte slot`);
+      if (i.vnet && !this.vnet) throw new RangeError('a virtio-net header input, but this core has no vnet mode');
+    }
+    // A new guard value per batch: a stray write of the guard's own value cannot hide twice.
+    this.#guard = (this.#guard + 0x3b) & 0xff || 0x5a;
+    this.#guardSlot.fill(this.#guard);
+    for (const p of this.pairs) p.counters.fill(0);
+    const plainAt: number[] = [];
+    const vnetAt: number[] = [];
+    inputs.forEach((input, i) => (input.vnet ? vnetAt : plainAt).push(i));
+    const out = { release: this.#merge(inputs.length), coverage: this.#merge(inputs.length) };
+    for (const [pair, at] of [[this.plain, plainAt], [this.vnet, vnetAt]] as const) {
+      if (!pair || at.length === 0) continue;
+      const subset = at.map((i) => inputs[i]);
+      for (const build of ['release', 'coverage'] as const) {
+        const run = this.#runOn(pair[build], subset);
+        const into = out[build];
+        into.trap ??= run.trap;
+        into.guardsIntact &&= run.guardsIntact;
+        run.observed.forEach((o, k) => { into.observed[at[k]] = o; });
+      }
+    }
+    return out;
+  }
+
+  #merge(n: number): CoreRun {
+    return { observed: new Array<Observed>(n), guardsIntact: true };
+  }
+
+  #runOn(rw: Rewriter, inputs: readonly FuzzInput[]): CoreRun {
+    const { slotSize } = rw;
+    const n = inputs.length;
+    const bytes = rw.core.slotBytes;
+    const guard = this.#guard;
+    bytes.fill(guard, 0, (2 * n + 1) * slotSize);
+    const contents = inputs.map(slotContent);
+    contents.forEach((content, i) => {
+      const slot = 2 * i + 1;
+      const lie = inputs[i].descriptor;
+      bytes.set(content, slot * slotSize);
+      rw.batchSlots[i] = lie === 'slot-out-of-range' ? rw.slotCount + OUT_OF_RANGE_EXTRA : slot;
+      rw.batchLengths[i] = lie === 'length-over-slot' ? slotSize + 1 + (content.length & 0xff) : content.length;
+    });
+    try {
+      rw.runBatch(n);
+    } catch (err) {
+      return { observed: [], trap: err as Error, guardsIntact: true };
+    }
+    const observed: Observed[] = new Array(n);
+    let guardsIntact = true;
+    for (let i = 0; i < n; i++) {
+      const len = contents[i].length;
+      const start = (2 * i + 1) * slotSize;
+      observed[i] = {
+        word: rw.batchResults[i],
+        length: rw.batchLengths[i],
+        output: bytes.slice(start, start + len),
+        tailChange: this.#firstChange(bytes.subarray(start + len, start + slotSize), len),
+      };
+      guardsIntact &&= this.#firstChange(bytes.subarray(2 * i * slotSize, (2 * i + 1) * slotSize), 0) < 0;
+    }
+    guardsIntact &&= this.#firstChange(bytes.subarray(2 * n * slotSize, (2 * n + 1) * slotSize), 0) < 0;
+    return { observed, guardsIntact };
+  }
+
+  /** The first byte of `region` that is not the guard, as `base` + its index, or -1. */
+  #firstChange(region: Uint8Array, base: number): number {
+    if (Buffer.compare(region, this.#guardSlot.subarray(0, region.length)) === 0) return -1;
+    const guard = this.#guard;
+    return base + region.findIndex((b) => b !== guard);
+  }
+
+  /** Runs one input alone on its coverage core and returns a copy of what it hit. */
+  edgesOf(input: FuzzInput): Uint32Array {
+    const pair = input.vnet ? this.vnet : this.plain;
+    if (!pair) throw new RangeError('a virtio-net header input, but this core has no vnet mode');
+    for (const p of this.pairs) p.counters.fill(0);
+    this.#runOn(pair.coverage, [input]);
+    return this.edges().slice();
+  }
+}

@@ -1,0 +1,114 @@
+// npm run fuzz -- --seconds N [--seed S] [--corpus DIR] [--save-corpus]
+//   [--inputs N] [--crashes DIR] [--batch N] [--json FILE] [--write-seeds DIR]
+// Runs a coverage-guided campaign against the WASM core and exits 1 when an
+// input broke an invariant (saved under --crashes, test/fuzz/crashes/ by default).
+
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { runCampaign, type CampaignReport, type CampaignStatus } from './campaign.js';
+import { formatEdge, isBranch, percent } from './coverage.js';
+import { defaultCorpusDir, defaultCrashDir, writeCorpusFile } from './files.js';
+import { seedInputs } from './seeds.js';
+
+const USAGE = `usage: npm run fuzz -- --seconds N [--seed S] [--corpus DIR] [--save-corpus]
+       [--inputs N] [--crashes DIR] [--batch N] [--json FILE] [--quiet]
+       npm run fuzz -- --write-seeds DIR`;
+
+function positiveInt(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw Object.assign(new Error(`--${name}: expected a positive integer, got "${text}"`), { code: 'ERR_L3DSR_USAGE' });
+  return Number(text);
+}
+
+function statusLine(s: CampaignStatus): string {
+  const c = s.coverage;
+  return `[${s.elapsedSeconds.toFixed(1).padStart(6)}s] ${s.inputs} inputs (${Math.round(s.inputsPerSecond)}/s)  corpus ${s.corpus}  `
+    + `edges ${c.edges}/${c.totalEdges} (${percent(c.edges, c.totalEdges)})  branches ${c.branches}/${c.totalBranches} (${percent(c.branches, c.totalBranches)})  violations ${s.findings}`;
+}
+
+function printReport(r: CampaignReport, out: (line: string) => void): void {
+  const c = r.coverage;
+  out(`fuzz: seed ${r.seed}: ${r.inputs} inputs in ${r.elapsedSeconds.toFixed(1)}s (${Math.round(r.inputsPerSecond)}/s), `
+    + `corpus ${r.seedInputs} -> ${r.corpus}`);
+  out(`fuzz: edges ${r.seedCoverage.edges} (seeds) -> ${c.edges}/${c.totalEdges} (${percent(c.edges, c.totalEdges)}); `
+    + `branch outcomes ${r.seedCoverage.branches} (seeds) -> ${c.branches}/${c.totalBranches} (${percent(c.branches, c.totalBranches)})`);
+  out(`fuzz: branch outcomes by file: ${r.byFile.map((f) => `${f.file.replace(/^assembly\//, '')} ${f.branches}/${f.totalBranches}`).join(', ')}`);
+  const v = r.stats.verdicts;
+  out(`fuzz: verdicts ${Object.entries(v).map(([k, n]) => `${k} ${n}`).join(', ')}; transport checksums verified on rewrite ${r.stats.transportChecked} `
+    + `(${r.stats.transportValidBefore} valid before), updated checksums 0xFFFF ${r.stats.checksumFFFF}, NEEDS_CSUM seeds verified ${r.stats.seedsChecked}`);
+  const unreached = r.unreached.filter(isBranch);
+  if (unreached.length > 0) {
+    out(`fuzz: branch outcomes never reached (${unreached.length}):`);
+    for (const e of unreached) out(`  ${formatEdge(e)}`);
+  }
+  const entries = r.unreached.filter((e) => !isBranch(e));
+  if (entries.length > 0) out(`fuzz: functions never entered: ${entries.map((e) => `${e.function} (${e.file}:${e.line})`).join(', ')}`);
+  if (r.findingsList.length > 0) {
+    out(`fuzz: ${r.findingsList.length} violating input(s):`);
+    for (const f of r.findingsList) {
+      out(`  ${f.check ? `check "${f.check}"` : f.file ?? '(not saved)'}${f.input.descriptor ? ` [descriptor ${f.input.descriptor}]` : ''}`);
+      for (const v of f.violations) out(`    ${v.kind}: ${v.detail}`);
+    }
+  } else {
+    out('fuzz: no violations');
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string' },
+      inputs: { type: 'string' },
+      seed: { type: 'string' },
+      corpus: { type: 'string' },
+      'save-corpus': { type: 'boolean', default: false },
+      crashes: { type: 'string' },
+      batch: { type: 'string' },
+      json: { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+      'write-seeds': { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (values['write-seeds'] !== undefined) {
+    const seeds = seedInputs();
+    for (const s of seeds) writeCorpusFile(values['write-seeds'], s.name, s.input);
+    process.stderr.write(`fuzz: wrote ${seeds.length} seed inputs to ${values['write-seeds']}\n`);
+    return 0;
+  }
+  const seed = values.seed === undefined ? (Date.now() ^ (process.pid << 16)) >>> 0 : Number(values.seed);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw Object.assign(new Error(`--seed: expected an integer 0..4294967295, got "${values.seed}"`), { code: 'ERR_L3DSR_USAGE' });
+  let seconds = values.seconds === undefined ? undefined : Number(values.seconds);
+  if (seconds !== undefined && !(seconds > 0)) throw Object.assign(new Error(`--seconds: expected a positive number, got "${values.seconds}"`), { code: 'ERR_L3DSR_USAGE' });
+  const inputs = positiveInt('inputs', values.inputs);
+  if (seconds === undefined && inputs === undefined) seconds = 10;
+  const err = (line: string) => process.stderr.write(`${line}\n`);
+
+  err(`fuzz: seed ${seed} (rerun the same inputs with --seed ${seed})`);
+  const report = await runCampaign({
+    seed, seconds, inputs,
+    corpusDir: values.corpus ?? defaultCorpusDir,
+    saveCorpus: values['save-corpus'],
+    crashDir: values.crashes ?? defaultCrashDir,
+    batchSize: positiveInt('batch', values.batch),
+    onProgress: values.quiet ? undefined : (s) => err(statusLine(s)),
+  });
+  printReport(report, (line) => process.stdout.write(`${line}\n`));
+  if (values.json) {
+    writeFileSync(values.json, JSON.stringify({
+      ...report,
+      findingsList: report.findingsList.map((f) => ({ ...f, input: { ...f.input, bytes: Buffer.from(f.input.bytes).toString('hex') } })),
+    }, null, 2) + '\n');
+  }
+  return report.findingsList.length > 0 ? 1 : 0;
+}
+
+main().then((code) => { process.exitCode = code; }, (e: Error & { code?: string }) => {
+  process.stderr.write(`fuzz: ${e.message}\n${e.code === 'ERR_L3DSR_USAGE' || e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? `${USAGE}\n` : ''}`);
+  process.exitCode = 2;
+});
