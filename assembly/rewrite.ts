@@ -78,7 +78,8 @@ const PARTIAL_INCONSISTENT: u32 = 0x20000;
  * Rewrites the packet of `len` bytes at `p` in place; returns its result
  * word. `vnet` points at the packet's virtio-net header, or is 0.
  */
-export function rewritePacket(p: usize, len: u32, vnet: usize): u32 {
+// @ts-ignore: decorator
+@inline export function rewritePacket(p: usize, len: u32, vnet: usize): u32 {
   if (len < 1) return result(VERDICT_MALFORMED, REASON_TOO_SHORT, -1);
   const version = <u32>load<u8>(p) >> 4;
   if (version == 4) return rewrite4(p, len, vnet);
