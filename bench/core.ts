@@ -4,10 +4,17 @@
 //   - the WASM one-call-per-packet path (no copies: call overhead only),
 //   - rw.rewrite(packet) (copy in, call, copy out),
 //   - the TypeScript oracle (from-scratch checksums).
+//   - a plain C loop doing the same rewrite (bench/c/rewrite-loop.c, gcc -O2),
+//     when gcc is there: the yardstick for what the machine can do.
 // Ratios are against the batch path measured in the same run.
 // Run: npm run bench   (or: node dist/bench/core.js)
 
 import Benchmark from 'benchmark';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createRewriter } from '../src/core/rewriter.js';
 import { buildPacket, tcp, udp, PROTO } from '../src/oracle/build.js';
 import { oracleRewrite } from '../src/oracle/oracle.js';
@@ -27,6 +34,26 @@ function mix(size: number): Uint8Array[] {
     const payload = size - k.header;
     return buildPacket({ src: k.src, dst: k.dst, dscp: 1, protocol: k.protocol, transport: k.protocol === PROTO.TCP ? tcp(payload, [40000 + i, 80]) : udp(payload, [40000 + i, 53]) });
   });
+}
+
+/** ns/packet of the C loop on the same packets (median of 5 runs), or undefined without gcc. */
+function cLoop(packets: Uint8Array[]): number | undefined {
+  const dir = mkdtempSync(join(tmpdir(), 'l3dsr-bench-'));
+  try {
+    const exe = join(dir, 'rewrite-loop');
+    try {
+      execFileSync('gcc', ['-O2', '-o', exe, fileURLToPath(new URL('../../bench/c/rewrite-loop.c', import.meta.url))], { stdio: 'ignore' });
+    } catch {
+      console.error('gcc not available: no C baseline');
+      return undefined;
+    }
+    const file = join(dir, 'packets');
+    writeFileSync(file, Buffer.concat(packets.flatMap((p) => [Buffer.from([p.length & 0xff, p.length >> 8]), Buffer.from(p)])));
+    const runs = Array.from({ length: 5 }, () => Number(execFileSync(exe, [file, '20000'], { encoding: 'utf8' })));
+    return runs.sort((a, b) => a - b)[2];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 interface Row { size: number; path: string; nsPerPacket: number; mpps: number; rme: number }
@@ -66,10 +93,12 @@ async function measure(size: number): Promise<Row[]> {
       .on('complete', () => resolve())
       .run({ async: false });
   });
+  const c = cLoop(packets);
+  if (c !== undefined) rows.push({ size, path: 'C loop (gcc -O2)', nsPerPacket: c, mpps: 1e3 / c, rme: 0 });
   // The batch rewrote every packet of every cycle: prove it, so the figure is for real work.
-  const c = rw.counters();
-  if (c.verdicts.rewritten === 0n || c.verdicts.passed + c.verdicts.malformed + c.verdicts.dropped !== 0n) {
-    throw new Error(`benchmark packets were not all rewritten: ${JSON.stringify(c.verdicts, (_, v) => typeof v === 'bigint' ? String(v) : v)}`);
+  const k = rw.counters();
+  if (k.verdicts.rewritten === 0n || k.verdicts.passed + k.verdicts.malformed + k.verdicts.dropped !== 0n) {
+    throw new Error(`benchmark packets were not all rewritten: ${JSON.stringify(k.verdicts, (_, v) => typeof v === 'bigint' ? String(v) : v)}`);
   }
   return rows;
 }
