@@ -51,7 +51,7 @@ step('WASM core (coverage build for the fuzzer)', ['assembly', 'asconfig.json', 
   () => { if (existsSync(join(root, 'scripts/coverage.mjs'))) sh(process.execPath, ['scripts/coverage.mjs']); });
 
 if (existsSync(join(root, 'binding.gyp'))) {
-  step('native TUN addon', ['native', 'binding.gyp'], ['build/Release/l3dsr_tun.node'], () => {
+  step('native TUN addon', ['native', 'binding.gyp'], ['build/Release/l3dsr_tun.node', 'build/Release/l3dsr_test_netns.node'], () => {
     const args = ['rebuild'];
     // No network here: build against the headers installed with Node.
     if (!process.env.npm_config_nodedir && existsSync('/usr/include/node/node_api.h')) args.push('--nodedir=/usr');

@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "l3dsr_tun",
+      "sources": [
+        "native/addon.c",
+        "native/device.c",
+        "native/engine_readwrite.c",
+        "native/engine_uring.c",
+        "native/tun_open.c",
+        "native/uring.c"
+      ],
+      "cflags_c": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "l3dsr_test_netns",
+      "sources": ["native/test_netns.c"],
+      "cflags_c": ["-std=gnu11", "-O2", "-Wall"],
+      "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,90 @@
+// Loads the native TUN addon (build/Release/l3dsr_tun.node) and describes
+// its surface. The only module that knows where the binary lives.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Project root: this file runs as dist/src/tun/addon.js. */
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const ADDON_PATH = join(root, 'build', 'Release', 'l3dsr_tun.node');
+
+/** What `attach` is told about where the batch lives in the memory. */
+export interface NativeBatchLayout {
+  slotBase: number;
+  slotSize: number;
+  slotCount: number;
+  slotsOffset: number;
+  lengthsOffset: number;
+  batchMax: number;
+}
+
+export interface NativeEngineOptions {
+  engine?: 'auto' | 'io_uring' | 'readwrite';
+  readMode?: 'auto' | 'multishot' | 'single';
+  deferTaskrun?: boolean;
+  readsInFlight?: number;
+}
+
+export interface NativeStats {
+  packetsRead: number;
+  bytesRead: number;
+  packetsWritten: number;
+  bytesWritten: number;
+  batches: number;
+  /** Index k counts batches of size 2^k .. 2^(k+1)-1. */
+  batchSizeLog2: number[];
+  skipped: number;
+  badLengths: number;
+  writeErrors: number;
+  writeDrops: number;
+  writeErrorsByCode: Record<string, number>;
+  readErrors: number;
+  bufferRingEmpty: number;
+  readRearms: number;
+  wakeups: number;
+  callbackErrors: number;
+  discardedOnClose: number;
+}
+
+export interface NativeTunHandle {
+  readonly name: string;
+  /** -1 once closed. */
+  readonly fd: number;
+  readonly mode: 'io_uring' | 'readwrite' | null;
+  readonly detail: string | null;
+  readonly fallbackReason: string | null;
+  attach(
+    memory: ArrayBuffer,
+    layout: NativeBatchLayout,
+    options: NativeEngineOptions,
+    onBatch: (n: number) => void,
+    onError: (err: Error) => void,
+  ): void;
+  close(): void;
+  stats(): NativeStats;
+  writePacket(packet: Uint8Array): number;
+  ref(): void;
+  unref(): void;
+}
+
+export interface NativeAddon {
+  TunHandle: new (name: string, multiQueue: boolean) => NativeTunHandle;
+}
+
+let cached: NativeAddon | undefined;
+
+/** The addon, loaded once per thread; a clear error if it was not built. */
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  if (!existsSync(ADDON_PATH)) {
+    const err = new Error(
+      `native TUN addon not built: ${ADDON_PATH} is missing (run \`npm run build\`; it needs node-gyp and a C compiler)`,
+    ) as NodeJS.ErrnoException;
+    err.code = 'ERR_TUN_ADDON_MISSING';
+    throw err;
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(ADDON_PATH) as NativeAddon;
+  return cached;
+}

@@ -1,0 +1,140 @@
+// A TUN queue with batch-first I/O over caller-owned memory. The native
+// addon reads packets straight into slots of that memory, calls onBatch(n)
+// once per batch, and writes back every entry whose length is still > 0.
+import { loadAddon } from './addon.js';
+import type { NativeBatchLayout, NativeStats, NativeTunHandle } from './addon.js';
+
+export type TunEngine = 'auto' | 'io_uring' | 'readwrite';
+export type TunMode = 'io_uring' | 'readwrite';
+
+export interface TunOpenOptions {
+  /** Interface name (at most 15 bytes); empty lets the kernel pick `tunN`. */
+  name: string;
+  /** Open one queue of an IFF_MULTI_QUEUE device (one per worker). */
+  multiQueue?: boolean;
+  /** `auto` prefers io_uring and falls back to read()/write(). */
+  engine?: TunEngine;
+  /** io_uring only: `auto` uses multishot read when the kernel has it. */
+  readMode?: 'auto' | 'multishot' | 'single';
+  /** io_uring only: IORING_SETUP_DEFER_TASKRUN (default: when available). */
+  deferTaskrun?: boolean;
+  /** io_uring single-shot reads kept in flight (default 32). */
+  readsInFlight?: number;
+  /** Where the chosen engine is reported; default stderr. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Where a batch lives in the memory, all in bytes. Packet i of a batch is
+ * in slot `slots[i]` (at slotBase + slot * slotSize) and is `lengths[i]`
+ * bytes long; the callback sets `lengths[i] = 0` to drop it. slotSize must
+ * hold the largest packet (the MTU); slotCount >= batchMax, and with
+ * io_uring some slots beyond batchMax keep reads going while writes are in
+ * flight (2 x batchMax is a good start).
+ */
+export type BatchLayout = NativeBatchLayout;
+
+export type TunStats = NativeStats;
+
+/** An error from the TUN data path or from opening the device. */
+export interface TunError extends Error {
+  /** errno name: EPERM, EBUSY, EBADFD, ... */
+  code: string;
+  errno?: number;
+  syscall?: string;
+}
+
+export class TunDevice {
+  /** Called once when the data path stops on an error (e.g. the device was
+   * deleted: EBADFD). Without a handler the error is thrown as uncaught. */
+  onError: ((err: TunError) => void) | null = null;
+
+  readonly #handle: NativeTunHandle;
+  readonly #options: TunOpenOptions;
+
+  private constructor(handle: NativeTunHandle, options: TunOpenOptions) {
+    this.#handle = handle;
+    this.#options = options;
+  }
+
+  /** Opens one queue of TUN device `name` (IFF_TUN | IFF_NO_PI). Throws a
+   * TunError whose code is the errno name. */
+  static open(options: TunOpenOptions): TunDevice {
+    const { TunHandle } = loadAddon();
+    return new TunDevice(new TunHandle(options.name, options.multiQueue ?? false), options);
+  }
+
+  /** The interface name as the kernel assigned it. */
+  get name(): string {
+    return this.#handle.name;
+  }
+  /** The engine in use; null before attach(). */
+  get mode(): TunMode | null {
+    return this.#handle.mode;
+  }
+  /** How the engine runs, e.g. `multishot read, defer taskrun`. */
+  get detail(): string | null {
+    return this.#handle.detail;
+  }
+  /** Why `auto` did not get io_uring; null if it did (or was not asked). */
+  get fallbackReason(): string | null {
+    return this.#handle.fallbackReason;
+  }
+  /** The TUN file descriptor, -1 once closed. */
+  get fd(): number {
+    return this.#handle.fd;
+  }
+  get closed(): boolean {
+    return this.#handle.fd < 0;
+  }
+
+  /**
+   * Starts the data path on `memory` (a WebAssembly.Memory's buffer that
+   * never grows; it is kept alive until close()). `onBatch(n)` runs once per
+   * batch with entries 0..n-1 filled; when it returns, entries with length
+   * > 0 are written back into the device from their slots.
+   */
+  attach(memory: ArrayBuffer, layout: BatchLayout, onBatch: (n: number) => void): void {
+    const o = this.#options;
+    this.#handle.attach(
+      memory,
+      layout,
+      { engine: o.engine ?? 'auto', readMode: o.readMode, deferTaskrun: o.deferTaskrun, readsInFlight: o.readsInFlight },
+      onBatch,
+      (err) => this.#fail(err as TunError),
+    );
+    const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+    const fallback = this.fallbackReason ? ` (io_uring unavailable: ${this.fallbackReason})` : '';
+    log(`tun ${this.name}: engine ${this.mode}, ${this.detail}${fallback}`);
+  }
+
+  /** Counters since open, as plain numbers. */
+  stats(): TunStats {
+    return this.#handle.stats();
+  }
+
+  /** Writes one packet with a plain write() (tests, diagnostics). */
+  writePacket(packet: Uint8Array): number {
+    return this.#handle.writePacket(packet);
+  }
+
+  /** Whether an attached device keeps the event loop alive (default yes). */
+  ref(): void {
+    this.#handle.ref();
+  }
+  unref(): void {
+    this.#handle.unref();
+  }
+
+  /** Stops the data path, cancels and reaps in-flight I/O, closes the fd.
+   * Idempotent. Called inside onBatch it completes when onBatch returns,
+   * and that batch is not written. */
+  close(): void {
+    this.#handle.close();
+  }
+
+  #fail(err: TunError): void {
+    if (this.onError) this.onError(err);
+    else throw err;
+  }
+}
