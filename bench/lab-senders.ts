@@ -1,0 +1,106 @@
+// Offered load for the lab benchmarks, from cli towards the LB: trafgen
+// (netsniff-ng: crafted frames on a packet ring, the fastest sender here) or
+// the compiled labtool (sendmmsg on UDP sockets, optionally paced). What was
+// offered is read from the counters of cli's link to the LB, the same way
+// for both.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LAB_INTERFACES, LAB_PLAN, type Lab, type LabRole } from '../src/lab/index.js';
+import { ipJson } from '../src/system/index.js';
+import { flood } from '../test/support/daemon-traffic.js';
+
+const ETHERTYPE_IPV4 = 0x0800;
+const IPV4_HEADER = 20;
+const UDP_HEADER = 8;
+const ETHERNET_HEADER = 14;
+const TTL = 64;
+const PROTO_UDP = 17;
+/** Source ports FLOW_PORT_BASE + 0 … flows-1 (trafgen varies the low byte). */
+const FLOW_PORT_HIGH_BYTE = 0x13;
+const MAX_TRAFGEN_FLOWS = 256;
+
+export interface FloodSpec {
+  address: string;
+  port: number;
+  seconds: number;
+  flows: number;
+  /** UDP payload bytes. */
+  size: number;
+  /** trafgen worker processes (default 1). */
+  cpus?: number;
+}
+
+export interface Offered {
+  /** Packets cli's link to the LB transmitted during the flood. */
+  packets: number;
+  seconds: number;
+}
+
+interface LinkStats { stats64: { rx: { packets: number; dropped: number }; tx: { packets: number; dropped: number } } }
+
+export async function linkStats(lab: Lab, role: LabRole, dev: string): Promise<LinkStats['stats64']> {
+  const [link] = await ipJson<LinkStats[]>(['-s', 'link', 'show', 'dev', dev], lab.where(role));
+  return link!.stats64;
+}
+
+export async function hasTrafgen(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = spawn('sh', ['-c', 'command -v trafgen'], { stdio: 'ignore' });
+    c.once('close', (code) => resolve(code === 0));
+    c.once('error', () => resolve(false));
+  });
+}
+
+const macBytes = (mac: string) => mac.split(':').map((b) => `0x${b}`).join(', ');
+const ipv4Bytes = (a: string) => a.split('.').join(', ');
+
+/** A trafgen packet: Ethernet to the LB, IPv4 from the client, UDP with per-flow source ports, checksums computed. */
+function trafgenPacket(lbMac: string, cliMac: string, spec: FloodSpec): string {
+  const ipLength = IPV4_HEADER + UDP_HEADER + spec.size;
+  const ipEnd = ETHERNET_HEADER + IPV4_HEADER - 1;
+  return `{ ${macBytes(lbMac)}, ${macBytes(cliMac)}, c16(${ETHERTYPE_IPV4}), `
+    + `0x45, 0x00, c16(${ipLength}), c16(0), c16(0x4000), ${TTL}, ${PROTO_UDP}, csumip(${ETHERNET_HEADER}, ${ipEnd}), `
+    + `${ipv4Bytes(LAB_PLAN[4].client)}, ${ipv4Bytes(spec.address)}, `
+    + `${FLOW_PORT_HIGH_BYTE}, dinc(0, ${spec.flows - 1}), c16(${spec.port}), c16(${UDP_HEADER + spec.size}), `
+    + `csumudp(${ETHERNET_HEADER}, ${ETHERNET_HEADER + IPV4_HEADER}), fill(0x61, ${spec.size}) }\n`;
+}
+
+/** trafgen on cli's link to the LB for `seconds`, as fast as it goes (IPv4 only). */
+export async function trafgenFlood(lab: Lab, spec: FloodSpec): Promise<Offered> {
+  if (spec.flows < 1 || spec.flows > MAX_TRAFGEN_FLOWS) throw new Error(`trafgen flood: 1-${MAX_TRAFGEN_FLOWS} flows`);
+  const [lb] = await ipJson<Array<{ address: string }>>(['link', 'show', 'dev', LAB_INTERFACES.lbToCli], lab.where('lb'));
+  const [cli] = await ipJson<Array<{ address: string }>>(['link', 'show', 'dev', LAB_INTERFACES.cliToLb], lab.where('cli'));
+  const dir = mkdtempSync(join(tmpdir(), 'l3dsr-trafgen-'));
+  try {
+    const conf = join(dir, 'udp.cfg');
+    writeFileSync(conf, trafgenPacket(lb!.address, cli!.address, spec));
+    const before = await linkStats(lab, 'cli', LAB_INTERFACES.cliToLb);
+    const started = process.hrtime.bigint();
+    // trafgen forks its workers: signal the whole group (its own), or the workers keep sending.
+    // --no-sock-mem / --notouch-irq: leave the machine's settings alone.
+    const child = spawn('ip', ['netns', 'exec', lab.namespaces.cli, 'trafgen', '--dev', LAB_INTERFACES.cliToLb, '--conf', conf,
+      '--cpus', String(spec.cpus ?? 1), '--no-sock-mem', '--notouch-irq', '--no-cpu-stats'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+    const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+    const early = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), spec.seconds * 1000))]);
+    if (early !== 'running') throw new Error(`trafgen exited (${early}) early: ${stderr.trim()}`);
+    process.kill(-child.pid!, 'SIGINT');
+    await exited;
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const after = await linkStats(lab, 'cli', LAB_INTERFACES.cliToLb);
+    return { packets: after.tx.packets - before.tx.packets, seconds };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** labtool (sendmmsg) from cli; rate 0 = as fast as it goes. */
+export async function socketFlood(lab: Lab, spec: FloodSpec, rate = 0): Promise<Offered> {
+  const before = await linkStats(lab, 'cli', LAB_INTERFACES.cliToLb);
+  const r = await flood(lab, { address: spec.address, port: spec.port, size: spec.size, seconds: spec.seconds, rate, flows: spec.flows });
+  const after = await linkStats(lab, 'cli', LAB_INTERFACES.cliToLb);
+  return { packets: after.tx.packets - before.tx.packets, seconds: r.seconds };
+}

@@ -1,0 +1,204 @@
+// `l3dsr run` as a child process inside one namespace of the lab: start it,
+// wait until it serves, read its status over its control socket, signal it,
+// wait for its exit. Used by the demo and by the daemon's lab tests.
+//
+// The control socket is a path on the shared file system (Unix sockets do
+// not belong to a network namespace), so the caller reaches it from
+// anywhere; each daemon gets its own directory, so two labs never collide
+// on the default /run/l3dsr/dsr0.sock.
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sameAddress, type Lab, type LabRole } from '../lab/index.js';
+import type { DaemonSnapshot } from '../daemon/snapshot.js';
+
+/** bin/l3dsr.js of this checkout (dist/src/demo → ../../../bin). */
+export const L3DSR_BIN = fileURLToPath(new URL('../../../bin/l3dsr.js', import.meta.url));
+
+/** How long a daemon gets to say `running`. */
+const DEFAULT_READY_TIMEOUT_MS = 15_000;
+/** How long a stopped daemon gets to tear down before SIGKILL. */
+const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+
+/** The /status JSON: DaemonSnapshot with its bigints as decimal strings. */
+export type StatusJson = DaemonSnapshot;
+
+export interface DaemonExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface LabDaemonOptions {
+  /** Namespace to run in; default srv. */
+  role?: LabRole;
+  /** Control socket path; default one in a fresh directory that goes away with the daemon. */
+  controlSocket?: string;
+  readyTimeoutMs?: number;
+  /** Called with every log line as it arrives (the demo prints some). */
+  onLine?: (line: string) => void;
+}
+
+export class LabDaemonError extends Error {
+  constructor(message: string, readonly code: string, readonly log: string) {
+    super(message);
+    this.name = 'LabDaemonError';
+  }
+}
+
+export class LabDaemon {
+  readonly child: ChildProcess;
+  readonly controlSocket: string;
+  /** Resolves once the process has exited (never rejects). */
+  readonly exited: Promise<DaemonExit>;
+  /** The directory made for the control socket, if we made one. */
+  readonly #dir?: string;
+  #log = '';
+  #closed = false;
+  #lineWaiters: { re: RegExp; resolve: (line: string) => void }[] = [];
+
+  private constructor(lab: Lab, args: readonly string[], options: LabDaemonOptions) {
+    if (options.controlSocket === undefined) this.#dir = mkdtempSync(join(tmpdir(), 'l3dsr-daemon-'));
+    this.controlSocket = options.controlSocket ?? join(this.#dir!, 'control.sock');
+    this.child = lab.spawn(options.role ?? 'srv', process.execPath, [L3DSR_BIN, 'run', ...args, '--control-socket', this.controlSocket], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // Each stream keeps its own unfinished line.
+    const partial = { stdout: '', stderr: '' };
+    for (const stream of ['stdout', 'stderr'] as const) {
+      this.child[stream]!.on('data', (chunk: Buffer) => {
+        const lines = (partial[stream] + chunk.toString('utf8')).split('\n');
+        partial[stream] = lines.pop()!;
+        for (const line of lines) this.#line(line, options.onLine);
+      });
+    }
+    // 'close', not 'exit': by then the last log lines have been read.
+    this.exited = new Promise((resolve) => {
+      this.child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
+        for (const rest of [partial.stdout, partial.stderr]) if (rest !== '') this.#line(rest, options.onLine);
+        this.#closed = true;
+        if (this.#dir !== undefined) rmSync(this.#dir, { recursive: true, force: true });
+        resolve({ code, signal });
+      });
+      this.child.once('error', (err) => {
+        this.#log += `spawn failed: ${err.message}\n`;
+        resolve({ code: null, signal: null });
+      });
+    });
+  }
+
+  /** Starts `l3dsr run ARGS --control-socket …` and returns at once (see start()). */
+  static spawn(lab: Lab, args: readonly string[], options: LabDaemonOptions = {}): LabDaemon {
+    return new LabDaemon(lab, args, options);
+  }
+
+  /**
+   * Starts `l3dsr run ARGS --control-socket …` and resolves once the daemon
+   * logs `running`; rejects (with the daemon's log) if it exits first.
+   */
+  static async start(lab: Lab, args: readonly string[], options: LabDaemonOptions = {}): Promise<LabDaemon> {
+    const daemon = LabDaemon.spawn(lab, args, options);
+    try {
+      await daemon.waitForLine(/\bmsg=running\b|"msg":"running"/, options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+    } catch (err) {
+      daemon.child.kill('SIGKILL');
+      await daemon.exited;
+      throw err;
+    }
+    return daemon;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Everything the daemon wrote so far (stderr and stdout interleaved by arrival). */
+  get log(): string {
+    return this.#log;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Resolves with the first log line (past or future) matching `re`. */
+  waitForLine(re: RegExp, timeoutMs: number): Promise<string> {
+    const seen = this.#log.split('\n').find((l) => re.test(l));
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const waiter = { re, resolve: (line: string) => { clear(); resolve(line); } };
+      const fail = (why: string, code: string) => {
+        clear();
+        reject(new LabDaemonError(`l3dsr run: ${why} (waiting for ${re}); its log:\n${this.#log}`, code, this.#log));
+      };
+      const timer = setTimeout(() => fail(`no such line within ${timeoutMs} ms`, 'ETIMEDOUT'), timeoutMs);
+      const onExit = () => fail(`exited (${this.child.exitCode ?? this.child.signalCode})`, 'EEXITED');
+      const clear = () => {
+        clearTimeout(timer);
+        this.child.off('close', onExit);
+        this.#lineWaiters = this.#lineWaiters.filter((w) => w !== waiter);
+      };
+      this.#lineWaiters.push(waiter);
+      if (this.#closed) onExit();
+      else this.child.once('close', onExit);
+    });
+  }
+
+  /** GET /status on the control socket. */
+  async status(): Promise<StatusJson> {
+    return JSON.parse(await this.get('/status')) as StatusJson;
+  }
+
+  /** GET /metrics on the control socket (Prometheus text). */
+  metrics(): Promise<string> {
+    return this.get('/metrics');
+  }
+
+  get(path: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.controlSocket, path, method: 'GET', timeout: 5000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => { body += c; });
+        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${path}: HTTP ${res.statusCode}: ${body}`))));
+      });
+      req.on('timeout', () => req.destroy(new Error(`${path}: no answer from ${this.controlSocket} within 5 s`)));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    this.child.kill(sig);
+  }
+
+  /** Sends `sig` (default SIGTERM) and waits for the exit (SIGKILL after timeoutMs). */
+  async stop(sig: NodeJS.Signals = 'SIGTERM', timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<DaemonExit> {
+    if (this.running) {
+      this.child.kill(sig);
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    return this.exited;
+  }
+
+  #line(line: string, onLine?: (line: string) => void): void {
+    this.#log += `${line}\n`;
+    onLine?.(line);
+    for (const w of [...this.#lineWaiters]) if (w.re.test(line)) w.resolve(line);
+  }
+}
+
+/** Sums one counter over the queues of a status (numbers arrive as decimal strings). */
+export function sumQueues(status: StatusJson, pick: (q: StatusJson['queues'][number]) => unknown): bigint {
+  return status.queues.reduce((n, q) => n + BigInt(pick(q) as string | number), 0n);
+}
+
+/** Packets rewritten by the rule for this VIP (summed over queues); 0n if there is no such rule. */
+export function rulePackets(status: StatusJson, vip: string): bigint {
+  const i = status.rules.findIndex((r) => sameAddress(r.destination, vip));
+  return i < 0 ? 0n : sumQueues(status, (q) => q.counters.rules[i]?.packets ?? 0);
+}
