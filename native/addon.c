@@ -1,7 +1,8 @@
-/* The N-API surface: class TunHandle { constructor(name, multiQueue);
- * name; fd; mode; detail; fallbackReason; attach(); stats(); writePacket();
- * ref(); unref(); close() }. Argument checking and conversion live here;
- * the data path is in device.c and the engines.
+/* The N-API surface: class TunHandle { constructor(name, multiQueue,
+ * options?); name; fd; mode; detail; fallbackReason; vnetHeaderBytes;
+ * offloads; attach(); stats(); writePacket(); ref(); unref(); close() }.
+ * Argument checking and conversion live here; the data path is in
+ * device.c and the engines, offload probing in offload.c.
  *
  * No global mutable state: everything hangs off the JS object, so the addon
  * can be loaded in several worker threads at once. */
@@ -49,10 +50,33 @@ static void finalize_device(napi_env env, void *data, void *hint) {
   free(d);
 }
 
-/* new TunHandle(name: string, multiQueue: boolean) */
+/* Reads `options.offload` (a boolean, default false); 0 or -1 with an exception. */
+static int get_offload_option(napi_env env, size_t argc, napi_value *argv, bool *offload) {
+  *offload = false;
+  if (argc < 3) return 0;
+  napi_valuetype t;
+  napi_typeof(env, argv[2], &t);
+  if (t == napi_undefined || t == napi_null) return 0;
+  if (t != napi_object) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "options must be an object");
+    return -1;
+  }
+  napi_value v;
+  if (napi_get_named_property(env, argv[2], "offload", &v) != napi_ok) return -1;
+  napi_typeof(env, v, &t);
+  if (t == napi_undefined) return 0;
+  if (t != napi_boolean) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "options.offload must be a boolean");
+    return -1;
+  }
+  napi_get_value_bool(env, v, offload);
+  return 0;
+}
+
+/* new TunHandle(name: string, multiQueue: boolean, options?: { offload?: boolean }) */
 static napi_value js_construct(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], self;
+  size_t argc = 3;
+  napi_value argv[3], self;
   CHECK(napi_get_cb_info(env, info, &argc, argv, &self, NULL));
   char name[IFNAMSIZ + 1];
   size_t name_len = 0;
@@ -67,6 +91,8 @@ static napi_value js_construct(napi_env env, napi_callback_info info) {
   }
   bool multi = false;
   if (argc >= 2) napi_get_value_bool(env, argv[1], &multi);
+  bool offload = false;
+  if (get_offload_option(env, argc, argv, &offload)) return NULL;
 
   tun_device *d = calloc(1, sizeof *d);
   if (!d) {
@@ -76,7 +102,7 @@ static napi_value js_construct(napi_env env, napi_callback_info info) {
   d->env = env;
   d->fd = -1;
   tun_open_error oe = {0, NULL};
-  int fd = tun_open(name, multi, d->name, &oe);
+  int fd = tun_open(name, multi, offload ? VNET_HDR_BYTES : 0, d->name, &oe);
   if (fd < 0) {
     free(d);
     throw_errno(env, oe.err, oe.syscall, name);
@@ -84,6 +110,12 @@ static napi_value js_construct(napi_env env, napi_callback_info info) {
   }
   d->fd = fd;
   d->multi_queue = multi;
+  if (offload) {
+    d->vnet_hdr_bytes = VNET_HDR_BYTES;
+    /* Refused checksum offload leaves a device that still carries the
+     * header but hands over only complete packets: reported as no offloads. */
+    offload_probe(fd, &d->offloads);
+  }
   if (napi_wrap(env, self, d, finalize_device, NULL, NULL) != napi_ok) {
     close(fd);
     free(d);
@@ -131,6 +163,36 @@ static napi_value js_get_detail(napi_env env, napi_callback_info info) {
   tun_device *d = unwrap(env, info, &argc, NULL, NULL);
   if (!d) return NULL;
   return string_or_null(env, d->attached ? d->detail : NULL);
+}
+
+static napi_value js_get_vnet_header_bytes(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  tun_device *d = unwrap(env, info, &argc, NULL, NULL);
+  if (!d) return NULL;
+  napi_value v;
+  napi_create_uint32(env, d->vnet_hdr_bytes, &v);
+  return v;
+}
+
+/* The granted offloads by name; null when the device was opened without. */
+static napi_value js_get_offloads(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  tun_device *d = unwrap(env, info, &argc, NULL, NULL);
+  if (!d) return NULL;
+  napi_value arr;
+  if (!d->vnet_hdr_bytes) {
+    napi_get_null(env, &arr);
+    return arr;
+  }
+  const char *names[OFFLOAD_NAME_MAX];
+  size_t n = offload_names(d->offloads, names);
+  CHECK(napi_create_array_with_length(env, n, &arr));
+  for (size_t i = 0; i < n; i++) {
+    napi_value s;
+    napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &s);
+    napi_set_element(env, arr, (uint32_t)i, s);
+  }
+  return arr;
 }
 
 static napi_value js_get_fallback_reason(napi_env env, napi_callback_info info) {
@@ -181,6 +243,12 @@ static int get_string(napi_env env, napi_value obj, const char *key, char *out, 
   return 0;
 }
 
+/* The largest GSO packet the TUN hands over: 64 KiB, the default
+ * gso_max_size of every device (larger only with BIG TCP, which this
+ * addon does not support: such a packet would not fit a slot). */
+#define GSO_MAX_PACKET 65536u
+#define OFFLOAD_MIN_SLOT (GSO_MAX_PACKET + VNET_HDR_BYTES)
+
 static int range_inside(uint64_t off, uint64_t len, uint64_t total) {
   return off <= total && len <= total - off;
 }
@@ -190,7 +258,7 @@ static int ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) 
 
 /* The descriptor must fit the buffer and its three regions must not
  * overlap: the kernel writes into free slots at any time. */
-static int parse_layout(napi_env env, napi_value buffer, napi_value obj, batch_layout *l) {
+static int parse_layout(napi_env env, napi_value buffer, napi_value obj, int segmentation, batch_layout *l) {
   bool is_ab = false;
   napi_is_arraybuffer(env, buffer, &is_ab);
   if (!is_ab) {
@@ -221,6 +289,14 @@ static int parse_layout(napi_env env, napi_value buffer, napi_value obj, batch_l
     bad = "the packet slots overlap the slots or lengths array";
   if (bad) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", bad);
+    return -1;
+  }
+  if (segmentation && l->slot_size < OFFLOAD_MIN_SLOT) {
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "slotSize must be >= %u with segmentation offload (a %u-byte GSO packet behind a %u-byte header), got %u",
+             OFFLOAD_MIN_SLOT, GSO_MAX_PACKET, VNET_HDR_BYTES, l->slot_size);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
     return -1;
   }
   l->mem = mem;
@@ -297,7 +373,8 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   batch_layout layout;
   engine_options opt;
   memset(&layout, 0, sizeof layout);
-  if (parse_layout(env, argv[0], argv[1], &layout) || parse_options(env, argv[2], &opt)) return NULL;
+  int segmentation = (d->offloads & (OFFLOAD_TSO4 | OFFLOAD_TSO6 | OFFLOAD_USO4 | OFFLOAD_USO6)) != 0;
+  if (parse_layout(env, argv[0], argv[1], segmentation, &layout) || parse_options(env, argv[2], &opt)) return NULL;
   if (dev_attach(d, &layout, &opt, self, argv[0], argv[3], on_error)) return NULL;
   napi_value undefined;
   napi_get_undefined(env, &undefined);
@@ -347,6 +424,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_number(env, o, "wakeups", s->wakeups);
   set_number(env, o, "callbackErrors", s->callback_errors);
   set_number(env, o, "discardedOnClose", s->discarded_on_close);
+  set_number(env, o, "gsoPackets", s->gso_packets);
+  set_number(env, o, "gsoSegments", s->gso_segments);
   CHECK(napi_create_array_with_length(env, BATCH_HIST_BUCKETS, &hist));
   for (uint32_t i = 0; i < BATCH_HIST_BUCKETS; i++) {
     napi_value x;
@@ -420,6 +499,8 @@ NAPI_MODULE_INIT() {
       {"mode", NULL, NULL, js_get_mode, NULL, NULL, napi_default, NULL},
       {"detail", NULL, NULL, js_get_detail, NULL, NULL, napi_default, NULL},
       {"fallbackReason", NULL, NULL, js_get_fallback_reason, NULL, NULL, napi_default, NULL},
+      {"vnetHeaderBytes", NULL, NULL, js_get_vnet_header_bytes, NULL, NULL, napi_default, NULL},
+      {"offloads", NULL, NULL, js_get_offloads, NULL, NULL, napi_default, NULL},
       {"attach", NULL, js_attach, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},

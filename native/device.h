@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "offload.h"
+
 /* Batches handled in one wakeup before yielding to the event loop, so a
  * flood cannot starve timers and other handles. */
 #define MAX_BATCHES_PER_WAKEUP 64
@@ -74,6 +76,8 @@ typedef struct tun_stats {
   uint64_t wakeups;
   uint64_t callback_errors;   /* batches dropped because onBatch threw */
   uint64_t discarded_on_close;
+  uint64_t gso_packets;  /* reads that were GSO super-packets (IFF_VNET_HDR) */
+  uint64_t gso_segments; /* the MTU-sized segments those stand for */
 } tun_stats;
 
 typedef struct tun_device tun_device;
@@ -100,6 +104,10 @@ struct tun_device {
   int fd;
   char name[IFNAMSIZ];
   int multi_queue;
+  /* 0, or the virtio-net header in front of every packet (IFF_VNET_HDR). */
+  uint32_t vnet_hdr_bytes;
+  /* TUNSETOFFLOAD bits the kernel accepted (OFFLOAD_*). */
+  unsigned offloads;
 
   const engine_ops *ops;
   void *engine;
@@ -148,6 +156,15 @@ static inline void dev_batch_set(tun_device *d, uint32_t i, uint32_t slot, uint3
   d->layout.lengths[i] = len;
   d->stats.packets_read++;
   d->stats.bytes_read += len;
+  /* A read longer than its slot (the kernel reports the full length of
+   * what did not fit) is refused later as a bad length; not parsed here. */
+  if (d->vnet_hdr_bytes && len <= d->layout.slot_size) {
+    uint32_t segments = vnet_gso_segments(dev_slot_ptr(d, slot), len, d->vnet_hdr_bytes);
+    if (segments) {
+      d->stats.gso_packets++;
+      d->stats.gso_segments += segments;
+    }
+  }
 }
 
 /* Hands entries 0..n-1 to onBatch. Returns 1 when the engine should write

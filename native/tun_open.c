@@ -9,7 +9,7 @@
 
 static const char TUN_CLONE_DEVICE[] = "/dev/net/tun";
 
-int tun_open(const char *name, int multi_queue, char name_out[IFNAMSIZ], tun_open_error *error) {
+int tun_open(const char *name, int multi_queue, int vnet_hdr_bytes, char name_out[IFNAMSIZ], tun_open_error *error) {
   if (strlen(name) >= IFNAMSIZ) {
     error->err = ENAMETOOLONG;
     error->syscall = "name check";
@@ -23,11 +23,17 @@ int tun_open(const char *name, int multi_queue, char name_out[IFNAMSIZ], tun_ope
   }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (multi_queue ? IFF_MULTI_QUEUE : 0);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (multi_queue ? IFF_MULTI_QUEUE : 0) | (vnet_hdr_bytes > 0 ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, strlen(name));
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     error->err = errno;
     error->syscall = "ioctl(TUNSETIFF)";
+    close(fd);
+    return -1;
+  }
+  if (vnet_hdr_bytes > 0 && ioctl(fd, TUNSETVNETHDRSZ, &vnet_hdr_bytes) < 0) {
+    error->err = errno;
+    error->syscall = "ioctl(TUNSETVNETHDRSZ)";
     close(fd);
     return -1;
   }

@@ -85,11 +85,11 @@ const CASES: Case[] = [
     config: `${OTHER.address} = ${OTHER.dscp}\n`,
     args: (d) => [...GOOD, '--config', conf(d)], code: EXIT_USAGE, says: () => /DSCP 1 is already used for IPv4/,
   },
-  { name: '--steer an interface that does not exist', args: () => ['--rule', `${VIP.dscp}=${VIP.address}`, '--steer', 'nosuch0', '--loopback-vips'], code: EXIT_START, says: () => /--steer nosuch0: no such interface/ },
+  { name: '--steer an interface that does not exist', args: () => ['--rule', `${VIP.dscp}=${VIP.address}`, '--steer', 'nosuch0', '--loopback-vips'], code: EXIT_START, says: () => /steer interface nosuch0: no such interface/ },
   {
     name: 'config: steer an interface that does not exist',
     config: `${VIP.address} = ${VIP.dscp}\n[daemon]\nsteer = nosuch1\nloopback-vips = yes\n`,
-    args: (d) => ['--config', conf(d)], code: EXIT_START, says: () => /--steer nosuch1: no such interface/,
+    args: (d) => ['--config', conf(d)], code: EXIT_START, says: () => /steer interface nosuch1: no such interface/,
   },
   { name: '--tun naming an interface that exists', args: () => [...GOOD, '--tun', LAB_INTERFACES.srvToCli], code: EXIT_START, says: () => /--tun veth-s: an interface of that name already exists/ },
   { name: 'not root', args: () => GOOD, prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'], code: EXIT_START, says: () => /needs root/ },

@@ -47,8 +47,8 @@ describe('l3dsr run in the lab: faults', () => {
   const daemons: LabDaemon[] = [];
   /** Daemons that live across several tests (the reload suite's). */
   const shared = new Set<LabDaemon>();
-  const start = async (args: string[]) => {
-    const d = await LabDaemon.start(lab, args);
+  const start = async (args: string[], controlSocket?: string) => {
+    const d = await LabDaemon.start(lab, args, { controlSocket });
     daemons.push(d);
     return d;
   };
@@ -78,7 +78,9 @@ describe('l3dsr run in the lab: faults', () => {
 
   it('kill -9 in the middle of a 10 MB upload, restart: the upload completes intact, one set of filters', async () => {
     const vip = vips[0]!.address;
-    const first = await start(daemonArgs({ vips }));
+    // One control socket for both runs, as /run/l3dsr/dsr0.sock would be: its state file sits beside it.
+    const socket = join(dir, 'kill9.sock');
+    const first = await start(daemonArgs({ vips }), socket);
     // 160 writes of 64 KiB, 20 ms apart: the upload lasts a few seconds.
     const upload = startTransfer(lab, { address: vip, op: 'upload', bytes: 10 * MIB, paceMs: 20 });
     // A tenth of it through the rewriter (counted in bytes: with offloads a packet may be a 64 KiB super-packet).
@@ -91,7 +93,7 @@ describe('l3dsr run in the lab: faults', () => {
     assert.ok((await steeringFilters(lab)).length > 0, 'kill -9 cannot have removed the filters');
     assert.deepEqual(await tunDevices(lab), [], 'the TUN of a dead process must be gone');
 
-    const second = await start(daemonArgs({ vips }));
+    const second = await start(daemonArgs({ vips }), socket);
     await assertOneFilterSet(lab, vips);
     const r = await upload.result;
     assert.equal(r.error, undefined, `upload: ${r.error}`);
@@ -99,12 +101,9 @@ describe('l3dsr run in the lab: faults', () => {
     assert.equal(r.received!.sha256, r.sent!.sha256, 'upload corrupted across the restart');
     assert.ok(rulePackets(await second.status(), vip) > 0n, 'the rest of the upload did not pass the restarted daemon');
     assert.deepEqual(await second.stop(), { code: 0, signal: null }, second.log);
-    assert.deepEqual(await steeringFilters(lab), [], 'filters left after the restarted daemon stopped');
-    assert.deepEqual(await tunDevices(lab), []);
-    // What a killed daemon leaves and a new one cannot know was its own: the
-    // clsact qdisc and the VIPs on lo. Removed here so the next tests start clean.
-    await lab.exec('srv', 'tc', ['qdisc', 'del', 'dev', LAB_INTERFACES.srvToLb, 'clsact']);
-    for (const v of vips) await lab.exec('srv', 'ip', ['addr', 'del', `${v.address}/${v.family === 4 ? 32 : 128}`, 'dev', 'lo']);
+    // The killed daemon's clsact qdisc and VIPs on lo were taken over from its
+    // state file by the restarted one, which undid them on its clean exit.
+    await assertNothingInstalled(lab, vips, 'after the restarted daemon stopped');
   });
 
   it('the TUN deleted underneath: the daemon logs it, removes its filters and exits non-zero', async () => {

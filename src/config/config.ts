@@ -7,6 +7,8 @@ import type { Rule } from '../core/types.js';
 import { ConfigError, parseIni, type Entry, type Section } from './parse.js';
 
 export type Engine = 'auto' | 'io_uring' | 'readwrite';
+/** IFF_VNET_HDR + TSO on the TUN: `auto` uses what the kernel grants, `yes` requires TSO4 and TSO6. */
+export type OffloadMode = 'auto' | 'yes' | 'no';
 
 export interface DaemonSettings {
   tun?: string;
@@ -18,6 +20,7 @@ export interface DaemonSettings {
   /** Leave steering to the operator. */
   noSteer?: boolean;
   engine?: Engine;
+  offload?: OffloadMode;
   batch?: number;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -37,6 +40,7 @@ const DAEMON_KEYS: Record<string, (v: string, e: Entry, file: string, out: Daemo
   'loopback-vips': (v, e, f, o) => { o.loopbackVips = boolean(v, e, f); },
   'no-steer': (v, e, f, o) => { o.noSteer = boolean(v, e, f); },
   engine: (v, e, f, o) => { o.engine = oneOf(v, e, f, ['auto', 'io_uring', 'readwrite'] as const); },
+  offload: (v, e, f, o) => { o.offload = oneOf(v, e, f, ['auto', 'yes', 'no'] as const); },
   batch: (v, e, f, o) => { o.batch = integer(v, e, f, 1, 4096); },
   'log-level': (v, e, f, o) => { o.logLevel = oneOf(v, e, f, ['debug', 'info', 'warn', 'error'] as const); },
 };

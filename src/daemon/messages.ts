@@ -1,7 +1,7 @@
 // Messages between the daemon's main thread and its queue workers.
 
 import type { Rule } from '../core/types.js';
-import type { Engine } from '../config/config.js';
+import type { Engine, OffloadMode } from '../config/config.js';
 import type { QueueSnapshot } from './snapshot.js';
 
 export interface WorkerSetup {
@@ -9,6 +9,7 @@ export interface WorkerSetup {
   tun: string;
   multiQueue: boolean;
   engine: Engine;
+  offload: OffloadMode;
   rules: Rule[];
   slotSize: number;
   slotCount: number;
@@ -21,7 +22,11 @@ export type ToWorker =
   | { type: 'stop'; id: number };
 
 export type FromWorker =
-  | { type: 'ready'; name: string; mode: string | null; detail: string | null; fallbackReason: string | null }
+  | {
+    type: 'ready'; name: string; mode: string | null; detail: string | null; fallbackReason: string | null;
+    /** Granted offloads (null: opened without IFF_VNET_HDR), and why auto went without. */
+    offloads: string[] | null; offloadNote?: string;
+  }
   | { type: 'reply'; id: number; ok: true; snapshot?: QueueSnapshot }
   | { type: 'reply'; id: number; ok: false; error: string }
   | { type: 'failed'; code: string; message: string }

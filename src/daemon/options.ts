@@ -2,7 +2,7 @@
 // file, validated completely before the daemon touches the system.
 
 import { parseArgs } from 'node:util';
-import { loadConfig, listenAddress, type Config, type DaemonSettings, type Engine } from '../config/config.js';
+import { loadConfig, listenAddress, type Config, type DaemonSettings, type Engine, type OffloadMode } from '../config/config.js';
 import { ConfigError } from '../config/parse.js';
 import { parseRuleSpec, validateRules } from '../core/rules.js';
 import type { Rule } from '../core/types.js';
@@ -15,6 +15,8 @@ export interface DaemonOptions {
   metrics?: string;
   loopbackVips: boolean;
   engine: Engine;
+  /** IFF_VNET_HDR + TSO/USO on the TUN (default auto: what the kernel grants). */
+  offload: OffloadMode;
   batch: number;
   configFile?: string;
   /** Rules from --rule flags: kept across reloads of the config file. */
@@ -32,7 +34,8 @@ export class UsageError extends Error {
 
 export const RUN_USAGE = `usage: l3dsr run [--config FILE] [--rule DSCP=VIP ...] [--tun NAME] [--steer IFACE ...]
                  [--no-steer] [--queues N] [--metrics HOST:PORT] [--loopback-vips]
-                 [--engine auto|io_uring|readwrite] [--batch N] [--log-level LEVEL] [--log-format logfmt|json]`;
+                 [--engine auto|io_uring|readwrite] [--offload | --no-offload] [--batch N] [--log-level LEVEL] [--log-format logfmt|json]
+                 [--control-socket PATH]`;
 
 const FLAGS = {
   config: { type: 'string' },
@@ -44,6 +47,8 @@ const FLAGS = {
   metrics: { type: 'string' },
   'loopback-vips': { type: 'boolean' },
   engine: { type: 'string' },
+  offload: { type: 'boolean' },
+  'no-offload': { type: 'boolean' },
   batch: { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
@@ -87,6 +92,7 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
   if (!noSteer && steer.length === 0) {
     throw new UsageError('--steer: name the interface(s) where marked packets arrive (e.g. --steer eth0), or pass --no-steer to steer them yourself');
   }
+  if (v.offload && v['no-offload']) throw new UsageError('--offload and --no-offload contradict each other: give one');
   if (v.metrics !== undefined) {
     try { listenAddress(v.metrics, { key: '--metrics', line: 0 }, 'command line'); } catch (err) { throw new UsageError((err as ConfigError).message.replace(/^command line: /, '')); }
   }
@@ -98,6 +104,7 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
     metrics: v.metrics ?? d.metrics,
     loopbackVips: v['loopback-vips'] ?? d.loopbackVips ?? false,
     engine: flagChoice(v.engine, 'engine', ['auto', 'io_uring', 'readwrite'] as const) ?? d.engine ?? 'auto',
+    offload: v.offload ? 'yes' : v['no-offload'] ? 'no' : d.offload ?? 'auto',
     batch: flagInt(v.batch, 'batch', 1, 4096) ?? d.batch ?? 64,
     configFile: v.config,
     cliRules,

@@ -15,6 +15,8 @@ export interface QueueSnapshot {
   queue: number;
   mode: string | null;
   detail: string | null;
+  /** Offloads the kernel granted on the TUN; null without IFF_VNET_HDR. */
+  offloads: string[] | null;
   counters: QueueCounters;
   tun: TunStats;
 }

@@ -43,6 +43,8 @@ export function renderMetrics(s: DaemonSnapshot): string {
   perQueue('l3dsr_tun_write_errors_total', 'counter', 'Writes into the TUN that failed (packet lost).', (q) => q.tun.writeErrors + q.tun.writeDrops);
   perQueue('l3dsr_tun_read_errors_total', 'counter', 'Reads from the TUN that failed.', (q) => q.tun.readErrors);
   perQueue('l3dsr_tun_batches_total', 'counter', 'Batches handed to the rewrite core.', (q) => q.tun.batches);
+  perQueue('l3dsr_tun_gso_packets_total', 'counter', 'Reads from the TUN queue that were GSO super-packets (offload on).', (q) => q.tun.gsoPackets);
+  perQueue('l3dsr_tun_gso_segments_total', 'counter', 'MTU-sized segments the GSO super-packets stood for.', (q) => q.tun.gsoSegments);
   e.family('l3dsr_tun_kernel_tx_dropped_total', 'counter',
     'Packets the kernel dropped at the TUN because the daemon did not read fast enough (tx_dropped of the TUN).',
     s.kernelTxDropped === undefined ? [] : [[{ tun: s.tun }, s.kernelTxDropped]]);

@@ -1,7 +1,7 @@
 // What the daemon installs so that marked packets reach its TUN (tc ingress
 // redirect) and the rewritten ones are delivered locally (VIPs on lo).
 export { Steering, SteeringError } from './steering.js';
-export type { SteeringOptions, Step } from './steering.js';
+export type { SteeringOptions, SteeringOwnership, Step } from './steering.js';
 export { inspectSteering } from './inspect.js';
 export type { InterfaceSteering, SteeringStatus } from './inspect.js';
 export {

@@ -62,11 +62,38 @@ export class LoopbackVips {
     return commands;
   }
 
+  /**
+   * Takes over addresses an earlier run that died had added (from its state
+   * file): those still on the device will be removed like our own.
+   */
+  async adopt(addresses: readonly LoopbackAddress[]): Promise<void> {
+    const present = await this.#present();
+    const ours = new Set(this.#added.map((a) => normalised(a.address)));
+    for (const a of addresses) {
+      const key = normalised(a.address);
+      if (present.has(key) && !ours.has(key)) {
+        this.#added.push(a);
+        ours.add(key);
+      }
+    }
+  }
+
+  /** Removes the addresses we added that are not in `keep` (a reload dropped their rules). */
+  async retain(keep: readonly LoopbackAddress[]): Promise<string[][]> {
+    const wanted = new Set(keep.map((a) => normalised(a.address)));
+    const gone = this.#added.filter((a) => !wanted.has(normalised(a.address)));
+    return this.#removeSome(gone);
+  }
+
   /** Removes what add() added (if still there). */
   async remove(): Promise<string[][]> {
+    return this.#removeSome([...this.#added]);
+  }
+
+  async #removeSome(which: readonly LoopbackAddress[]): Promise<string[][]> {
     const present = await this.#present();
     const commands: string[][] = [];
-    for (const a of [...this.#added]) {
+    for (const a of which) {
       if (present.has(normalised(a.address))) {
         const args = [`-${a.family}`, 'addr', 'del', `${a.address}/${HOST_LENGTH[a.family]}`, 'dev', this.device];
         commands.push(commandLine('ip', args, this.#where));

@@ -33,6 +33,18 @@ export type Step = (
   done?: () => void;
 };
 
+/**
+ * What a Steering instance changed beyond its own filters and must undo:
+ * the daemon keeps it in a state file so that a run that follows a crash
+ * (kill -9) can take it over and still undo it.
+ */
+export interface SteeringOwnership {
+  /** Interfaces where we added the clsact qdisc. */
+  createdClsact: string[];
+  /** sysctl key -> the value it had before we set it. */
+  sysctls: Record<string, string>;
+}
+
 export class SteeringError extends Error {
   constructor(message: string, readonly code: string) {
     super(message);
@@ -80,6 +92,25 @@ export class Steering {
     this.dryRun = options.dryRun ?? false;
     this.#where = options.netns === undefined ? {} : { netns: options.netns };
     this.#afterStep = options.afterStep;
+  }
+
+  /** What remove() will undo besides our filters. */
+  get ownership(): SteeringOwnership {
+    return {
+      createdClsact: [...this.#createdClsact],
+      sysctls: Object.fromEntries([...this.#savedSysctls].map(([k, v]) => [k, v.previous])),
+    };
+  }
+
+  /**
+   * Takes over what an earlier run that died had changed, so that remove()
+   * undoes it too. Call before install(); only our own interfaces count.
+   */
+  adopt(earlier: SteeringOwnership): void {
+    for (const dev of earlier.createdClsact) if (this.interfaces.includes(dev)) this.#createdClsact.add(dev);
+    for (const [key, previous] of Object.entries(earlier.sysctls)) {
+      if (!this.#savedSysctls.has(key)) this.#savedSysctls.set(key, { previous });
+    }
   }
 
   /** The classes currently steered by this instance (after install/update). */

@@ -45,7 +45,14 @@ export interface NativeStats {
   wakeups: number;
   callbackErrors: number;
   discardedOnClose: number;
+  /** Reads that were GSO super-packets (only with offload). */
+  gsoPackets: number;
+  /** The MTU-sized segments those super-packets stand for. */
+  gsoSegments: number;
 }
+
+/** TUNSETOFFLOAD bits by name, as the addon reports the granted ones. */
+export type Offload = 'csum' | 'tso4' | 'tso6' | 'tso_ecn' | 'uso4' | 'uso6';
 
 export interface NativeTunHandle {
   readonly name: string;
@@ -54,6 +61,10 @@ export interface NativeTunHandle {
   readonly mode: 'io_uring' | 'readwrite' | null;
   readonly detail: string | null;
   readonly fallbackReason: string | null;
+  /** 10 when opened with offload (IFF_VNET_HDR), else 0. */
+  readonly vnetHeaderBytes: number;
+  /** Granted offloads; null when opened without. */
+  readonly offloads: Offload[] | null;
   attach(
     memory: ArrayBuffer,
     layout: NativeBatchLayout,
@@ -69,7 +80,7 @@ export interface NativeTunHandle {
 }
 
 export interface NativeAddon {
-  TunHandle: new (name: string, multiQueue: boolean) => NativeTunHandle;
+  TunHandle: new (name: string, multiQueue: boolean, options?: { offload?: boolean }) => NativeTunHandle;
 }
 
 let cached: NativeAddon | undefined;

@@ -2,7 +2,17 @@
 // addon reads packets straight into slots of that memory, calls onBatch(n)
 // once per batch, and writes back every entry whose length is still > 0.
 import { loadAddon } from './addon.js';
-import type { NativeBatchLayout, NativeStats, NativeTunHandle } from './addon.js';
+import type { NativeBatchLayout, NativeStats, NativeTunHandle, Offload } from './addon.js';
+
+export type { Offload };
+
+/**
+ * Bytes of the virtio-net header in front of every packet of a device
+ * opened with `offload` (struct virtio_net_hdr without num_buffers).
+ */
+export const VNET_HEADER_BYTES = 10 as const;
+/** The smallest slot for a device with segmentation offload: a 64 KiB GSO packet plus the header. */
+export const OFFLOAD_MIN_SLOT_SIZE = 65536 + VNET_HEADER_BYTES;
 
 export type TunEngine = 'auto' | 'io_uring' | 'readwrite';
 export type TunMode = 'io_uring' | 'readwrite';
@@ -20,6 +30,15 @@ export interface TunOpenOptions {
   deferTaskrun?: boolean;
   /** io_uring single-shot reads kept in flight (default 32). */
   readsInFlight?: number;
+  /**
+   * Open with IFF_VNET_HDR (a 10-byte virtio-net header in front of every
+   * packet read and written, lengths include it) and ask for checksum,
+   * TSO4/TSO6/TSO-ECN and USO offloads, each probed: `offloads` says which
+   * the kernel granted. With segmentation granted one read can carry a
+   * 64 KiB GSO super-packet, so slots must hold OFFLOAD_MIN_SLOT_SIZE.
+   * The header and offloads belong to the device: open every queue alike.
+   */
+  offload?: boolean;
   /** Where the chosen engine is reported; default stderr. */
   log?: (line: string) => void;
 }
@@ -28,7 +47,8 @@ export interface TunOpenOptions {
  * Where a batch lives in the memory, all in bytes. Packet i of a batch is
  * in slot `slots[i]` (at slotBase + slot * slotSize) and is `lengths[i]`
  * bytes long; the callback sets `lengths[i] = 0` to drop it. slotSize must
- * hold the largest packet (the MTU); slotCount >= batchMax, and with
+ * hold the largest packet (the MTU; with segmentation offload a 64 KiB GSO
+ * packet and its header, OFFLOAD_MIN_SLOT_SIZE); slotCount >= batchMax, and with
  * io_uring some slots beyond batchMax keep reads going while writes are in
  * flight (2 x batchMax is a good start).
  */
@@ -57,11 +77,12 @@ export class TunDevice {
     this.#options = options;
   }
 
-  /** Opens one queue of TUN device `name` (IFF_TUN | IFF_NO_PI). Throws a
-   * TunError whose code is the errno name. */
+  /** Opens one queue of TUN device `name` (IFF_TUN | IFF_NO_PI, and
+   * IFF_VNET_HDR with `offload`). Throws a TunError whose code is the errno
+   * name. */
   static open(options: TunOpenOptions): TunDevice {
     const { TunHandle } = loadAddon();
-    return new TunDevice(new TunHandle(options.name, options.multiQueue ?? false), options);
+    return new TunDevice(new TunHandle(options.name, options.multiQueue ?? false, { offload: options.offload ?? false }), options);
   }
 
   /** The interface name as the kernel assigned it. */
@@ -79,6 +100,18 @@ export class TunDevice {
   /** Why `auto` did not get io_uring; null if it did (or was not asked). */
   get fallbackReason(): string | null {
     return this.#handle.fallbackReason;
+  }
+  /** Bytes of virtio-net header in front of each packet: VNET_HEADER_BYTES with offload, else 0. */
+  get vnetHeaderBytes(): number {
+    return this.#handle.vnetHeaderBytes;
+  }
+  /** The offloads the kernel granted (e.g. csum, tso4, tso6); null when opened without offload. */
+  get offloads(): readonly Offload[] | null {
+    return this.#handle.offloads;
+  }
+  /** Whether reads can carry GSO super-packets (TSO or USO granted). */
+  get segmentationOffload(): boolean {
+    return (this.offloads ?? []).some((o) => o !== 'csum');
   }
   /** The TUN file descriptor, -1 once closed. */
   get fd(): number {
@@ -105,7 +138,8 @@ export class TunDevice {
     );
     const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
     const fallback = this.fallbackReason ? ` (io_uring unavailable: ${this.fallbackReason})` : '';
-    log(`tun ${this.name}: engine ${this.mode}, ${this.detail}${fallback}`);
+    const offloads = this.offloads === null ? '' : `; offloads granted: ${this.offloads.join(' ') || 'none'}`;
+    log(`tun ${this.name}: engine ${this.mode}, ${this.detail}${fallback}${offloads}`);
   }
 
   /** Counters since open, as plain numbers. */
@@ -113,7 +147,8 @@ export class TunDevice {
     return this.#handle.stats();
   }
 
-  /** Writes one packet with a plain write() (tests, diagnostics). */
+  /** Writes one packet with a plain write() (tests, diagnostics); with
+   * offload it must start with the virtio-net header. */
   writePacket(packet: Uint8Array): number {
     return this.#handle.writePacket(packet);
   }

@@ -1,0 +1,311 @@
+// TCP bulk upload through the three-namespace lab, with TUN offload and
+// without, against the kernel doing the same rewrite, in one run with
+// interleaved repetitions (lab.md: the machine drifts; only ratios
+// measured together mean anything). Then a short UDP 64-byte flood with
+// offload on and off, to see that small packets do not pay for it.
+//
+//   node dist/bench/lab-tcp.js [--seconds 4] [--reps 3] [--streams 1,4] [--family 4]
+//        [--udp-seconds 3] [--udp-reps 3] [--udp-senders socket,trafgen] [--no-udp]     (--reps 0: UDP only)
+//
+// TCP cases (iperf3 -c VIP -S 4 from cli through the nftables LB, receiver in srv):
+//   a) no rewrite: the LB forwards the VIP unchanged (no DSCP, no DNAT), srv delivers it
+//   b) nftables on srv: `ip dscp 1 ip daddr set VIP` (the reference)
+//   c) l3dsr --no-offload, 1 queue       d) l3dsr --offload, 1 queue
+//   e) l3dsr --offload, 2 queues
+// Reported: receiver Gbit/s (median), ratio to (b), the rewriter's CPU per
+// byte (utime+stime of the daemon, all threads, from /proc/PID/stat), the
+// whole machine's busy CPU per byte (/proc/stat; includes the sender, the
+// kernel and anything else running), and for l3dsr the share of reads that
+// were GSO super-packets.
+// Needs root, iperf3, a C compiler (labtool, for the UDP sender and sink).
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { LabDaemon, type StatusJson } from '../src/demo/lab-daemon.js';
+import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit, lbRuleset, type LabVip } from '../src/lab/index.js';
+import { deleteTableCommands, LB_TABLE } from '../src/lab/nft-rulesets.js';
+import { ip, nft, nftApply } from '../src/system/index.js';
+import { startSink } from '../test/support/daemon-traffic.js';
+import { hasTrafgen, socketFlood, trafgenFlood, type FloodSpec, type Offered } from './lab-senders.js';
+
+const IPERF_PORT = 5201;
+const FLOOD_PORT = 9000;
+/** TOS byte 4 = DSCP 1 (the LB sets it anyway; the nftables and l3dsr rules match DSCP 1). */
+const IPERF_TOS = '4';
+/** Time for the path to settle after a setup, and to drain after a run. */
+const SETTLE_MS = 300;
+/** Fields 14 and 15 (utime, stime) of /proc/PID/stat, counted after the `(comm)` field. */
+const STAT_UTIME_AFTER_COMM = 11;
+
+const VIPS: readonly LabVip[] = [
+  { family: 4, address: '203.0.113.10', dscp: 1 },
+  { family: 6, address: '2001:db8:203::10', dscp: 1 },
+];
+const vipOf = (family: 4 | 6) => VIPS.find((v) => v.family === family)!.address;
+
+type CaseId = 'a' | 'b' | 'c' | 'd' | 'e';
+
+interface Setup {
+  daemon?: LabDaemon;
+  stop(): Promise<void>;
+}
+
+interface Case {
+  id: CaseId;
+  label: string;
+  setup(lab: Lab): Promise<Setup>;
+}
+
+function l3dsr(offload: boolean, queues: number) {
+  return async (lab: Lab): Promise<Setup> => {
+    // The VIPs are on srv's lo from the start; the daemon only rewrites.
+    const daemon = await LabDaemon.start(lab, [
+      ...VIPS.flatMap((v) => ['--rule', `${v.dscp}=${v.address}`]),
+      '--steer', LAB_INTERFACES.srvToLb, '--engine', 'io_uring', '--queues', String(queues), offload ? '--offload' : '--no-offload',
+    ]);
+    return { daemon, stop: async () => { await daemon.stop(); } };
+  };
+}
+
+/** The LB stops rewriting and routes the VIPs to srv as they are: no rewrite anywhere. */
+async function noRewrite(lab: Lab): Promise<Setup> {
+  const lb = lab.where('lb');
+  for (const args of deleteTableCommands(VIPS, LB_TABLE)) await nft(args, lb);
+  const routes = VIPS.map((v) => [`-${v.family}`, 'route', 'add', `${v.address}/${v.family === 4 ? 32 : 128}`, 'via', LAB_PLAN[v.family].rip, 'dev', LAB_INTERFACES.lbToSrv]);
+  for (const r of routes) await ip(r, lb);
+  return {
+    async stop() {
+      for (const r of routes) await ip(r.map((x) => (x === 'add' ? 'del' : x)), lb);
+      await nftApply(lbRuleset(lab.vips), lb);
+    },
+  };
+}
+
+const TCP_CASES: Case[] = [
+  { id: 'a', label: 'no rewrite (LB forwards the VIP)', setup: noRewrite },
+  {
+    id: 'b', label: 'nftables on srv', setup: async (lab) => {
+      await lab.installKernelRewrite();
+      return { stop: () => lab.removeKernelRewrite() };
+    },
+  },
+  { id: 'c', label: 'l3dsr, no offload, 1 queue', setup: l3dsr(false, 1) },
+  { id: 'd', label: 'l3dsr, offload, 1 queue', setup: l3dsr(true, 1) },
+  { id: 'e', label: 'l3dsr, offload, 2 queues', setup: l3dsr(true, 2) },
+];
+
+const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+/** CPU seconds (user + system, all threads) a process has used. */
+function processCpu(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[STAT_UTIME_AFTER_COMM]) + Number(fields[STAT_UTIME_AFTER_COMM + 1])) / clockTicks;
+}
+
+/** Busy CPU seconds of the whole machine, all CPUs (everything but idle and iowait). */
+function machineCpu(): number {
+  const [, ...v] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = v as number[];
+  void idle; void iowait;
+  return (user! + nice! + system! + irq! + softirq! + steal!) / clockTicks;
+}
+
+const sum = (s: StatusJson, pick: (q: StatusJson['queues'][number]) => number) => s.queues.reduce((n, q) => n + Number(pick(q)), 0);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface TcpTrial {
+  id: CaseId;
+  streams: number;
+  gbps: number;
+  retransmits: number;
+  rewriterNsPerByte?: number;
+  machineNsPerByte: number;
+  gsoShare?: number;
+}
+
+interface IperfJson {
+  error?: string;
+  end: { sum_received: { bytes: number; bits_per_second: number }; sum_sent: { retransmits?: number } };
+}
+
+async function tcpTrial(lab: Lab, c: Case, family: 4 | 6, streams: number, seconds: number): Promise<TcpTrial> {
+  const setup = await c.setup(lab);
+  try {
+    await sleep(SETTLE_MS);
+    const pid = setup.daemon?.pid;
+    const st0 = await setup.daemon?.status();
+    const cpu0 = pid ? processCpu(pid) : 0;
+    const m0 = machineCpu();
+    const out = await lab.exec('cli', 'iperf3', [
+      '-c', vipOf(family), '-p', String(IPERF_PORT), '-t', String(seconds), '-S', IPERF_TOS, '-P', String(streams), '-J',
+    ]);
+    const m1 = machineCpu();
+    const cpu1 = pid ? processCpu(pid) : 0;
+    const st1 = await setup.daemon?.status();
+    const r = JSON.parse(out) as IperfJson;
+    if (r.error) throw new Error(`iperf3 (${c.id}): ${r.error}`);
+    // Bytes over the whole run (slow start lasts milliseconds here); CPU sampled around the same run.
+    const bytes = r.end.sum_received.bytes;
+    const t: TcpTrial = {
+      id: c.id, streams, gbps: r.end.sum_received.bits_per_second / 1e9, retransmits: r.end.sum_sent.retransmits ?? 0,
+      machineNsPerByte: ((m1 - m0) * 1e9) / bytes,
+    };
+    if (pid && st0 && st1) {
+      t.rewriterNsPerByte = ((cpu1 - cpu0) * 1e9) / bytes;
+      const reads = sum(st1, (q) => q.tun.packetsRead) - sum(st0, (q) => q.tun.packetsRead);
+      t.gsoShare = (sum(st1, (q) => q.tun.gsoPackets) - sum(st0, (q) => q.tun.gsoPackets)) / Math.max(1, reads);
+    }
+    return t;
+  } finally {
+    await setup.stop();
+  }
+}
+
+interface UdpTrial { offload: boolean; sender: string; offeredPps: number; deliveredPps: number; cpuUsPerPacket: number }
+
+async function udpTrial(lab: Lab, offload: boolean, sender: string, spec: Omit<FloodSpec, 'address'>): Promise<UdpTrial> {
+  const sink = await startSink(lab, vipOf(4), FLOOD_PORT);
+  const setup = await l3dsr(offload, 1)(lab);
+  try {
+    await sleep(SETTLE_MS);
+    const pid = setup.daemon!.pid;
+    const cpu0 = processCpu(pid);
+    const st0 = await setup.daemon!.status();
+    const full = { ...spec, address: vipOf(4) };
+    const offered: Offered = sender === 'trafgen' ? await trafgenFlood(lab, full) : await socketFlood(lab, full);
+    await sleep(SETTLE_MS);
+    const delivered = await sink.count();
+    const st1 = await setup.daemon!.status();
+    const cpu1 = processCpu(pid);
+    const rewritten = sum(st1, (q) => Number(q.counters.verdicts.rewritten)) - sum(st0, (q) => Number(q.counters.verdicts.rewritten));
+    return {
+      offload, sender, offeredPps: offered.packets / offered.seconds, deliveredPps: delivered / offered.seconds,
+      cpuUsPerPacket: ((cpu1 - cpu0) * 1e6) / Math.max(1, rewritten),
+    };
+  } finally {
+    await setup.stop();
+    await sink.stop();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+const pad = (s: string, n: number) => s.padStart(n);
+const k = (pps: number) => `${(pps / 1000).toFixed(1)}k`;
+
+function tcpLines(trials: TcpTrial[], streams: number): string[] {
+  const of = (id: CaseId) => trials.filter((t) => t.id === id && t.streams === streams);
+  const med = (id: CaseId, f: (t: TcpTrial) => number | undefined) => {
+    const xs = of(id).map(f).filter((x): x is number => x !== undefined);
+    return xs.length ? median(xs) : undefined;
+  };
+  const gbps = (id: CaseId) => med(id, (t) => t.gbps)!;
+  const out = [`${'case'.padEnd(36)}${pad('Gbit/s', 8)}${pad('÷ (b)', 7)}${pad('rewriter ns/B', 15)}${pad('machine ns/B', 14)}${pad('super-pkt reads', 17)}${pad('retrans', 9)}  runs (Gbit/s)`];
+  for (const c of TCP_CASES) {
+    const rw = med(c.id, (t) => t.rewriterNsPerByte);
+    const share = med(c.id, (t) => t.gsoShare);
+    out.push(`${`${c.id}) ${c.label}`.padEnd(36)}${pad(gbps(c.id).toFixed(2), 8)}`
+      + `${pad((gbps(c.id) / gbps('b')).toFixed(2), 7)}${pad(rw === undefined ? '-' : rw.toFixed(3), 15)}`
+      + `${pad(med(c.id, (t) => t.machineNsPerByte)!.toFixed(3), 14)}${pad(share === undefined ? '-' : `${(share * 100).toFixed(0)} %`, 17)}`
+      + `${pad(String(Math.round(med(c.id, (t) => t.retransmits)!)), 9)}  ${of(c.id).map((t) => t.gbps.toFixed(1)).join(' ')}`);
+  }
+  const ratio = (x: CaseId, y: CaseId) => (gbps(x) / gbps(y)).toFixed(2);
+  out.push(`ratios: (d) offload / (b) nftables = ${ratio('d', 'b')} (target >= 0.8); (e) 2 queues / (b) = ${ratio('e', 'b')}; `
+    + `(c) no offload / (b) = ${ratio('c', 'b')}; (d) / (c) = ${ratio('d', 'c')}; (b) / (a) no rewrite = ${ratio('b', 'a')}`);
+  return out;
+}
+
+function udpLines(trials: UdpTrial[]): string[] {
+  const out = [`${'case'.padEnd(36)}${pad('offered', 10)}${pad('delivered', 11)}${pad('CPU µs/pkt', 12)}  runs (delivered pps)`];
+  const senders = [...new Set(trials.map((t) => t.sender))];
+  for (const sender of senders) {
+    for (const offload of [false, true]) {
+      const ts = trials.filter((t) => t.sender === sender && t.offload === offload);
+      out.push(`${`l3dsr ${offload ? 'offload' : 'no offload'}, ${sender} sender`.padEnd(36)}${pad(k(median(ts.map((t) => t.offeredPps))), 10)}`
+        + `${pad(k(median(ts.map((t) => t.deliveredPps))), 11)}${pad(median(ts.map((t) => t.cpuUsPerPacket)).toFixed(2), 12)}`
+        + `  ${ts.map((t) => k(t.deliveredPps)).join(' ')}`);
+    }
+    const d = (o: boolean) => median(trials.filter((t) => t.sender === sender && t.offload === o).map((t) => t.deliveredPps));
+    out.push(`  ${sender}: offload / no offload delivered = ${(d(true) / d(false)).toFixed(2)}`);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '4' },
+      reps: { type: 'string', default: '3' },
+      streams: { type: 'string', default: '1,4' },
+      family: { type: 'string', default: '4' },
+      'udp-seconds': { type: 'string', default: '3' },
+      'udp-reps': { type: 'string', default: '3' },
+      'udp-senders': { type: 'string' },
+      'no-udp': { type: 'boolean' },
+    },
+  });
+  if (process.getuid?.() !== 0) throw new Error('bench/lab-tcp needs root (network namespaces, TUN, tc)');
+  const seconds = Number(values.seconds);
+  const reps = Number(values.reps);
+  const streamsList = values.streams!.split(',').map(Number);
+  const family = Number(values.family) as 4 | 6;
+  if (family !== 4 && family !== 6) throw new Error(`--family: 4 or 6, got ${values.family}`);
+  const senders = values['udp-senders']?.split(',') ?? ((await hasTrafgen()) ? ['socket', 'trafgen'] : ['socket']);
+  const load0 = loadavg();
+
+  destroyLabsOnExit();
+  const lab = await Lab.create({ vips: VIPS, vipsOnLoopback: true });
+  const tcp: TcpTrial[] = [];
+  const udp: UdpTrial[] = [];
+  try {
+    lab.spawn('srv', 'iperf3', ['-s', '-p', String(IPERF_PORT)], { stdio: 'ignore' });
+    await sleep(SETTLE_MS);
+    for (let r = 0; r < reps; r++) {
+      for (const streams of streamsList) {
+        for (const c of r % 2 ? [...TCP_CASES].reverse() : TCP_CASES) {
+          const t = await tcpTrial(lab, c, family, streams, seconds);
+          tcp.push(t);
+          process.stderr.write(`rep ${r + 1} -P ${streams} ${c.id}) ${c.label.padEnd(34)} ${t.gbps.toFixed(2)} Gbit/s, machine ${t.machineNsPerByte.toFixed(3)} ns/B`
+            + `${t.rewriterNsPerByte === undefined ? '' : `, rewriter ${t.rewriterNsPerByte.toFixed(3)} ns/B, ${((t.gsoShare ?? 0) * 100).toFixed(0)} % super-packet reads`}\n`);
+        }
+      }
+    }
+    if (!values['no-udp']) {
+      const spec = { port: FLOOD_PORT, seconds: Number(values['udp-seconds']), flows: 16, size: 64, cpus: 2 };
+      for (let r = 0; r < Number(values['udp-reps']); r++) {
+        for (const sender of senders) {
+          for (const offload of r % 2 ? [true, false] : [false, true]) {
+            const t = await udpTrial(lab, offload, sender, spec);
+            udp.push(t);
+            process.stderr.write(`udp rep ${r + 1} ${sender} offload ${offload ? 'on ' : 'off'}: offered ${k(t.offeredPps)}, delivered ${k(t.deliveredPps)} pps, ${t.cpuUsPerPacket.toFixed(2)} µs CPU/pkt\n`);
+          }
+        }
+      }
+    }
+  } finally {
+    await lab.destroy();
+  }
+
+  const load1 = loadavg();
+  const out: string[] = [];
+  out.push(`command: node dist/bench/lab-tcp.js ${process.argv.slice(2).join(' ')}`.trimEnd());
+  out.push(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${new Date().toISOString()}, load average ${load0[0]!.toFixed(2)} at start, ${load1[0]!.toFixed(2)} at end (2 vCPUs)`);
+  for (const streams of tcp.length ? streamsList : []) {
+    out.push('', `TCP upload, IPv${family}, iperf3 -P ${streams} -S ${IPERF_TOS}, ${seconds} s, ${reps} interleaved reps, medians:`);
+    out.push(...tcpLines(tcp, streams));
+  }
+  if (udp.length) {
+    out.push('', `UDP 64-byte payload, 16 flows, l3dsr io_uring 1 queue, ${values['udp-reps']} interleaved reps of ${values['udp-seconds']} s, medians:`);
+    out.push(...udpLines(udp));
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`lab-tcp: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
