@@ -272,37 +272,27 @@ export class PcapngParser {
   }
 
   private enhancedPacket(input: ChunkedInput, pos: number, length: number): CaptureRecord {
-    const { view, base } = input;
-    const le = this.littleEndian;
-    const offset = base + pos;
-    const iface = this.interfaceFor(view.getUint32(pos + ENHANCED_PACKET.INTERFACE_ID, le), offset);
-    const captured = view.getUint32(pos + ENHANCED_PACKET.CAPTURED_LENGTH, le);
-    this.checkCaptured(captured, length - ENHANCED_PACKET.MIN_LENGTH, iface, length, offset);
-    splitTimestamp(view.getUint32(pos + ENHANCED_PACKET.TS_HIGH, le), view.getUint32(pos + ENHANCED_PACKET.TS_LOW, le), iface.tsResolution, this.ts);
-    const data = pos + ENHANCED_PACKET.DATA;
-    return {
-      index: this.nextIndex++,
-      offset,
-      linkType: iface.linkType,
-      interfaceId: iface.id,
-      tsSec: this.ts.sec + iface.tsOffset,
-      tsFrac: this.ts.frac,
-      tsResolution: iface.tsResolution,
-      capturedLength: captured,
-      originalLength: view.getUint32(pos + ENHANCED_PACKET.ORIGINAL_LENGTH, le),
-      data: input.buf.subarray(data, data + captured),
-    };
+    const interfaceId = input.view.getUint32(pos + ENHANCED_PACKET.INTERFACE_ID, this.littleEndian);
+    return this.timestampedPacket(input, pos, length, ENHANCED_PACKET, interfaceId);
   }
 
+  /** The obsolete Packet Block: an Enhanced Packet Block with a 16-bit interface id and a drops count. */
   private obsoletePacket(input: ChunkedInput, pos: number, length: number): CaptureRecord {
+    const interfaceId = input.view.getUint16(pos + OBSOLETE_PACKET.INTERFACE_ID, this.littleEndian);
+    return this.timestampedPacket(input, pos, length, OBSOLETE_PACKET, interfaceId);
+  }
+
+  private timestampedPacket(
+    input: ChunkedInput, pos: number, length: number, layout: typeof ENHANCED_PACKET | typeof OBSOLETE_PACKET, interfaceId: number,
+  ): CaptureRecord {
     const { view, base } = input;
     const le = this.littleEndian;
     const offset = base + pos;
-    const iface = this.interfaceFor(view.getUint16(pos + OBSOLETE_PACKET.INTERFACE_ID, le), offset);
-    const captured = view.getUint32(pos + OBSOLETE_PACKET.CAPTURED_LENGTH, le);
-    this.checkCaptured(captured, length - OBSOLETE_PACKET.MIN_LENGTH, iface, length, offset);
-    splitTimestamp(view.getUint32(pos + OBSOLETE_PACKET.TS_HIGH, le), view.getUint32(pos + OBSOLETE_PACKET.TS_LOW, le), iface.tsResolution, this.ts);
-    const data = pos + OBSOLETE_PACKET.DATA;
+    const iface = this.interfaceFor(interfaceId, offset);
+    const captured = view.getUint32(pos + layout.CAPTURED_LENGTH, le);
+    this.checkCaptured(captured, length - layout.MIN_LENGTH, iface, length, offset);
+    splitTimestamp(view.getUint32(pos + layout.TS_HIGH, le), view.getUint32(pos + layout.TS_LOW, le), iface.tsResolution, this.ts);
+    const data = pos + layout.DATA;
     return {
       index: this.nextIndex++,
       offset,
@@ -312,7 +302,7 @@ export class PcapngParser {
       tsFrac: this.ts.frac,
       tsResolution: iface.tsResolution,
       capturedLength: captured,
-      originalLength: view.getUint32(pos + OBSOLETE_PACKET.ORIGINAL_LENGTH, le),
+      originalLength: view.getUint32(pos + layout.ORIGINAL_LENGTH, le),
       data: input.buf.subarray(data, data + captured),
     };
   }
