@@ -106,9 +106,8 @@ function processCpu(pid: number): number {
 
 /** Busy CPU seconds of the whole machine, all CPUs (everything but idle and iowait). */
 function machineCpu(): number {
-  const [, ...v] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = v as number[];
-  void idle; void iowait;
+  // cpu  user nice system idle iowait irq softirq steal ...
+  const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
   return (user! + nice! + system! + irq! + softirq! + steal!) / clockTicks;
 }
 

@@ -1,5 +1,5 @@
 // Proof that the NEEDS_CSUM seeds the core leaves in GSO super-packets are
-// right, where a wrong one would show. Delivered locally, the kernel
+// right (TCP and UDP, IPv4 and IPv6), where a wrong one would show. Delivered locally, the kernel
 // trusts a NEEDS_CSUM packet's checksum, so a wrong seed goes unnoticed.
 // Here srv forwards the rewritten super-packets to a fourth namespace over
 // a link without checksum offload: the kernel segments each one in
@@ -11,10 +11,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Lab, LAB_INTERFACES, type LabVip } from '../src/lab/index.js';
-import { checksumVerdicts, startCapture, type ChecksumVerdicts } from './support/checksum-capture.js';
-import { LabDaemon, daemonArgs, requireLabRoot, sumQueues, type StatusJson } from './support/daemon.js';
-import { disableTxChecksumOffload } from './support/ethtool.js';
-import { FORWARD_INTERFACES, ForwardTarget, sendHashed, startReceiver, type HashedTransfer } from './support/offload-forward.js';
+import { checksumVerdicts, startCapture, type CaptureResult, type ChecksumVerdicts } from './support/checksum-capture.js';
+import { LabDaemon, daemonArgs, requireLabRoot, sumQueues, waitFor, type StatusJson } from './support/daemon.js';
+import {
+  FORWARD_INTERFACES, ForwardTarget, sendHashed, sendUdpSuperPackets, startReceiver, startUdpSink, type HashedTransfer, type UdpSink,
+} from './support/offload-forward.js';
 import { SeedFaultRelay } from './support/offload-relay.js';
 
 const MIB = 1024 * 1024;
@@ -22,7 +23,14 @@ const TRANSFER_BYTES = 16 * MIB;
 const CONTROL_BYTES = 2 * MIB;
 /** Super-packets the negative control spoils. */
 const SPOILED = 3;
+/** UDP: this many sends of SEGMENTS datagrams of DATAGRAM bytes, each one GSO packet (UDP_SEGMENT). */
+const UDP_SENDS = 50;
+const UDP_SEGMENTS = 40;
+const UDP_DATAGRAM = 1200;
+const UDP_HEADER = 8;
 const LINK_MTU = 1500;
+/** The largest TCP payload per segment on these links (IPv4, timestamps on: 1500 - 20 - 32). */
+const MAX_MSS = 1448n;
 const VIPS: readonly LabVip[] = [
   { family: 4, address: '203.0.113.10', dscp: 1 },
   { family: 6, address: '2001:db8:203::10', dscp: 1 },
@@ -41,9 +49,9 @@ interface Observed {
 async function observeUpload(lab: Lab, fwd: ForwardTarget, vip: string, bytes: number): Promise<Observed> {
   const capture = await startCapture(fwd.ns, FORWARD_INTERFACES.fwdToSrv, `tcp and dst host ${vip}`);
   try {
-    const refused0 = await fwd.tcpChecksumErrors();
+    const refused0 = (await fwd.checksumErrors()).tcp;
     const transfer = await sendHashed(lab, vip, bytes);
-    const refusedByReceiver = (await fwd.tcpChecksumErrors()) - refused0;
+    const refusedByReceiver = (await fwd.checksumErrors()).tcp - refused0;
     const c = await capture.stop();
     return { transfer, verdicts: await checksumVerdicts(c.file), ...c, refusedByReceiver };
   } finally {
@@ -66,14 +74,15 @@ const gso = (s: StatusJson) => ({
 describe('NEEDS_CSUM seeds of rewritten super-packets, checked after the kernel segments them in software', () => {
   let lab: Lab;
   let fwd: ForwardTarget;
+  let udpSink: UdpSink;
 
   before(async () => {
     requireLabRoot();
     lab = await Lab.create({ vips: VIPS });
     fwd = await ForwardTarget.create(lab, VIPS);
-    const state = await disableTxChecksumOffload(FORWARD_INTERFACES.srvToFwd, lab.where('srv'));
-    assert.deepEqual(state, { txChecksum: false, tso: false }, 'srv must compute every checksum itself on its link to fwd');
+    assert.deepEqual(fwd.srvLinkOffloads, { txChecksum: false, tso: false }, 'srv must compute every checksum itself on its link to fwd');
     await startReceiver(fwd, VIPS.map((v) => v.address));
+    udpSink = await startUdpSink(fwd, VIPS.map((v) => v.address));
   });
 
   after(async () => {
@@ -119,8 +128,47 @@ describe('NEEDS_CSUM seeds of rewritten super-packets, checked after the kernel 
         const reads = after.reads - before.reads;
         const packets = after.packets - before.packets;
         assert.ok(packets > 0n, 'no GSO super-packet went through the daemon');
-        assert.ok(2n * packets > reads, `only ${packets} of ${reads} reads were super-packets`);
+        // A read that is not a super-packet carries at most one MSS: most of the data came in super-packets.
+        assert.ok(2n * (reads - packets) * MAX_MSS < BigInt(TRANSFER_BYTES), `only ${packets} of ${reads} reads were super-packets`);
         assert.ok(after.segments - before.segments > 2n * packets, 'super-packets of one or two segments only');
+      });
+    }
+
+    for (const vip of VIPS) {
+      it(`IPv${vip.family}: UDP super-packets (${UDP_SENDS} x ${UDP_SEGMENTS} datagrams) arrive as datagrams with valid checksums, every one`, async () => {
+        const status = await daemon.status();
+        assert.ok(status.queues[0]!.offloads?.includes('uso4'), `USO not granted (${status.queues[0]!.offloads}): needs kernel >= 6.2`);
+        const before = gso(status);
+        const errors0 = await fwd.checksumErrors();
+        const sink0 = await udpSink.count();
+        const capture = await startCapture(fwd.ns, FORWARD_INTERFACES.fwdToSrv, `udp and dst host ${vip.address}`);
+        let c: CaptureResult | undefined;
+        try {
+          await sendUdpSuperPackets(lab, vip.address, UDP_SENDS, UDP_SEGMENTS, UDP_DATAGRAM);
+          const total = UDP_SENDS * UDP_SEGMENTS;
+          // Until the last datagram is in (a hang detector, not a measurement).
+          const sink = await waitFor('every datagram at the sink in fwd', 10_000, async () => {
+            const n = await udpSink.count();
+            return n.datagrams - sink0.datagrams >= total ? n : undefined;
+          });
+          assert.equal(sink.bytes - sink0.bytes, total * UDP_DATAGRAM);
+          c = await capture.stop();
+          const v = await checksumVerdicts(c.file);
+          const errors = await fwd.checksumErrors();
+          assert.equal(c.droppedByKernel, 0);
+          assert.equal(v.packets, total, 'datagrams captured at fwd');
+          assert.equal(v.udpBad, 0, `bad UDP checksums in frames ${v.badFrames}`);
+          assert.equal(v.udpGood, v.packets, 'every UDP checksum was validated');
+          if (vip.family === 4) assert.equal(v.ipv4Good, v.packets);
+          assert.equal(v.largestIpPacket, (vip.family === 4 ? 20 : 40) + UDP_HEADER + UDP_DATAGRAM);
+          assert.equal(errors.udp4 + errors.udp6, errors0.udp4 + errors0.udp6, 'fwd\'s UDP refused datagrams for bad checksums');
+          const after = gso(await daemon.status());
+          assert.equal(after.packets - before.packets, BigInt(UDP_SENDS), 'each send went through the daemon as one super-packet');
+          assert.equal(after.segments - before.segments, BigInt(total));
+        } finally {
+          if (!c) await capture.stop().catch(() => undefined);
+          capture.dispose();
+        }
       });
     }
 

@@ -55,6 +55,8 @@ export function formatStatus(s: DaemonSnapshot): string {
   const lines: string[] = [];
   lines.push(`l3dsr pid ${s.pid} on ${s.tun}, up ${Math.round((Date.now() - s.startedAt) / 1000)} s${s.configFile ? `, config ${s.configFile}` : ''}`);
   lines.push(`queues: ${s.queues.map((q) => `${q.queue}: ${q.mode}${q.detail ? ` (${q.detail})` : ''}`).join('; ')}`);
+  const offloads = s.queues[0]?.offloads;
+  lines.push(`offloads: ${offloads ? offloads.join(', ') || 'none granted' : 'off'}`);
   lines.push('', 'rules                                    packets          bytes');
   s.rules.forEach((r, i) => {
     lines.push(`  ${ruleText(r).padEnd(36)} ${String(sum((q) => q.counters.rules[i]?.packets ?? 0)).padStart(10)} ${String(sum((q) => q.counters.rules[i]?.bytes ?? 0)).padStart(14)}`);

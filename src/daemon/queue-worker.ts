@@ -38,7 +38,7 @@ if (dev.offloads !== null && !(granted.includes('tso4') && granted.includes('tso
   offloadNote = `the kernel granted ${granted.join(' ') || 'no offloads'} on TUN ${setup.tun}, not TSO4 and TSO6`;
   if (setup.offload === 'yes') {
     dev.close();
-    post({ type: 'failed', code: 'EOPNOTSUPP', message: `offload = yes: ${offloadNote} (use offload = auto to run without)` });
+    post({ type: 'failed', code: 'EOPNOTSUPP', message: `--offload (offload = yes): ${offloadNote}; offload = auto, the default, runs without` });
     process.exit(1);
   }
 }

@@ -78,6 +78,9 @@ export interface ChecksumVerdicts {
   /** TCP segments tshark validated, by verdict. */
   tcpGood: number;
   tcpBad: number;
+  /** UDP datagrams tshark validated, by verdict. */
+  udpGood: number;
+  udpBad: number;
   /** IPv4 headers tshark validated, by verdict (IPv6 has no header checksum). */
   ipv4Good: number;
   ipv4Bad: number;
@@ -89,27 +92,29 @@ export interface ChecksumVerdicts {
   badFrames: number[];
 }
 
-/** Every IPv4 header and TCP checksum in `file`, as tshark judges them. */
+/** Every IPv4 header, TCP and UDP checksum in `file`, as tshark judges them. */
 export async function checksumVerdicts(file: string): Promise<ChecksumVerdicts> {
   const out = await runCommand('tshark', [
-    '-r', file, '-n', '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE',
+    '-r', file, '-n', '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE',
     '-T', 'fields', '-E', 'separator=,', '-e', 'frame.number', '-e', 'ip.checksum.status', '-e', 'tcp.checksum.status',
-    '-e', 'tcp.len', '-e', 'ip.len', '-e', 'ipv6.plen',
+    '-e', 'udp.checksum.status', '-e', 'tcp.len', '-e', 'ip.len', '-e', 'ipv6.plen',
   ]);
-  const v: ChecksumVerdicts = { packets: 0, tcpGood: 0, tcpBad: 0, ipv4Good: 0, ipv4Bad: 0, payloadBytes: 0, largestIpPacket: 0, badFrames: [] };
+  const v: ChecksumVerdicts = {
+    packets: 0, tcpGood: 0, tcpBad: 0, udpGood: 0, udpBad: 0, ipv4Good: 0, ipv4Bad: 0, payloadBytes: 0, largestIpPacket: 0, badFrames: [],
+  };
   for (const line of out.split('\n')) {
     if (line.trim() === '') continue;
-    const [frame, ipStatus, tcpStatus, tcpLen, ipLen, ip6Payload] = line.split(',');
+    const [frame, ipStatus, tcpStatus, udpStatus, tcpLen, ipLen, ip6Payload] = line.split(',');
     v.packets++;
-    const bad = Number(tcpStatus) === STATUS_BAD || (ipStatus !== '' && Number(ipStatus) === STATUS_BAD);
-    if (tcpStatus !== '') {
-      if (Number(tcpStatus) === STATUS_GOOD) v.tcpGood++;
-      else if (Number(tcpStatus) === STATUS_BAD) v.tcpBad++;
-    }
-    if (ipStatus !== '') {
-      if (Number(ipStatus) === STATUS_GOOD) v.ipv4Good++;
-      else if (Number(ipStatus) === STATUS_BAD) v.ipv4Bad++;
-    }
+    const isBad = (status: string | undefined) => status !== '' && Number(status) === STATUS_BAD;
+    const isGood = (status: string | undefined) => status !== '' && Number(status) === STATUS_GOOD;
+    if (isGood(tcpStatus)) v.tcpGood++;
+    if (isBad(tcpStatus)) v.tcpBad++;
+    if (isGood(udpStatus)) v.udpGood++;
+    if (isBad(udpStatus)) v.udpBad++;
+    if (isGood(ipStatus)) v.ipv4Good++;
+    if (isBad(ipStatus)) v.ipv4Bad++;
+    const bad = isBad(tcpStatus) || isBad(udpStatus) || isBad(ipStatus);
     v.payloadBytes += Number(tcpLen || 0);
     v.largestIpPacket = Math.max(v.largestIpPacket, ipLen ? Number(ipLen) : Number(ip6Payload || 0) + 40);
     if (bad && v.badFrames.length < 10) v.badFrames.push(Number(frame));

@@ -14,6 +14,10 @@ import type { Lab, LabVip } from '../../src/lab/index.js';
 import {
   addNamespace, deleteNamespace, execInNamespace, ip, spawnInNamespace, writeSysctl, type Where,
 } from '../../src/system/index.js';
+import { disableTxChecksumOffload, type OffloadState } from './ethtool.js';
+
+/** Debian's Python (the project's helpers use it, not whatever is first on PATH). */
+const PYTHON = '/usr/bin/python3';
 
 export const FORWARD_INTERFACES = {
   /** srv's side of the srv — fwd link: where super-packets leave, segmented in software. */
@@ -30,6 +34,8 @@ export const FORWARD_PLAN = {
 
 export class ForwardTarget {
   readonly ns: string;
+  /** What the kernel reports for s-fwd after its transmit checksum offload was turned off. */
+  srvLinkOffloads: OffloadState = { txChecksum: true, tso: true };
   #children = new Set<ChildProcess>();
 
   private constructor(readonly lab: Lab) {
@@ -68,13 +74,21 @@ export class ForwardTarget {
     return child;
   }
 
-  /** TCP segments fwd's stack refused for a bad checksum (Tcp InCsumErrors, IPv4 and IPv6 together). */
-  async tcpChecksumErrors(): Promise<number> {
+  /**
+   * Packets fwd's stack refused for a bad checksum: TCP (IPv4 and IPv6
+   * share the counter), UDP over IPv4 and UDP over IPv6.
+   */
+  async checksumErrors(): Promise<{ tcp: number; udp4: number; udp6: number }> {
     const snmp = await this.exec('cat', ['/proc/net/snmp']);
-    const [names, values] = snmp.split('\n').filter((l) => l.startsWith('Tcp:')).map((l) => l.split(/\s+/));
-    const i = names!.indexOf('InCsumErrors');
-    if (i < 0) throw new Error('no Tcp InCsumErrors in /proc/net/snmp');
-    return Number(values![i]);
+    const row = (prefix: string) => {
+      const [names, values] = snmp.split('\n').filter((l) => l.startsWith(`${prefix}:`)).map((l) => l.split(/\s+/));
+      const i = names?.indexOf('InCsumErrors') ?? -1;
+      if (i < 0) throw new Error(`no ${prefix} InCsumErrors in /proc/net/snmp`);
+      return Number(values![i]);
+    };
+    const udp6 = /^Udp6InCsumErrors\s+(\d+)$/m.exec(await this.exec('cat', ['/proc/net/snmp6']));
+    if (!udp6) throw new Error('no Udp6InCsumErrors in /proc/net/snmp6');
+    return { tcp: row('Tcp'), udp4: row('Udp'), udp6: Number(udp6[1]) };
   }
 
   async destroy(): Promise<void> {
@@ -99,6 +113,7 @@ export class ForwardTarget {
       await ip([`-${family}`, 'addr', 'add', `${p.srv}/${p.length}`, 'dev', i.srvToFwd, ...nodad], srv);
       await ip([`-${family}`, 'addr', 'add', `${p.fwd}/${p.length}`, 'dev', i.fwdToSrv, ...nodad], fwd);
     }
+    this.srvLinkOffloads = await disableTxChecksumOffload(i.srvToFwd, srv);
     await ip(['link', 'set', 'dev', i.srvToFwd, 'up'], srv);
     await ip(['link', 'set', 'dev', i.fwdToSrv, 'up'], fwd);
     for (const family of [4, 6] as const) {
@@ -158,6 +173,85 @@ sock.on('end', () => {
   catch { done({ error: 'no answer from the receiver: ' + JSON.stringify(answer.slice(0, 200)) }); }
 });
 `;
+
+// UDP super-packets the way a QUIC server sends them: each send() of
+// `segments` x `size` bytes with UDP_SEGMENT set leaves the socket as one
+// GSO packet. A pause after each keeps the receiving side's backlog from
+// overflowing once srv has cut them into datagrams. Node has no
+// UDP_SEGMENT; Debian's Python does the setsockopt.
+const UDP_GSO_SENDER_SOURCE = `
+import socket, sys, time
+address, port, sends, segments, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+UDP_SEGMENT = 103
+s = socket.socket(socket.AF_INET6 if ':' in address else socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_UDP, UDP_SEGMENT, size)
+s.connect((address, port))
+data = bytes((i * 7) & 0xff for i in range(segments * size))
+for _ in range(sends):
+    s.send(data)
+    time.sleep(0.005)
+`;
+
+export const UDP_GSO_PORT = 9300;
+
+// Counts datagrams and bytes; answers each line on stdin with JSON. Python,
+// for SO_RCVBUFFORCE: a buffer that holds a whole test burst whatever
+// net.core.rmem_max says.
+const UDP_SINK_SOURCE = `
+import json, select, socket, sys
+SO_RCVBUFFORCE = 33
+port, addresses = int(sys.argv[1]), sys.argv[2:]
+socks = []
+for a in addresses:
+    s = socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 32 << 20)
+    s.bind((a, port))
+    s.setblocking(False)
+    socks.append(s)
+seen = {'datagrams': 0, 'bytes': 0}
+print('ready', flush=True)
+while True:
+    for r in select.select(socks + [sys.stdin], [], [])[0]:
+        if r is sys.stdin:
+            if not sys.stdin.readline():
+                sys.exit(0)
+            print(json.dumps(seen), flush=True)
+            continue
+        while True:
+            try:
+                d = r.recv(65535)
+            except BlockingIOError:
+                break
+            seen['datagrams'] += 1
+            seen['bytes'] += len(d)
+`;
+
+export interface UdpSink {
+  /** Datagrams and bytes received so far. */
+  count(): Promise<{ datagrams: number; bytes: number }>;
+}
+
+/** A UDP socket per address in fwd on UDP_GSO_PORT that counts what arrives. */
+export async function startUdpSink(target: ForwardTarget, addresses: readonly string[]): Promise<UdpSink> {
+  const child = target.spawn(PYTHON, ['-c', UDP_SINK_SOURCE, String(UDP_GSO_PORT), ...addresses], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  if ((await lines.next()).value !== 'ready') throw new Error(`UDP sink in ${target.ns} did not start: ${stderr.trim()}`);
+  return {
+    async count() {
+      child.stdin!.write('count\n');
+      const next = await lines.next();
+      if (next.done) throw new Error(`UDP sink exited: ${stderr.trim()}`);
+      return JSON.parse(next.value as string) as { datagrams: number; bytes: number };
+    },
+  };
+}
+
+/** Sends `sends` UDP super-packets of `segments` datagrams of `size` bytes from cli to address. */
+export async function sendUdpSuperPackets(lab: Lab, address: string, sends: number, segments: number, size: number): Promise<void> {
+  await lab.exec('cli', PYTHON, ['-c', UDP_GSO_SENDER_SOURCE, address, String(UDP_GSO_PORT), String(sends), String(segments), String(size)]);
+}
 
 export const RECEIVER_PORT = 9200;
 
