@@ -7,6 +7,7 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { BatchLayout } from '../src/tun/device.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NETNS_ADDON = join(root, 'build', 'Release', 'l3dsr_test_netns.node');
@@ -100,14 +101,7 @@ export const REMOTE_ADDRESS = '203.0.113.7';
 /** A WebAssembly memory holding packet slots and the batch descriptor. */
 export class BatchMemory {
   readonly memory: WebAssembly.Memory;
-  readonly layout: {
-    slotBase: number;
-    slotSize: number;
-    slotCount: number;
-    slotsOffset: number;
-    lengthsOffset: number;
-    batchMax: number;
-  };
+  readonly layout: BatchLayout;
   readonly slots: Uint32Array;
   readonly lengths: Uint32Array;
 
