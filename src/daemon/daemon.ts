@@ -69,7 +69,11 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
   const mtu = await preflight(opts);
   // With offload a read can carry a 64 KiB GSO super-packet behind its header; the TUN's MTU stays that of the links.
   const slotBytes = opts.offload === 'no' ? Math.max(mtu, 2048) : Math.max(OFFLOAD_MIN_SLOT_SIZE, mtu + VNET_HEADER_BYTES);
-  const slotSize = Math.ceil(slotBytes / SLOT_ALIGN) * SLOT_ALIGN;
+  // An odd number of cache lines per slot: with a power-of-two stride (64 KiB)
+  // every packet header lands in the same cache sets, and the core ran ~30 %
+  // slower in bench measurements.
+  let slotSize = Math.ceil(slotBytes / SLOT_ALIGN) * SLOT_ALIGN;
+  if ((slotSize / SLOT_ALIGN) % 2 === 0) slotSize += SLOT_ALIGN;
   let rules = opts.rules;
   const startedAt = Date.now();
   const reloads = { ok: 0, failed: 0, lastError: undefined as string | undefined };
