@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { GENERATED, finishChecksum, generateCapture, onesComplementSum } from '../src/pcap/generate.js';
+import { GENERATED, generateCapture } from '../src/pcap/generate.js';
+import { onesSum, pseudoHeaderSum } from '../src/oracle/checksum.js';
 import { openCapture } from '../src/pcap/reader.js';
 import { locateL3 } from '../src/pcap/linklayer.js';
 
@@ -73,15 +74,13 @@ const median = (xs: number[]): number => {
 function checksumsValid(l3: Uint8Array): boolean {
   const v4 = l3[0] >> 4 === 4;
   const headerLength = v4 ? (l3[0] & 0x0f) * 4 : 40;
-  if (v4 && finishChecksum(onesComplementSum(l3, 0, headerLength)) !== 0) return false;
+  if (v4 && onesSum(l3.subarray(0, headerLength)) !== 0xffff) return false;
   const protocol = v4 ? l3[9] : l3[6];
   const l4Length = v4 ? ((l3[2] << 8) | l3[3]) - headerLength : (l3[4] << 8) | l3[5];
   const checksumAt = headerLength + (protocol === 6 ? 16 : 6);
   if (protocol === 17 && l3[checksumAt] === 0 && l3[checksumAt + 1] === 0) return v4; // "no checksum": IPv4 only
-  const addresses = v4 ? [12, 20] : [8, 40];
-  let sum = onesComplementSum(l3, addresses[0], addresses[1]) + protocol + l4Length;
-  sum = onesComplementSum(l3, headerLength, headerLength + l4Length, sum);
-  return finishChecksum(sum) === 0;
+  const [src, dst] = v4 ? [l3.subarray(12, 16), l3.subarray(16, 20)] : [l3.subarray(8, 24), l3.subarray(24, 40)];
+  return onesSum(l3.subarray(headerLength, headerLength + l4Length), pseudoHeaderSum(src, dst, protocol, l4Length)) === 0xffff;
 }
 
 interface Comparison {

@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rewriteCommand, type RewriteIo } from '../src/cli/rewrite.js';
-import { buildIpPacket, ethernetFrame, finishChecksum, onesComplementSum, type PacketSpec } from '../src/pcap/generate.js';
+import { buildIpPacket, ethernetFrame, type PacketSpec } from '../src/pcap/generate.js';
+import { checksumFor, onesSum } from '../src/oracle/checksum.js';
 import { ETHERTYPE, LINKTYPE, locateL3 } from '../src/pcap/linklayer.js';
 import { openCapture } from '../src/pcap/reader.js';
 import { ByteBuilder, classicFile, classicRecordOffset, concat, epb, idb, shb, type ClassicRecordSpec } from './support/pcap-bytes.js';
@@ -64,7 +65,7 @@ function truncatedTcp(): Uint8Array {
   p[9] = 6;
   p[10] = 0;
   p[11] = 0;
-  const sum = finishChecksum(onesComplementSum(p, 0, 20));
+  const sum = checksumFor(onesSum(p.subarray(0, 20)));
   p[10] = sum >> 8;
   p[11] = sum & 0xff;
   return p;

@@ -8,6 +8,7 @@ import type { Family } from '../core/types.js';
 import { ETHERNET, ETHERTYPE, LINKTYPE } from './linklayer.js';
 import { NANOSECONDS, MICROSECONDS } from './record.js';
 import { PcapWriter, type TimestampPrecision } from './writer.js';
+import { checksumFor, onesSum, pseudoHeaderSum } from '../oracle/checksum.js';
 
 export const IPV4 = { VERSION_IHL: 0, TOS: 1, TOTAL_LENGTH: 2, ID: 4, FLAGS_FRAGMENT: 6, TTL: 8, PROTOCOL: 9, CHECKSUM: 10, SOURCE: 12, DESTINATION: 16, SIZE: 20 } as const;
 export const IPV6 = { VERSION_CLASS_FLOW: 0, PAYLOAD_LENGTH: 4, NEXT_HEADER: 6, HOP_LIMIT: 7, SOURCE: 8, DESTINATION: 24, SIZE: 40 } as const;
@@ -37,20 +38,6 @@ export interface PacketSpec {
   payload?: Uint8Array;
   /** IPv4 identification / TCP sequence: anything that varies per packet. */
   id?: number;
-}
-
-/** Ones'-complement sum of `bytes[start..end)` as big-endian 16-bit words, added to `sum`, not folded. */
-export function onesComplementSum(bytes: Uint8Array, start: number, end: number, sum = 0): number {
-  let i = start;
-  for (; i + 1 < end; i += 2) sum += (bytes[i] << 8) | bytes[i + 1];
-  if (i < end) sum += bytes[i] << 8;
-  return sum;
-}
-
-/** Folds a sum to 16 bits and complements it: the Internet checksum. */
-export function finishChecksum(sum: number): number {
-  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
-  return ~sum & 0xffff;
 }
 
 function addressBytes(text: string, family: Family): Uint8Array {
@@ -112,7 +99,7 @@ function encodePacket(out: Uint8Array, at: number, p: Encodable, payload: Uint8A
     put16(out, at + IPV4.CHECKSUM, 0);
     out.set(p.source, at + IPV4.SOURCE);
     out.set(p.destination, at + IPV4.DESTINATION);
-    put16(out, at + IPV4.CHECKSUM, finishChecksum(onesComplementSum(out, at, at + IPV4.SIZE)));
+    put16(out, at + IPV4.CHECKSUM, checksumFor(onesSum(out.subarray(at, at + IPV4.SIZE))));
   } else {
     put32(out, at + IPV6.VERSION_CLASS_FLOW, (6 << 28) | (p.tos << 20) | (p.id & 0xfffff));
     put16(out, at + IPV6.PAYLOAD_LENGTH, l4Length);
@@ -121,15 +108,9 @@ function encodePacket(out: Uint8Array, at: number, p: Encodable, payload: Uint8A
     out.set(p.source, at + IPV6.SOURCE);
     out.set(p.destination, at + IPV6.DESTINATION);
   }
-  // Pseudo-header: both addresses, protocol, L4 length (the same sum for IPv4 and IPv6).
-  let sum = onesComplementSum(p.source, 0, p.source.length);
-  sum = onesComplementSum(p.destination, 0, p.destination.length, sum);
-  sum += p.protocol + l4Length;
-  sum = onesComplementSum(out, l4, l4 + l4Length, sum);
-  let checksum = finishChecksum(sum);
-  // UDP sends a computed zero as all ones: zero means "no checksum".
-  if (checksum === 0 && p.protocol === PROTOCOL.UDP) checksum = 0xffff;
-  put16(out, l4 + (p.protocol === PROTOCOL.TCP ? TCP.CHECKSUM : UDP.CHECKSUM), checksum);
+  // A computed zero is sent as all ones (for UDP, zero would mean "no checksum").
+  const seed = pseudoHeaderSum(p.source, p.destination, p.protocol, l4Length);
+  put16(out, l4 + (p.protocol === PROTOCOL.TCP ? TCP.CHECKSUM : UDP.CHECKSUM), checksumFor(onesSum(out.subarray(l4, l4 + l4Length), seed)));
   return ipSize + l4Length;
 }
 
