@@ -8,16 +8,19 @@ import { dirname } from 'node:path';
 import { renderMetrics } from '../metrics/prometheus.js';
 import { snapshotJson, type DaemonSnapshot } from './snapshot.js';
 
-function handler(snapshot: () => Promise<DaemonSnapshot>, withStatus: boolean) {
+/** A snapshot; `full` adds what only /status shows and costs tc commands to read (the steering). */
+export type Snapshotter = (full: boolean) => Promise<DaemonSnapshot>;
+
+function handler(snapshot: Snapshotter, withStatus: boolean) {
   return async (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     try {
       if (req.method !== 'GET') {
         res.writeHead(405, { allow: 'GET' }).end('only GET\n');
       } else if (path === '/metrics') {
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(renderMetrics(await snapshot()));
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(renderMetrics(await snapshot(false)));
       } else if (path === '/status' && withStatus) {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(snapshotJson(await snapshot()));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(snapshotJson(await snapshot(true)));
       } else {
         res.writeHead(404).end(`not found: ${path}\n`);
       }
@@ -47,7 +50,7 @@ export class ControlServers {
   readonly #servers: Server[] = [];
   #socketPath?: string;
 
-  async start(snapshot: () => Promise<DaemonSnapshot>, socketPath: string, metrics?: string): Promise<void> {
+  async start(snapshot: Snapshotter, socketPath: string, metrics?: string): Promise<void> {
     await mkdir(dirname(socketPath), { recursive: true, mode: 0o755 });
     // A socket left by a daemon that was killed: nobody listens on it any more.
     await rm(socketPath, { force: true });

@@ -92,13 +92,14 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
 
   for (const w of opts.warnings) log.warn(w);
 
-  const snapshot = async (): Promise<DaemonSnapshot> => {
+  // Prometheus scrapes /metrics often: it does not need the steering, which is read with tc.
+  const snapshot = async (full: boolean): Promise<DaemonSnapshot> => {
     const queues = await Promise.all(workers.map((w) => w.snapshot()));
     const txDropped = await readFile(`/sys/class/net/${opts.tun}/statistics/tx_dropped`, 'utf8').then(Number).catch(() => undefined);
     return {
       pid: process.pid, tun: opts.tun, startedAt, configFile: opts.configFile, rules, warnings: opts.warnings, queues, reloads,
       kernelTxDropped: txDropped,
-      steering: { mode: steering ? 'tc' : 'none', interfaces: opts.steer, status: steering ? await steering.status().catch((e: Error) => e.message) : undefined },
+      steering: { mode: steering ? 'tc' : 'none', interfaces: opts.steer, status: steering && full ? await steering.status().catch((e: Error) => e.message) : undefined },
       loopbackVips: loopback.added.map((a) => a.address),
     };
   };
