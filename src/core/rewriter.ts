@@ -122,13 +122,13 @@ export class Rewriter {
   #load(rules: Rule[], warnings: string[]): void {
     const { exports, ruleScratch } = this.core;
     const carried = new Map<string, [bigint, bigint]>();
-    this.#rules.forEach((r, i) => carried.set(`${matchKey(r)}>${r.destination}/${r.setDscp ?? -1}`, [exports.rulePackets(i), exports.ruleBytes(i)]));
+    this.#rules.forEach((r, i) => carried.set(ruleIdentity(r), [exports.rulePackets(i), exports.ruleBytes(i)]));
     exports.rulesBegin();
     for (const rule of rules) {
       ruleScratch.fill(0);
       if (rule.match) ruleScratch.set(addressBytes(rule.match.address), 0);
       ruleScratch.set(addressBytes(rule.destination), 16);
-      const [packets, bytes] = carried.get(`${matchKey(rule)}>${rule.destination}/${rule.setDscp ?? -1}`) ?? [0n, 0n];
+      const [packets, bytes] = carried.get(ruleIdentity(rule)) ?? [0n, 0n];
       const index = exports.rulesAdd(rule.family, rule.dscp, rule.match ? rule.match.length : 0, rule.setDscp ?? -1, packets, bytes);
       if (index < 0) throw new Error(`core refused rule ${rule.origin}`); // validateRules bounds the count, so this is a bug
     }
@@ -153,6 +153,11 @@ export class Rewriter {
   resetCounters(): void {
     this.core.exports.resetCounters();
   }
+}
+
+/** A rule that keeps this identity across a reload keeps its counters. */
+function ruleIdentity(rule: Rule): string {
+  return `${matchKey(rule)}>${rule.destination}/${rule.setDscp ?? -1}`;
 }
 
 function addressBytes(text: string): Uint8Array {
