@@ -16,6 +16,7 @@ import { generateCapture } from '../src/pcap/generate.js';
 import type { CaptureRecord } from '../src/pcap/record.js';
 import { addNamespace, deleteNamespace, ip, spawnInNamespace, execInNamespace } from '../src/system/index.js';
 import { epochText, mustRun, toHex, tsharkFrames } from './support/pcap-tools.js';
+import { PYTHON } from './support/python.js';
 
 interface Seen {
   record: Omit<CaptureRecord, 'data'>;
@@ -142,6 +143,30 @@ const ADDR_B4 = '192.0.2.2';
 const ADDR_A6 = '2001:db8:c0::1';
 const ADDR_B6 = '2001:db8:c0::2';
 
+// Waits until B answers each family (an ICMP port unreachable for a datagram
+// to a closed port), so neighbour discovery is done before the captures
+// start: an IPv6 neighbour solicitation sent while the veth pair was still
+// coming up went unanswered and the datagrams waited past the capture's end.
+const WAIT_REACHABLE = `
+import socket, sys, time
+for addr, family in ((sys.argv[1], socket.AF_INET), (sys.argv[2], socket.AF_INET6)):
+    deadline = time.time() + 20
+    while True:
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        s.settimeout(0.5)
+        s.connect((addr, 9))
+        try:
+            s.send(b'ready?')
+            s.recv(64)
+        except ConnectionRefusedError:
+            break
+        except socket.timeout:
+            if time.time() > deadline:
+                sys.exit('no answer from %s' % addr)
+        finally:
+            s.close()
+`;
+
 const SEND_UDP = `
 import socket, sys, time
 for addr, family in ((sys.argv[1], socket.AF_INET), (sys.argv[2], socket.AF_INET6)):
@@ -187,6 +212,8 @@ test('tcpdump and dumpcap captures from a namespace read back with the same pack
     await ip(['link', 'set', NS_A, 'up'], { netns: NS_A });
     await ip(['link', 'set', NS_B, 'up'], { netns: NS_B });
 
+    await execInNamespace(NS_A, PYTHON, ['-c', WAIT_REACHABLE, ADDR_B4, ADDR_B6]);
+
     const files = {
       ethernet: join(dir, 'eth.pcap'),
       ethernetNano: join(dir, 'eth-ns.pcap'),
@@ -206,8 +233,8 @@ test('tcpdump and dumpcap captures from a namespace read back with the same pack
       captures.push(child);
       await waitForOutput(child, ready, `${cmd} ${args.join(' ')}`);
     }
-    // Three UDP datagrams per family to a closed port: ARP/ND, the datagrams, and ICMP errors back.
-    await execInNamespace(NS_A, '/usr/bin/python3', ['-c', SEND_UDP, ADDR_B4, ADDR_B6]);
+    // Three UDP datagrams per family to a closed port, and the ICMP errors back.
+    await execInNamespace(NS_A, PYTHON, ['-c', SEND_UDP, ADDR_B4, ADDR_B6]);
     // Let the last replies reach the capture buffers before stopping.
     await new Promise((r) => setTimeout(r, 500));
     for (const c of captures) {
