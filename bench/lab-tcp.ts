@@ -1,6 +1,6 @@
 // TCP bulk upload through the three-namespace lab, with TUN offload and
 // without, against the kernel doing the same rewrite, in one run with
-// interleaved repetitions (lab.md: the machine drifts; only ratios
+// interleaved repetitions (docs/lab.md: the machine drifts; only ratios
 // measured together mean anything). Then a short UDP 64-byte flood with
 // offload on and off, to see that small packets do not pay for it.
 //

@@ -1,5 +1,5 @@
 // The daemon's throughput and latency in the three-namespace lab, against
-// the kernel doing the same rewrite, in one run (lab.md: the machine drifts,
+// the kernel doing the same rewrite, in one run (docs/lab.md: the machine drifts,
 // only ratios measured together mean anything).
 //
 //   node dist/bench/lab-udp.js [--seconds 3] [--reps 5] [--flows 16] [--size 64]

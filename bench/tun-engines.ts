@@ -20,7 +20,7 @@
 //   are small there).
 //
 // Needs root, trafgen (netsniff-ng), python3 and a built addon. Variants
-// run interleaved, and only ratios within one run mean anything (lab.md:
+// run interleaved, and only ratios within one run mean anything (docs/lab.md:
 // the machine drifts 2x between runs).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
