@@ -18,7 +18,7 @@
 // Needs root, a C compiler, and trafgen for the default sender.
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LabDaemon, type StatusJson } from '../src/demo/lab-daemon.js';
 import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit } from '../src/lab/index.js';
@@ -330,7 +330,7 @@ async function main(): Promise<void> {
   const load1 = loadavg();
   const out: string[] = [];
   out.push(`command: node dist/bench/lab-udp.js ${process.argv.slice(2).join(' ')}`.trimEnd());
-  out.push(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${new Date().toISOString()}, load average ${load0[0]!.toFixed(2)} at start, ${load1[0]!.toFixed(2)} at end (2 vCPUs)`);
+  out.push(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${new Date().toISOString()}, load average ${load0[0]!.toFixed(2)} at start, ${load1[0]!.toFixed(2)} at end (${availableParallelism()} CPUs)`);
   if (trials.length) {
     out.push(`UDP ${spec.size}-byte payload, ${spec.flows} flows, sender ${senderName}${senderName === 'trafgen' ? ` on ${spec.cpus} CPU(s)` : ''}, ${reps} interleaved reps of ${spec.seconds} s, medians:`);
     out.push('', ...throughputLines(trials));
