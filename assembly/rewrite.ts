@@ -1,6 +1,6 @@
 // What happens to one packet: parse the fixed header, look up a rule,
 // and rewrite the destination in place with incremental checksum fixes
-// (../shared/docs/rewrite-semantics.md is the specification).
+// (docs/semantics.md is the specification).
 
 import {
   VERDICT_PASSED, VERDICT_REWRITTEN, VERDICT_MALFORMED, VERDICT_DROPPED,

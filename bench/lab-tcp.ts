@@ -1,6 +1,6 @@
 // TCP bulk upload through the three-namespace lab, with TUN offload and
 // without, against the kernel doing the same rewrite, in one run with
-// interleaved repetitions (lab.md: the machine drifts; only ratios
+// interleaved repetitions (docs/lab.md: the machine drifts; only ratios
 // measured together mean anything). Then a short UDP 64-byte flood with
 // offload on and off, to see that small packets do not pay for it.
 //
@@ -20,7 +20,7 @@
 // Needs root, iperf3, a C compiler (labtool, for the UDP sender and sink).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LabDaemon, type StatusJson } from '../src/demo/lab-daemon.js';
 import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit, lbRuleset, type LabVip } from '../src/lab/index.js';
@@ -292,7 +292,7 @@ async function main(): Promise<void> {
   const load1 = loadavg();
   const out: string[] = [];
   out.push(`command: node dist/bench/lab-tcp.js ${process.argv.slice(2).join(' ')}`.trimEnd());
-  out.push(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${new Date().toISOString()}, load average ${load0[0]!.toFixed(2)} at start, ${load1[0]!.toFixed(2)} at end (2 vCPUs)`);
+  out.push(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${new Date().toISOString()}, load average ${load0[0]!.toFixed(2)} at start, ${load1[0]!.toFixed(2)} at end (${availableParallelism()} CPUs)`);
   for (const streams of tcp.length ? streamsList : []) {
     out.push('', `TCP upload, IPv${family}, iperf3 -P ${streams} -S ${IPERF_TOS}, ${seconds} s, ${reps} interleaved reps, medians:`);
     out.push(...tcpLines(tcp, streams));

@@ -1,5 +1,5 @@
 // The daemon's throughput and latency in the three-namespace lab, against
-// the kernel doing the same rewrite, in one run (lab.md: the machine drifts,
+// the kernel doing the same rewrite, in one run (docs/lab.md: the machine drifts,
 // only ratios measured together mean anything).
 //
 //   node dist/bench/lab-udp.js [--seconds 3] [--reps 5] [--flows 16] [--size 64]
@@ -18,7 +18,7 @@
 // Needs root, a C compiler, and trafgen for the default sender.
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LabDaemon, type StatusJson } from '../src/demo/lab-daemon.js';
 import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit } from '../src/lab/index.js';
@@ -330,7 +330,7 @@ async function main(): Promise<void> {
   const load1 = loadavg();
   const out: string[] = [];
   out.push(`command: node dist/bench/lab-udp.js ${process.argv.slice(2).join(' ')}`.trimEnd());
-  out.push(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${new Date().toISOString()}, load average ${load0[0]!.toFixed(2)} at start, ${load1[0]!.toFixed(2)} at end (2 vCPUs)`);
+  out.push(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${new Date().toISOString()}, load average ${load0[0]!.toFixed(2)} at start, ${load1[0]!.toFixed(2)} at end (${availableParallelism()} CPUs)`);
   if (trials.length) {
     out.push(`UDP ${spec.size}-byte payload, ${spec.flows} flows, sender ${senderName}${senderName === 'trafgen' ? ` on ${spec.cpus} CPU(s)` : ''}, ${reps} interleaved reps of ${spec.seconds} s, medians:`);
     out.push('', ...throughputLines(trials));

@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { delimiter, join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { GENERATED, generateCapture } from '../src/pcap/generate.js';
@@ -51,11 +51,12 @@ interface Timing {
   rssMb?: number;
 }
 
-const GNU_TIME = '/usr/bin/time';
+/** GNU time (Debian's `time` package), looked up on the PATH: the shell's `time` cannot report peak RSS. */
+const GNU_TIME = (process.env.PATH ?? '').split(delimiter).filter((dir) => dir !== '').map((dir) => join(dir, 'time')).find((p) => existsSync(p));
 
 function timed(argv: string[], dir: string): Timing {
   const usage = join(dir, 'rusage.txt');
-  const wrapped = existsSync(GNU_TIME) ? [GNU_TIME, '-o', usage, '-f', '%U %S %M', ...argv] : argv;
+  const wrapped = GNU_TIME !== undefined ? [GNU_TIME, '-o', usage, '-f', '%U %S %M', ...argv] : argv;
   const start = process.hrtime.bigint();
   const r = spawnSync(wrapped[0], wrapped.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 28 });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;

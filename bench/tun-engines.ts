@@ -20,7 +20,7 @@
 //   are small there).
 //
 // Needs root, trafgen (netsniff-ng), python3 and a built addon. Variants
-// run interleaved, and only ratios within one run mean anything (lab.md:
+// run interleaved, and only ratios within one run mean anything (docs/lab.md:
 // the machine drifts 2x between runs).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TunDevice, type TunOpenOptions } from '../src/tun/device.js';
+import { PYTHON } from '../test/support/python.js';
 
 const SINK_ADDRESS = '198.51.100.1';
 const TARGET_ADDRESS = '203.0.113.7';
@@ -238,14 +239,14 @@ async function trial(s: Settings, variant: Variant): Promise<Trial> {
   const name = `tb${process.pid % 100000}`;
   const pin = s.pin ? ['taskset', '-c', String(REWRITER_CPU)] : [];
   const rw = new Child(s.ns, [...pin, process.execPath, self, '--role', 'rewriter', '--variant', variant.label, '--name', name, '--batch', String(s.batchMax), '--slots', String(s.slotsPerBatch)]);
-  const sink = new Child(s.ns, ['python3', '-c', SINK_PY, SINK_ADDRESS, String(SINK_PORT), s.sink]);
+  const sink = new Child(s.ns, [PYTHON, '-c', SINK_PY, SINK_ADDRESS, String(SINK_PORT), s.sink]);
   let sender: ChildProcess | undefined;
   try {
     if ((await rw.next()) !== 'ready' || (await sink.next()) !== 'ready') throw new Error('children did not start');
     // Own process group: trafgen forks a worker that a signal to its
     // parent alone does not stop.
     const command = s.rate
-      ? ['python3', '-c', PACED_SENDER_PY, SINK_ADDRESS, String(SOURCE_PORT), TARGET_ADDRESS, String(SINK_PORT), String(SENDER_CPU), String(s.rate), String(PAYLOAD_BYTES)]
+      ? [PYTHON, '-c', PACED_SENDER_PY, SINK_ADDRESS, String(SOURCE_PORT), TARGET_ADDRESS, String(SINK_PORT), String(SENDER_CPU), String(s.rate), String(PAYLOAD_BYTES)]
       : ['trafgen', '-P', String(SENDER_CPU + 1), '--dev', name, '--conf', s.cfg];
     sender = spawn('ip', ['netns', 'exec', s.ns, ...command], { stdio: 'ignore', detached: true });
     await sleep(WARMUP_MS);

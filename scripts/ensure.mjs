@@ -15,9 +15,9 @@ const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ign
 // command on PATH -> Debian package that provides it
 const debian = {
   ip: 'iproute2', tc: 'iproute2', nft: 'nftables', tshark: 'tshark', tcpdump: 'tcpdump',
-  tcprewrite: 'tcpreplay', iperf3: 'iperf3', '/usr/bin/python3': 'python3', curl: 'curl', trafgen: 'netsniff-ng',
+  tcprewrite: 'tcpreplay', iperf3: 'iperf3', python3: 'python3', curl: 'curl', trafgen: 'netsniff-ng',
 };
-const missing = [...new Set(Object.entries(debian).filter(([c]) => !(c.startsWith('/') ? existsSync(c) : have(c))).map(([, p]) => p))];
+const missing = [...new Set(Object.entries(debian).filter(([c]) => !have(c)).map(([, p]) => p))];
 if (missing.length > 0) {
   if (process.getuid?.() === 0 && have('apt-get')) {
     process.stderr.write(`ensure: installing Debian packages: ${missing.join(' ')}\n`);

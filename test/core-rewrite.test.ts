@@ -1,4 +1,4 @@
-// One hand-built packet per row of ../shared/docs/rewrite-semantics.md,
+// One hand-built packet per rule of docs/semantics.md,
 // through the WASM core, each checked on its own terms and against the
 // from-scratch oracle.
 

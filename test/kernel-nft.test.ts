@@ -1,6 +1,6 @@
 // The kernel reference harness (test/support/kernel-nft.ts) checked against
 // checksums computed here from scratch, plus what the kernel's nftables
-// actually does in the corner cases rewrite-semantics.md talks about. The
+// actually does in the corner cases docs/semantics.md talks about. The
 // second part asserts measured kernel behaviour: if a kernel changes it,
 // these tests say which claim no longer holds. Needs root.
 import { before, describe, it } from 'node:test';
@@ -267,7 +267,7 @@ function headerSumWithoutChecksum(p: Uint8Array): number {
   return onesSum([h]);
 }
 
-describe('what the kernel nftables rewrite does (measured, reference for rewrite-semantics.md)', () => {
+describe('what the kernel nftables rewrite does (measured, reference for docs/semantics.md)', () => {
   const tos1 = 1 << 2;
   const p = (n: number) => bytes(n, 99);
   const edge: Record<string, Uint8Array> = {};

@@ -12,6 +12,7 @@ import {
   addNamespace, deleteNamespace, ip, ipJson, readSysctl, runCommand, spawnInNamespace, tc, tcJson, writeSysctl, type Where,
 } from '../src/system/index.js';
 import { ETHERTYPE, arpRequest, ethernet, ipv4, ipv6, parseMac, udp } from './support/kernel-nft-packets.js';
+import { PYTHON } from './support/python.js';
 
 const STEERED = 'st0';
 const PEER = 'pe0';
@@ -21,7 +22,6 @@ const STEERED4 = '192.0.2.2';
 const PEER4 = '192.0.2.1';
 const STEERED6 = '2001:db8:1::2';
 const PEER6 = '2001:db8:1::1';
-const PYTHON = '/usr/bin/python3';
 
 let fixtureCount = 0;
 

@@ -1,4 +1,4 @@
-// What must hold for every input (../shared/docs/rewrite-semantics.md),
+// What must hold for every input (docs/semantics.md),
 // checked against the oracle (src/oracle/) and from first principles:
 // untouched bytes stay untouched, checksums are recomputed from scratch
 // before and after, and nothing outside the packet is written.

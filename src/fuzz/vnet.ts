@@ -5,7 +5,7 @@
 // - The header itself is never changed. A slot shorter than the header is
 //   malformed (vnet-header).
 // - Without NEEDS_CSUM the packet is handled exactly as without a header.
-// - With NEEDS_CSUM (lab.md: TSO/GSO packets from a TUN with IFF_VNET_HDR)
+// - With NEEDS_CSUM (docs/semantics.md: TSO/GSO packets from a TUN with IFF_VNET_HDR)
 //   the transport checksum field holds a seed: the folded, uncomplemented
 //   pseudo-header sum the kernel finishes later from csum_start. Where a
 //   plain packet would get its transport checksum fixed (or would, but for

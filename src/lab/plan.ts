@@ -1,5 +1,5 @@
 // The address and interface plan of the three-namespace L3DSR lab
-// (/work/shared/docs/lab.md), documentation prefixes only:
+// (docs/lab.md), documentation prefixes only:
 //
 //   cli  c-lb ─── lb-c  lb  lb-s ─── s-lb  srv     client → LB → real server
 //   cli  veth-c ─────────────────── veth-s  srv    real server → client, direct

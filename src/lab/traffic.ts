@@ -41,7 +41,7 @@ export interface EchoService {
 }
 
 // Binds each address given (not the wildcard): the service must only be
-// reachable on the VIPs, as in lab.md.
+// reachable on the VIPs, as in docs/lab.md.
 const ECHO_SERVICE_SOURCE = `
 const http = require('node:http'), dgram = require('node:dgram'), net = require('node:net');
 const { addresses, port } = JSON.parse(process.argv[1]);

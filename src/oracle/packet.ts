@@ -1,6 +1,6 @@
 // An independent reading of an L3 packet, for the oracle: where the
 // destination, DSCP, transport header and checksums are, and whether the
-// semantics call it malformed. See ../shared/docs/rewrite-semantics.md.
+// semantics call it malformed. See docs/semantics.md.
 
 import { read16 } from './checksum.js';
 

@@ -1,5 +1,5 @@
 // Installs, replaces and removes what sends marked packets into the TUN
-// (lab.md, "tc ingress redirect"): a clsact qdisc per steered interface
+// (docs/lab.md, "Steering: tc ingress redirect"): a clsact qdisc per steered interface
 // (only if it has none), our u32 filters, and rp_filter=0 on the TUN and
 // `all`. Replacing the filter set never leaves a moment without one complete
 // set: the new set is added in the free band before the old band goes.

@@ -1,11 +1,9 @@
 // The two offload switches the offload tests read or flip on an interface,
 // through the SIOCETHTOOL ioctl's legacy per-feature commands
-// (linux/ethtool.h). There is no ethtool binary on these machines; Debian's
-// Python does the ioctl.
+// (linux/ethtool.h). There is no ethtool binary on these machines; Python's
+// standard library does the ioctl.
 import { run, type Where } from '../../src/system/index.js';
-
-/** The Python interpreter the project's helpers use (Debian's). */
-const PYTHON = '/usr/bin/python3';
+import { PYTHON } from './python.js';
 
 const SOURCE = `
 import ctypes, fcntl, json, socket, struct, sys

@@ -33,6 +33,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { addNamespace, deleteNamespace, ip, nftApply, runCommand, writeSysctl, type Where } from '../../src/system/index.js';
+import { PYTHON } from './python.js';
 
 export type KernelPath = 'netdev' | 'forward';
 
@@ -59,7 +60,6 @@ export interface KernelOptions {
   settleMs?: number;
 }
 
-const PYTHON = '/usr/bin/python3';
 const TUN_IN = 'kin';
 const TUN_OUT = 'kout';
 /** Largest MTU a TUN accepts: nothing we send should be fragmented or refused for size. */

@@ -15,9 +15,7 @@ import {
   addNamespace, deleteNamespace, execInNamespace, ip, spawnInNamespace, writeSysctl, type Where,
 } from '../../src/system/index.js';
 import { disableTxChecksumOffload, type OffloadState } from './ethtool.js';
-
-/** Debian's Python (the project's helpers use it, not whatever is first on PATH). */
-const PYTHON = '/usr/bin/python3';
+import { PYTHON } from './python.js';
 
 export const FORWARD_INTERFACES = {
   /** srv's side of the srv — fwd link: where super-packets leave, segmented in software. */

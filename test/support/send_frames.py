@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Sends raw Ethernet frames out of an interface (AF_PACKET), in order.
 
 Used by the steering tests to put exactly the bytes they want on a veth.

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Attaches to an existing (persistent) TUN device and prints every packet
 the kernel transmits on it, one hex line each, until killed.
 

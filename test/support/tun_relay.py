@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Feeds raw L3 packets into one TUN device and collects what the kernel
 transmits on another, one packet at a time.
 
@@ -11,7 +10,7 @@ stdin:  {"input": "tunA", "output": "tunB", "packets": ["hex", ...],
          "probe": "hex", "settle_ms": 200}
 stdout: [{"output": "hex" | null, "extra": ["hex", ...], "error": "..."}, ...]
 
-Only the standard library: Debian's /usr/bin/python3 is all we rely on.
+Only the standard library: any python3 on the PATH will do.
 """
 import errno
 import fcntl
