@@ -7,6 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rewriteCommand, type RewriteIo } from '../src/cli/rewrite.js';
+import { createRewriter } from '../src/core/rewriter.js';
+import { ruleText } from '../src/core/rules.js';
 import { buildIpPacket, ethernetFrame, type PacketSpec } from '../src/pcap/generate.js';
 import { checksumFor, onesSum } from '../src/oracle/checksum.js';
 import { ETHERTYPE, LINKTYPE, locateL3 } from '../src/pcap/linklayer.js';
@@ -232,6 +234,66 @@ test('rewrite: every supported link type keeps its header and link type', withDi
       const checks = tsharkChecks(output);
       assert.ok(checks.every((c) => c.statuses.every((s) => s === '1') && (c.dst === VIP4 || c.dst === VIP6)), `link type ${linkType}: ${JSON.stringify(checks)}`);
     }
+  }
+}));
+
+test('rewrite: a packet the link layer calls IP gets the core\'s verdict and bytes under every link type, whatever its version nibble', withDir(async (dir) => {
+  // The daemon's core sees bare IP packets (a TUN without protocol information) and
+  // decides from the version nibble alone; the offline mode must agree byte for byte.
+  const core = await createRewriter({ rules: [`1=${VIP4}`, `1=${VIP6}`] });
+  const withVersion = (p: Uint8Array, version: number): Uint8Array => {
+    const q = p.slice();
+    q[0] = (version << 4) | (q[0] & 0x0f);
+    return q;
+  };
+  const v4 = buildIpPacket(marked(4, 'udp', 50));
+  const v6 = buildIpPacket(marked(6, 'tcp', 51));
+  const odd = [withVersion(v4, 5), withVersion(v4, 0), withVersion(v6, 5), withVersion(v6, 0), withVersion(v4, 15)];
+  const sll = (etherType: number) => (l3: Uint8Array) =>
+    concat(new ByteBuilder(false).u16(0).u16(1).u16(6).bytes([2, 0, 0, 0, 0, 1, 0, 0]).u16(etherType).build(), l3);
+  const sll2 = (etherType: number) => (l3: Uint8Array) =>
+    concat(new ByteBuilder(false).u16(etherType).u16(0).u32(2).u16(1).u8(0).u8(6).bytes([2, 0, 0, 0, 0, 1, 0, 0]).build(), l3);
+  const bare = (l3: Uint8Array) => l3;
+  const kinds: [number, string, (l3: Uint8Array) => Uint8Array, Uint8Array[]][] = [
+    [LINKTYPE.ETHERNET, 'IPv4 EtherType', (l3) => ethernetFrame(l3, 4), [...odd, v6]],
+    [LINKTYPE.ETHERNET, 'IPv6 EtherType behind QinQ', (l3) => ethernetFrame(l3, 6, [[ETHERTYPE.SERVICE_VLAN, 10], [ETHERTYPE.VLAN, 20]]), [...odd, v4]],
+    [LINKTYPE.LINUX_SLL, 'SLL, IPv4 protocol', sll(ETHERTYPE.IPV4), [...odd, v6]],
+    [LINKTYPE.LINUX_SLL, 'SLL, IPv6 protocol', sll(ETHERTYPE.IPV6), odd],
+    [LINKTYPE.LINUX_SLL2, 'SLL2, IPv4 protocol', sll2(ETHERTYPE.IPV4), odd],
+    [LINKTYPE.LINUX_SLL2, 'SLL2, IPv6 protocol', sll2(ETHERTYPE.IPV6), [...odd, v4]],
+    [LINKTYPE.RAW, 'RAW', bare, [...odd, new Uint8Array(0)]],
+    [LINKTYPE.RAW_DLT12, 'RAW (DLT 12)', bare, odd],
+    [LINKTYPE.RAW_DLT14, 'RAW (DLT 14)', bare, odd],
+    [LINKTYPE.IPV4, 'IPV4', bare, [...odd, v6]],
+    [LINKTYPE.IPV6, 'IPV6', bare, [...odd, v4]],
+  ];
+  for (const [linkType, name, wrap, packets] of kinds) {
+    const frames = packets.map(wrap);
+    const input = join(dir, 'in.pcap');
+    const output = join(dir, 'out.pcap');
+    const verdicts = join(dir, 'v.jsonl');
+    writeFileSync(input, classicFile({ linkType, records: frames.map((data, i) => ({ sec: 1_700_000_000 + i, frac: i, data })) }));
+    const r = await run([...RULES, '--quiet', '--verdicts', verdicts, input, output]);
+    assert.equal(r.status, 0, `${name}: ${r.stderr}`);
+
+    const expectedLines: Record<string, unknown>[] = [];
+    const expectedFrames: string[] = [];
+    packets.forEach((p, index) => {
+      const bytes = p.slice();
+      const result = core.rewrite(bytes);
+      if (p[0] >> 4 !== 4 && p[0] >> 4 !== 6) {
+        assert.deepEqual(result, { verdict: 'malformed', reason: p.length === 0 ? 'too-short' : 'bad-version' }, 'what the daemon\'s core says');
+      }
+      expectedLines.push({
+        index, verdict: result.verdict,
+        ...(result.reason ? { reason: result.reason } : {}),
+        ...(result.rule !== undefined ? { rule: ruleText(core.rules[result.rule]) } : {}),
+      });
+      const frame = frames[index];
+      if (result.verdict !== 'dropped') expectedFrames.push(toHex(concat(frame.subarray(0, frame.length - p.length), bytes)));
+    });
+    assert.deepEqual(verdictLines(verdicts), expectedLines, `${name}: verdicts`);
+    assert.deepEqual((await readRecords(output)).map((rec) => toHex(rec.data)), expectedFrames, `${name}: bytes out`);
   }
 }));
 
