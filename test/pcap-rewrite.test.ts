@@ -13,6 +13,7 @@ import { buildIpPacket, ethernetFrame, type PacketSpec } from '../src/pcap/gener
 import { checksumFor, onesSum } from '../src/oracle/checksum.js';
 import { ETHERTYPE, LINKTYPE, locateL3 } from '../src/pcap/linklayer.js';
 import { openCapture } from '../src/pcap/reader.js';
+import { MAX_SECTION_INTERFACES } from '../src/pcap/pcapng.js';
 import { ByteBuilder, classicFile, classicRecordOffset, concat, epb, idb, shb, type ClassicRecordSpec } from './support/pcap-bytes.js';
 import { runTool, toHex } from './support/pcap-tools.js';
 
@@ -407,6 +408,21 @@ test('rewrite: unknown link type, and pcapng interfaces of two link types, exit 
   const offset = blocks.slice(0, 4).reduce((n, b) => n + b.length, 0);
   assert.match(m.stderr, new RegExp(`link type 101 \\(RAW\\) cannot go into a classic pcap of link type 1.*byte offset ${offset}, record index 1\\)`));
   assert.deepEqual(tsharkChecks(out).map((c) => c.dst), [VIP4]);
+}));
+
+test('rewrite: a pcapng of 130 000 interface blocks stops at the cap with its position, instead of overflowing the stack', withDir(async (dir) => {
+  const one = idb({ linkType: LINKTYPE.ETHERNET, snapLength: 1500 });
+  const count = 130_000;
+  const idbs = new Uint8Array(one.length * count);
+  for (let i = 0; i < count; i++) idbs.set(one, i * one.length);
+  const input = join(dir, 'in.pcapng');
+  const out = join(dir, 'out.pcap');
+  writeFileSync(input, concat(shb(), idbs, epb({ iface: 0, ts: 1n, data: ethernetFrame(buildIpPacket(marked(4, 'udp', 60)), 4) })));
+  const r = await run([...RULES, input, out]);
+  assert.equal(r.status, 1, r.stderr);
+  const at = shb().length + MAX_SECTION_INTERFACES * one.length;
+  assert.match(r.stderr, new RegExp(`section 0 declares more than ${MAX_SECTION_INTERFACES} interfaces .*byte offset ${at}, record index 0\\)`));
+  assert.match(r.stderr, /the 0 records before it are in/);
 }));
 
 test('rewrite: usage errors exit 2 with a clear message', withDir(async (dir) => {
