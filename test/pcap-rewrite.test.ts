@@ -3,7 +3,7 @@
 // line by line, and the error exits with their positions and flushed output.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rewriteCommand, type RewriteIo } from '../src/cli/rewrite.js';
@@ -459,6 +459,51 @@ test('rewrite: usage errors exit 2 with a clear message', withDir(async (dir) =>
   const help = await run(['--help']);
   assert.equal(help.status, 0);
   assert.match(help.stdout, /^usage: l3dsr rewrite/);
+}));
+
+test('rewrite: an output or --verdicts file that is the input, or each other, by any name, is refused with exit 2 before anything is written', withDir(async (dir) => {
+  const input = join(dir, 'in.pcap');
+  const original = classicFile({ records: recordsOf(ethernetCases()) });
+  writeFileSync(input, original);
+  const out = join(dir, 'out.pcap');
+  const hard = join(dir, 'hard.pcap');
+  linkSync(input, hard);
+  const soft = join(dir, 'soft.pcap');
+  symlinkSync('in.pcap', soft);
+  const dirLink = join(dir, 'again');
+  symlinkSync('.', dirLink);
+  // A dangling link: writing through it would create out.pcap.
+  const toOut = join(dir, 'to-out.jsonl');
+  symlinkSync('out.pcap', toOut);
+  const cases: [string[], RegExp][] = [
+    [[input, hard], /output .*hard\.pcap is the input file .*in\.pcap \(same device and inode/],
+    [[input, soft], /output .*soft\.pcap is the input file/],
+    [[input, join(dirLink, 'in.pcap')], /output .*again\/in\.pcap is the input file/],
+    [[soft, input], /output .*in\.pcap is the input file .*soft\.pcap/],
+    [['--verdicts', input, input, out], /--verdicts .*in\.pcap is the input file/],
+    [['--verdicts', hard, input, out], /--verdicts .*hard\.pcap is the input file/],
+    [['--verdicts', out, input, out], /--verdicts .*out\.pcap is the output file/],
+    [['--verdicts', toOut, input, out], /--verdicts .*to-out\.jsonl is the output file/],
+    [['--verdicts', join(dirLink, 'out.pcap'), input, out], /--verdicts .*again\/out\.pcap is the output file/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await run([...RULES, ...args]);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message, args.join(' '));
+    assert.deepEqual(readFileSync(input), Buffer.from(original), `${args.join(' ')}: input untouched`);
+    assert.equal(existsSync(out), false, `${args.join(' ')}: no output created`);
+  }
+  // The output existing already is no reason to refuse, and the same file must still be caught.
+  writeFileSync(out, 'old');
+  const outHard = join(dir, 'out-hard.jsonl');
+  linkSync(out, outHard);
+  const r = await run([...RULES, '--verdicts', outHard, input, out]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--verdicts .*out-hard\.jsonl is the output file .*out\.pcap \(same device and inode/);
+  assert.equal(readFileSync(out, 'utf8'), 'old');
+  const ok = await run([...RULES, '--quiet', '--verdicts', join(dir, 'v.jsonl'), input, out]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.deepEqual(readFileSync(input), Buffer.from(original), 'input untouched by a good run');
 }));
 
 test('rewrite: a progress line is drawn only on a TTY, and cleared before the summary', withDir(async (dir) => {
