@@ -40,6 +40,15 @@ link type and timestamp precision. Dropped packets are left out.
   -h, --help                this text
 `;
 
+/** The flags of `l3dsr rewrite`, as node:util parseArgs takes them (the dispatcher reads them to find --help). */
+export const REWRITE_OPTIONS = {
+  rule: { type: 'string', short: 'r', multiple: true },
+  config: { type: 'string', short: 'c' },
+  verdicts: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 /** Where the command talks; tests pass their own. */
 export interface RewriteIo {
   stdout: { write(text: string): unknown };
@@ -122,18 +131,7 @@ export async function rewriteCommand(argv: string[], io: RewriteIo = process): P
 }
 
 async function parseInvocation(argv: string[]): Promise<Invocation | 'help'> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      rule: { type: 'string', short: 'r', multiple: true },
-      config: { type: 'string', short: 'c' },
-      verdicts: { type: 'string' },
-      quiet: { type: 'boolean', short: 'q' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: REWRITE_OPTIONS });
   if (values.help) return 'help';
   if (positionals.length !== 2) {
     throw new UsageError(`expected two files, IN.pcap and OUT.pcap, got ${positionals.length}${positionals.length > 0 ? ` (${positionals.join(' ')})` : ''}`);

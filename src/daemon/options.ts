@@ -37,7 +37,8 @@ export const RUN_USAGE = `usage: l3dsr run [--config FILE] [--rule DSCP=VIP ...]
                  [--engine auto|io_uring|readwrite] [--offload | --no-offload] [--batch N] [--log-level LEVEL] [--log-format logfmt|json]
                  [--control-socket PATH]`;
 
-const FLAGS = {
+/** The flags of `l3dsr run`, as node:util parseArgs takes them (the dispatcher reads them to find --help). */
+export const RUN_OPTIONS = {
   config: { type: 'string' },
   rule: { type: 'string', multiple: true },
   tun: { type: 'string' },
@@ -55,6 +56,13 @@ const FLAGS = {
   'control-socket': { type: 'string' },
 } as const;
 
+/** What each flag that takes a value expects, for the error when its value is missing. */
+const VALUE_OF: Record<string, string> = {
+  config: 'a file name', rule: 'DSCP=VIP', tun: 'an interface name', steer: 'an interface name', queues: 'a number',
+  metrics: 'HOST:PORT', engine: 'auto, io_uring or readwrite', batch: 'a number', 'log-level': 'a log level',
+  'log-format': 'logfmt or json', 'control-socket': 'a socket path',
+};
+
 function flagInt(v: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`--${flag}: expected an integer ${min}-${max}, got "${v}"`);
@@ -70,9 +78,15 @@ function flagChoice<T extends string>(v: string | undefined, flag: string, allow
 export const controlSocketPath = (tun: string): string => `/run/l3dsr/${tun}.sock`;
 
 export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
+  // Strict parseArgs calls a value that starts with "-" ambiguous; say which value is missing instead.
+  for (const t of parseArgs({ args: argv, options: RUN_OPTIONS, strict: false, allowPositionals: true, tokens: true }).tokens) {
+    if (t.kind === 'option' && t.inlineValue === false && t.value?.startsWith('-')) {
+      throw new UsageError(`--${t.name} needs ${VALUE_OF[t.name] ?? 'a value'}, not the option ${t.value} (a value that starts with "-" is written --${t.name}=${t.value})\n${RUN_USAGE}`);
+    }
+  }
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: FLAGS, allowPositionals: false, strict: true });
+    parsed = parseArgs({ args: argv, options: RUN_OPTIONS, allowPositionals: false, strict: true });
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${RUN_USAGE}`);
   }
