@@ -78,17 +78,23 @@ static napi_value js_construct(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], self;
   CHECK(napi_get_cb_info(env, info, &argc, argv, &self, NULL));
-  char name[IFNAMSIZ + 1];
-  size_t name_len = 0;
+  char name[IFNAMSIZ];
+  size_t name_len = 0, copied = 0;
   napi_valuetype t;
   CHECK(napi_typeof(env, argv[0], &t));
   if (argc < 1 || t != napi_string) return throw_type(env, "ERR_INVALID_ARG_TYPE", "name must be a string");
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &name_len));
+  /* The full UTF-8 length first: a copy into a short buffer would end
+   * silently at the last whole character that fits. */
+  CHECK(napi_get_value_string_utf8(env, argv[0], NULL, 0, &name_len));
   if (name_len >= IFNAMSIZ) {
     char msg[96];
-    snprintf(msg, sizeof msg, "TUN device name \"%s\" is longer than %d bytes", name, IFNAMSIZ - 1);
+    snprintf(msg, sizeof msg, "TUN device name is %zu bytes in UTF-8, and the kernel's limit is %d", name_len, IFNAMSIZ - 1);
     return throw_range(env, "ENAMETOOLONG", msg);
   }
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &copied));
+  /* A NUL inside would end the name early for the kernel. */
+  if (copied != name_len || memchr(name, '\0', name_len))
+    return throw_range(env, "EINVAL", "TUN device name holds a NUL character");
   bool multi = false;
   if (argc >= 2) napi_get_value_bool(env, argv[1], &multi);
   bool offload = false;

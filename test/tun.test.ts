@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { TunDevice } from '../src/tun/device.js';
 import type { TunError, TunOpenOptions } from '../src/tun/device.js';
+import { loadAddon, type NativeTunHandle } from '../src/tun/addon.js';
 import {
   BatchMemory,
   LOCAL_ADDRESS,
@@ -149,10 +150,13 @@ describe('opening', () => {
   });
 
   it('reports errors with the errno name as code and says which call failed on which device', () => {
+    // The addon itself, past TunDevice.open's name check: the kernel's refusal, reported.
+    const { TunHandle } = loadAddon();
     assert.throws(
-      () => TunDevice.open({ name: 'bad/name', ...quiet }),
+      () => new TunHandle('bad/name', false),
       (err: TunError) => err.code === 'EINVAL' && /ioctl\(TUNSETIFF\) on bad\/name/.test(err.message),
     );
+    assert.throws(() => TunDevice.open({ name: 'bad/name', ...quiet }), (err: TunError) => err.code === 'EINVAL' && /refuses "\/"/.test(err.message));
     assert.throws(() => TunDevice.open({ name: 'x'.repeat(16), ...quiet }), (err: TunError) => err.code === 'ENAMETOOLONG');
     const name = devName();
     const dev = TunDevice.open({ name, ...quiet });
@@ -163,6 +167,33 @@ describe('opening', () => {
         (err: TunError) => err.code === 'EINVAL' && err.syscall === 'ioctl(TUNSETIFF)',
         'a single-queue device cannot get a second queue',
       );
+    } finally {
+      dev.close();
+    }
+  });
+
+  it('never opens a TUN under a name cut short: too many UTF-8 bytes or a NUL inside are refused, by TunDevice.open and by the addon alone', () => {
+    // 15 characters but 17 bytes: a copy into the kernel's 16 bytes ended at the last whole character.
+    const long = `${'a'.repeat(14)}€`;
+    assert.throws(() => TunDevice.open({ name: long, ...quiet }), (err: TunError) => err.code === 'ENAMETOOLONG' && /15 characters but 17 bytes in UTF-8/.test(err.message));
+    assert.throws(() => TunDevice.open({ name: 'tà', ...quiet }), (err: TunError) => err.code === 'EINVAL' && /0xA0/.test(err.message));
+    const { TunHandle } = loadAddon();
+    const opened: NativeTunHandle[] = [];
+    const open = (name: string) => () => { opened.push(new TunHandle(name, false)); };
+    try {
+      assert.throws(open(long), (err: TunError) => err.code === 'ENAMETOOLONG' && /17 bytes in UTF-8/.test(err.message));
+      assert.throws(open('ab\0cd'), (err: TunError) => err.code === 'EINVAL' && /NUL/.test(err.message));
+    } finally {
+      for (const h of opened) h.close();
+    }
+    assert.equal(lab.linkExists('a'.repeat(14)), false, 'a TUN named after the cut');
+    assert.equal(lab.linkExists('ab'), false, 'a TUN named up to the NUL');
+    // Non-ASCII within 15 bytes is a valid name, and the kernel gets all of it.
+    const name = `ü${devName()}`;
+    const dev = TunDevice.open({ name, ...quiet });
+    try {
+      assert.equal(dev.name, name);
+      assert.equal(lab.linkExists(name), true);
     } finally {
       dev.close();
     }

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, listenAddress, type Config, type DaemonSettings, type Engine, type OffloadMode } from '../config/config.js';
 import { ConfigError } from '../config/parse.js';
 import { parseRuleSpec, validateRules } from '../core/rules.js';
+import { interfaceNameProblem } from '../system/interface-name.js';
 import type { Rule } from '../core/types.js';
 
 export interface DaemonOptions {
@@ -99,9 +100,11 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
   if (rules.rules.length === 0) throw new UsageError(`no rules: give --rule DSCP=VIP or a --config file with VIP = DSCP lines\n${RUN_USAGE}`);
 
   const tun = v.tun ?? d.tun ?? 'dsr0';
-  if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(tun)) throw new UsageError(`--tun: "${tun}" is not an interface name (1-15 characters)`);
   const steer = v.steer ?? d.steer ?? [];
-  for (const s of steer) if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(s)) throw new UsageError(`--steer: "${s}" is not an interface name (1-15 characters)`);
+  for (const [flag, name] of [['tun', tun], ...steer.map((s) => ['steer', s])]) {
+    const problem = interfaceNameProblem(name);
+    if (problem) throw new UsageError(`--${flag}: ${problem.message}`);
+  }
   const noSteer = v['no-steer'] ?? d.noSteer ?? false;
   if (!noSteer && steer.length === 0) {
     throw new UsageError('--steer: name the interface(s) where marked packets arrive (e.g. --steer eth0), or pass --no-steer to steer them yourself');

@@ -1,6 +1,7 @@
 // A TUN queue with batch-first I/O over caller-owned memory. The native
 // addon reads packets straight into slots of that memory, calls onBatch(n)
 // once per batch, and writes back every entry whose length is still > 0.
+import { interfaceNameProblem } from '../system/interface-name.js';
 import { loadAddon } from './addon.js';
 import type { NativeBatchLayout, NativeStats, NativeTunHandle, Offload } from './addon.js';
 
@@ -18,7 +19,7 @@ export type TunEngine = 'auto' | 'io_uring' | 'readwrite';
 export type TunMode = 'io_uring' | 'readwrite';
 
 export interface TunOpenOptions {
-  /** Interface name (at most 15 bytes); empty lets the kernel pick `tunN`. */
+  /** Interface name (see interfaceNameProblem: at most 15 bytes of UTF-8); empty lets the kernel pick `tunN`. */
   name: string;
   /** Open one queue of an IFF_MULTI_QUEUE device (one per worker). */
   multiQueue?: boolean;
@@ -79,8 +80,10 @@ export class TunDevice {
 
   /** Opens one queue of TUN device `name` (IFF_TUN | IFF_NO_PI, and
    * IFF_VNET_HDR with `offload`). Throws a TunError whose code is the errno
-   * name. */
+   * name (ENAMETOOLONG or EINVAL for a name the kernel would refuse). */
   static open(options: TunOpenOptions): TunDevice {
+    const problem = options.name === '' ? undefined : interfaceNameProblem(options.name);
+    if (problem) throw Object.assign(new RangeError(`TUN device name ${problem.message}`), { code: problem.errno });
     const { TunHandle } = loadAddon();
     return new TunDevice(new TunHandle(options.name, options.multiQueue ?? false, { offload: options.offload ?? false }), options);
   }
