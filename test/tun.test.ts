@@ -71,7 +71,7 @@ interface Seen {
  * sent, answers it in place, and drops the sequence numbers `drop` picks. */
 function attachAnswering(dev: TunDevice, mem: BatchMemory, drop: (seq: number) => boolean = () => false): Seen {
   const seen: Seen = { seqs: [], batchSizes: [], others: 0, badChecksums: 0, mismatches: [] };
-  dev.attach(mem.memory.buffer, mem.layout, (n) => {
+  dev.attach(mem.memory, mem.layout, (n) => {
     seen.batchSizes.push(n);
     for (let i = 0; i < n; i++) {
       const p = mem.packet(i);
@@ -204,11 +204,11 @@ describe('opening', () => {
     const mem = new BatchMemory(8);
     try {
       const tooMany = { ...mem.layout, slotCount: 1 << 20 };
-      assert.throws(() => dev.attach(mem.memory.buffer, tooMany, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /exceed the memory/ });
+      assert.throws(() => dev.attach(mem.memory, tooMany, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /exceed the memory/ });
       const overlapping = { ...mem.layout, lengthsOffset: mem.layout.slotBase };
-      assert.throws(() => dev.attach(mem.memory.buffer, overlapping, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /overlap/ });
+      assert.throws(() => dev.attach(mem.memory, overlapping, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /overlap/ });
       const fewSlots = { ...mem.layout, slotCount: mem.layout.batchMax - 1 };
-      assert.throws(() => dev.attach(mem.memory.buffer, fewSlots, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /slotCount/ });
+      assert.throws(() => dev.attach(mem.memory, fewSlots, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /slotCount/ });
       assert.equal(dev.mode, null, 'a refused attach leaves the device unattached');
     } finally {
       dev.close();
@@ -220,7 +220,7 @@ describe('opening', () => {
     const dev = TunDevice.open({ name: devName(), engine: 'auto', log: (l) => lines.push(l) });
     const mem = new BatchMemory(8);
     try {
-      dev.attach(mem.memory.buffer, mem.layout, () => {});
+      dev.attach(mem.memory, mem.layout, () => {});
       assert.equal(dev.mode, 'io_uring', `auto fell back: ${dev.fallbackReason}`);
       assert.equal(dev.fallbackReason, null);
       assert.match(dev.detail ?? '', /multishot read/, 'kernel 6.18 has IORING_OP_READ_MULTISHOT');
@@ -303,7 +303,7 @@ for (const engine of ENGINES) {
       let calls = 0;
       try {
         lab.routeInto(name, REMOTE_PREFIX);
-        dev.attach(mem.memory.buffer, mem.layout, (n) => {
+        dev.attach(mem.memory, mem.layout, (n) => {
           calls++;
           for (let i = 0; i < n; i++) {
             const d = parseUdp(mem.packet(i));
@@ -393,6 +393,46 @@ async function runChild(engine: string, name: string, where: string) {
   clearTimeout(killer);
   return { code, signal, out, err };
 }
+
+/** Runs tun-memory-child.js like runChild; a crash shows as a signal. */
+async function runMemoryChild(engine: string, name: string, mode: string) {
+  const script = fileURLToPath(new URL('./tun-memory-child.js', import.meta.url));
+  const child = spawn(process.execPath, ['--expose-gc', script, engine, name, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30000);
+  const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])));
+  clearTimeout(killer);
+  return { code, signal, out, err };
+}
+
+describe('memory the data path writes into', () => {
+  for (const engine of ['io_uring', 'readwrite'] as const) {
+    it(`${engine}: a plain ArrayBuffer, which JavaScript can transfer away while the kernel writes into it, is refused at attach`, async () => {
+      const { code, signal, out, err } = await runMemoryChild(engine, devName(), 'arraybuffer');
+      assert.equal(signal, null, `the child crashed: ${err}`);
+      assert.equal(code, 0, err);
+      const r = JSON.parse(out);
+      assert.equal(r.refused?.code, 'ERR_INVALID_ARG_TYPE', `attach took the ArrayBuffer; after it was transferred: ${out}`);
+      assert.match(r.refused.message, /must be a WebAssembly\.Memory, not an ArrayBuffer/);
+    });
+
+    it(`${engine}: a WebAssembly.Memory that grows (outside and inside onBatch) keeps the data path going on the new buffer`, async () => {
+      const { code, signal, out, err } = await runMemoryChild(engine, devName(), 'grow');
+      assert.equal(signal, null, `the child crashed: ${err}`);
+      assert.equal(code, 0, err);
+      const r = JSON.parse(out);
+      assert.equal(r.mode, engine);
+      assert.equal(r.error, null);
+      assert.equal(r.answers, 30, out);
+      assert.equal(r.grownInside, 1);
+      assert.equal(r.firstDetached, true, 'grow() detached the buffer attach() was given');
+      assert.notEqual(r.transferred, 'detached', 'JavaScript cannot transfer a WebAssembly.Memory\'s buffer away');
+    });
+  }
+});
 
 describe('lifetime', () => {
   for (const engine of ['io_uring', 'readwrite'] as const) {

@@ -125,12 +125,16 @@ export class TunDevice {
   }
 
   /**
-   * Starts the data path on `memory` (a WebAssembly.Memory's buffer that
-   * never grows; it is kept alive until close()). `onBatch(n)` runs once per
-   * batch with entries 0..n-1 filled; when it returns, entries with length
-   * > 0 are written back into the device from their slots.
+   * Starts the data path on the slots in `memory`, kept alive until close().
+   * A WebAssembly.Memory, not an ArrayBuffer: JavaScript cannot transfer or
+   * detach its buffer under the kernel. It may grow: V8 grows it in place,
+   * and the data path goes on with the new buffer; should it ever move, the
+   * data path stops with EFAULT through onError before the old address is
+   * used again. `onBatch(n)` runs once per batch with entries 0..n-1 filled;
+   * when it returns, entries with length > 0 are written back into the
+   * device from their slots.
    */
-  attach(memory: ArrayBuffer, layout: BatchLayout, onBatch: (n: number) => void): void {
+  attach(memory: WebAssembly.Memory, layout: BatchLayout, onBatch: (n: number) => void): void {
     const o = this.#options;
     this.#handle.attach(
       memory,
