@@ -91,7 +91,7 @@ function rewriter(label: string, name: string, batchMax: number, slotsPerBatch: 
   const slots = new Uint32Array(memory.buffer, layout.slotsOffset, batchMax);
   const lengths = new Uint32Array(memory.buffer, layout.lengthsOffset, batchMax);
   const dv = new DataView(memory.buffer);
-  dev.attach(memory.buffer, layout, (n) => {
+  dev.attach(memory, layout, (n) => {
     for (let i = 0; i < n; i++) {
       const p = slotBase + slots[i] * slotSize;
       if (lengths[i] < IPV4_HEADER || bytes[p] >> 4 !== 4) {

@@ -78,17 +78,23 @@ static napi_value js_construct(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], self;
   CHECK(napi_get_cb_info(env, info, &argc, argv, &self, NULL));
-  char name[IFNAMSIZ + 1];
-  size_t name_len = 0;
+  char name[IFNAMSIZ];
+  size_t name_len = 0, copied = 0;
   napi_valuetype t;
   CHECK(napi_typeof(env, argv[0], &t));
   if (argc < 1 || t != napi_string) return throw_type(env, "ERR_INVALID_ARG_TYPE", "name must be a string");
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &name_len));
+  /* The full UTF-8 length first: a copy into a short buffer would end
+   * silently at the last whole character that fits. */
+  CHECK(napi_get_value_string_utf8(env, argv[0], NULL, 0, &name_len));
   if (name_len >= IFNAMSIZ) {
     char msg[96];
-    snprintf(msg, sizeof msg, "TUN device name \"%s\" is longer than %d bytes", name, IFNAMSIZ - 1);
+    snprintf(msg, sizeof msg, "TUN device name is %zu bytes in UTF-8, and the kernel's limit is %d", name_len, IFNAMSIZ - 1);
     return throw_range(env, "ENAMETOOLONG", msg);
   }
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &copied));
+  /* A NUL inside would end the name early for the kernel. */
+  if (copied != name_len || memchr(name, '\0', name_len))
+    return throw_range(env, "EINVAL", "TUN device name holds a NUL character");
   bool multi = false;
   if (argc >= 2) napi_get_value_bool(env, argv[1], &multi);
   bool offload = false;
@@ -259,12 +265,6 @@ static int ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) 
 /* The descriptor must fit the buffer and its three regions must not
  * overlap: the kernel writes into free slots at any time. */
 static int parse_layout(napi_env env, napi_value buffer, napi_value obj, int segmentation, batch_layout *l) {
-  bool is_ab = false;
-  napi_is_arraybuffer(env, buffer, &is_ab);
-  if (!is_ab) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "memory must be an ArrayBuffer (WebAssembly.Memory#buffer)");
-    return -1;
-  }
   void *mem;
   size_t mem_len;
   if (napi_get_arraybuffer_info(env, buffer, &mem, &mem_len) != napi_ok) return -1;
@@ -348,7 +348,44 @@ static int parse_options(napi_env env, napi_value obj, engine_options *o) {
   return 0;
 }
 
-/* attach(memory: ArrayBuffer, layout, options, onBatch(n), onError(err)) */
+/* The buffer of `memory`, which must be a WebAssembly.Memory: JavaScript can
+ * transfer or detach a plain ArrayBuffer at any time (the kernel would then
+ * write into freed memory, or into whatever took its place), but not a
+ * Memory's buffer; and the Memory, held by reference, stays alive. The buffer
+ * is read through the prototype's own getter, so a subclass or a look-alike
+ * cannot hand over anything else. NULL with an exception otherwise. */
+static napi_value memory_buffer(napi_env env, napi_value memory, napi_value *getter_out) {
+  napi_value global, wasm, ctor, proto, object, describe, args[2], desc, getter, buffer;
+  bool is_memory = false, is_ab = false;
+  if (napi_get_global(env, &global) != napi_ok || napi_get_named_property(env, global, "WebAssembly", &wasm) != napi_ok ||
+      napi_get_named_property(env, wasm, "Memory", &ctor) != napi_ok)
+    return NULL;
+  if (napi_instanceof(env, memory, ctor, &is_memory) != napi_ok) return NULL;
+  if (!is_memory) {
+    napi_is_arraybuffer(env, memory, &is_ab);
+    return throw_type(env, "ERR_INVALID_ARG_TYPE",
+                      is_ab ? "memory must be a WebAssembly.Memory, not an ArrayBuffer: JavaScript can transfer or detach "
+                              "an ArrayBuffer while the kernel writes into it"
+                            : "memory must be a WebAssembly.Memory");
+  }
+  /* Object.getOwnPropertyDescriptor(WebAssembly.Memory.prototype, "buffer").get */
+  if (napi_get_named_property(env, ctor, "prototype", &proto) != napi_ok ||
+      napi_get_named_property(env, global, "Object", &object) != napi_ok ||
+      napi_get_named_property(env, object, "getOwnPropertyDescriptor", &describe) != napi_ok ||
+      napi_create_string_utf8(env, "buffer", NAPI_AUTO_LENGTH, &args[1]) != napi_ok)
+    return NULL;
+  args[0] = proto;
+  if (napi_call_function(env, object, describe, 2, args, &desc) != napi_ok ||
+      napi_get_named_property(env, desc, "get", &getter) != napi_ok ||
+      napi_call_function(env, memory, getter, 0, NULL, &buffer) != napi_ok)
+    return NULL;
+  napi_is_arraybuffer(env, buffer, &is_ab);
+  if (!is_ab) return throw_type(env, "ERR_INVALID_ARG_TYPE", "memory must not be a shared WebAssembly.Memory");
+  *getter_out = getter;
+  return buffer;
+}
+
+/* attach(memory: WebAssembly.Memory, layout, options, onBatch(n), onError(err)) */
 static napi_value js_attach(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5], self;
@@ -374,8 +411,10 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   engine_options opt;
   memset(&layout, 0, sizeof layout);
   int segmentation = (d->offloads & (OFFLOAD_TSO4 | OFFLOAD_TSO6 | OFFLOAD_USO4 | OFFLOAD_USO6)) != 0;
-  if (parse_layout(env, argv[0], argv[1], segmentation, &layout) || parse_options(env, argv[2], &opt)) return NULL;
-  if (dev_attach(d, &layout, &opt, self, argv[0], argv[3], on_error)) return NULL;
+  napi_value getter = NULL, buffer = memory_buffer(env, argv[0], &getter);
+  if (!buffer) return NULL;
+  if (parse_layout(env, buffer, argv[1], segmentation, &layout) || parse_options(env, argv[2], &opt)) return NULL;
+  if (dev_attach(d, &layout, &opt, self, argv[0], getter, buffer, argv[3], on_error)) return NULL;
   napi_value undefined;
   napi_get_undefined(env, &undefined);
   return undefined;

@@ -93,6 +93,48 @@ static unsigned hist_bucket(uint32_t n) {
   return b < BATCH_HIST_BUCKETS ? b : BATCH_HIST_BUCKETS - 1;
 }
 
+/* Recorded as the failed call when the memory moved. */
+static const char MEMORY_MOVED[] =
+    "WebAssembly.Memory check (the memory moved when it grew; the data path stopped before using its old address)";
+
+/* Whether the slots are still where attach() found them. Every grow()
+ * detaches the buffer attach() saw (even grow(0)); V8 grows in place when it
+ * reserved the room, and then the new buffer starts at the same address and
+ * the data path goes on with it. A memory that moved has freed the old
+ * address: it is never used again. Cheap when nothing changed: one check
+ * of the buffer last seen. */
+static int memory_intact(tun_device *d) {
+  if (d->memory_moved) return 0;
+  napi_env env = d->env;
+  napi_value seen, memory, getter, fresh;
+  bool detached = false;
+  if (napi_get_reference_value(env, d->buffer_ref, &seen) == napi_ok && seen &&
+      napi_is_detached_arraybuffer(env, seen, &detached) == napi_ok && !detached)
+    return 1;
+  void *data = NULL;
+  size_t len = 0;
+  bool is_ab = false;
+  if (napi_get_reference_value(env, d->memory_ref, &memory) == napi_ok && memory &&
+      napi_get_reference_value(env, d->buffer_getter_ref, &getter) == napi_ok && getter &&
+      napi_call_function(env, memory, getter, 0, NULL, &fresh) == napi_ok &&
+      napi_is_arraybuffer(env, fresh, &is_ab) == napi_ok && is_ab &&
+      napi_get_arraybuffer_info(env, fresh, &data, &len) == napi_ok && data == d->layout.mem &&
+      len >= d->layout.mem_len) {
+    napi_ref next;
+    if (napi_create_reference(env, fresh, 1, &next) == napi_ok) {
+      napi_delete_reference(env, d->buffer_ref);
+      d->buffer_ref = next;
+    }
+    return 1;
+  }
+  bool pending = false;
+  napi_value ignored;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
+  d->memory_moved = 1;
+  dev_fail(d, EFAULT, MEMORY_MOVED);
+  return 0;
+}
+
 int dev_dispatch(tun_device *d, uint32_t n) {
   d->stats.batches++;
   d->stats.batch_hist[hist_bucket(n)]++;
@@ -113,7 +155,9 @@ int dev_dispatch(tun_device *d, uint32_t n) {
     memset(d->layout.lengths, 0, n * sizeof(uint32_t));
     rethrow_pending(d);
   }
-  return !d->close_requested && !d->closed;
+  /* The callback may have grown the memory: nothing is written from a slot
+   * whose address moved. */
+  return !d->close_requested && !d->closed && memory_intact(d);
 }
 
 uint32_t dev_out_length(tun_device *d, uint32_t i) {
@@ -172,6 +216,8 @@ void dev_shutdown(tun_device *d) {
   delete_ref(d->env, &d->on_batch_ref);
   delete_ref(d->env, &d->on_error_ref);
   delete_ref(d->env, &d->buffer_ref);
+  delete_ref(d->env, &d->memory_ref);
+  delete_ref(d->env, &d->buffer_getter_ref);
   delete_ref(d->env, &d->self_ref);
   if (d->async_ctx) {
     napi_async_destroy(d->env, d->async_ctx);
@@ -204,15 +250,24 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   napi_handle_scope hs;
   napi_open_handle_scope(d->env, &hs);
   d->stats.wakeups++;
-  d->ops->on_ready(d, status);
+  if (memory_intact(d)) d->ops->on_ready(d, status);
+  if (d->memory_moved && d->engine) {
+    /* Stop the kernel writing into the old address at once: the poll handle
+     * first (the engine closes the fd it watches), then the engine, which
+     * cancels and reaps every request. */
+    release_box(d);
+    d->ops->stop(d);
+    d->engine = NULL;
+  }
   if (d->failed_errno && !d->failed_reported && !d->close_requested && !d->closed) report_failure(d);
   if (d->close_requested) dev_shutdown(d);
   close_callback_scope(d);
   napi_close_handle_scope(d->env, hs);
 }
 
-int dev_attach(tun_device *d, const batch_layout *layout, const engine_options *opt,
-               napi_value self, napi_value buffer, napi_value on_batch, napi_value on_error) {
+int dev_attach(tun_device *d, const batch_layout *layout, const engine_options *opt, napi_value self,
+               napi_value memory, napi_value buffer_getter, napi_value buffer, napi_value on_batch,
+               napi_value on_error) {
   napi_env env = d->env;
   d->layout = *layout;
   d->batch_slots = calloc(layout->batch_max, sizeof(uint32_t));
@@ -277,7 +332,9 @@ int dev_attach(tun_device *d, const batch_layout *layout, const engine_options *
   /* While attached the device keeps its JS object (and through it the
    * memory and callbacks) alive, like any active libuv handle would. */
   napi_create_reference(env, self, 1, &d->self_ref);
+  napi_create_reference(env, memory, 1, &d->memory_ref);
   napi_create_reference(env, buffer, 1, &d->buffer_ref);
+  napi_create_reference(env, buffer_getter, 1, &d->buffer_getter_ref);
   napi_create_reference(env, on_batch, 1, &d->on_batch_ref);
   if (on_error) napi_create_reference(env, on_error, 1, &d->on_error_ref);
   napi_value resource_name;

@@ -122,7 +122,14 @@ struct tun_device {
   tun_stats stats;
 
   napi_ref self_ref;
+  /* The WebAssembly.Memory the slots live in, the buffer of it that was last
+   * checked, and WebAssembly.Memory.prototype's own `buffer` getter. */
+  napi_ref memory_ref;
   napi_ref buffer_ref;
+  napi_ref buffer_getter_ref;
+  /* The memory moved (it grew and could not grow in place): the slots'
+   * address is no longer ours, and the data path has stopped. */
+  int memory_moved;
   napi_ref on_batch_ref;
   napi_ref on_error_ref;
   napi_async_context async_ctx;
@@ -184,9 +191,12 @@ void dev_count_write(tun_device *d, int result);
  * Idempotent, no JavaScript is called. */
 void dev_shutdown(tun_device *d);
 
-/* Attaches the data path; returns 0 or throws (pending exception). */
-int dev_attach(tun_device *d, const batch_layout *layout, const engine_options *opt,
-               napi_value self, napi_value buffer, napi_value on_batch, napi_value on_error);
+/* Attaches the data path to the slots in `memory` (a WebAssembly.Memory
+ * whose current buffer, read through `buffer_getter`, is `buffer`); returns
+ * 0 or throws (pending exception). */
+int dev_attach(tun_device *d, const batch_layout *layout, const engine_options *opt, napi_value self,
+               napi_value memory, napi_value buffer_getter, napi_value buffer, napi_value on_batch,
+               napi_value on_error);
 
 void dev_set_ref(tun_device *d, int ref);
 

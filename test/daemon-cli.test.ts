@@ -42,6 +42,7 @@ const CASES: Case[] = [
   { name: 'two --rule on one DSCP and family', args: () => [...GOOD, '--rule', `${OTHER.dscp}=${OTHER.address}`], code: EXIT_USAGE, says: () => /dscp: DSCP 1 is already used for IPv4/ },
   { name: 'no rule at all', args: () => ['--steer', STEER], code: EXIT_USAGE, says: () => /no rules/ },
   { name: 'missing --steer', args: () => ['--rule', `${VIP.dscp}=${VIP.address}`], code: EXIT_USAGE, says: () => /--steer/ },
+  { name: '--steer followed by -h (a value, not a request for help)', args: () => ['--rule', `${VIP.dscp}=${VIP.address}`, '--steer', '-h'], code: EXIT_USAGE, says: () => /--steer needs an interface name, not the option -h/ },
   { name: '--queues 0', args: () => [...GOOD, '--queues', '0'], code: EXIT_USAGE, says: () => /--queues: expected an integer 1-64, got "0"/ },
   { name: '--queues two', args: () => [...GOOD, '--queues', 'two'], code: EXIT_USAGE, says: () => /--queues: expected an integer 1-64, got "two"/ },
   { name: '--engine unknown', args: () => [...GOOD, '--engine', 'dpdk'], code: EXIT_USAGE, says: () => /--engine: expected one of auto, io_uring, readwrite, got "dpdk"/ },

@@ -69,7 +69,7 @@ function superPacket(protocol: typeof PROTO.TCP | typeof PROTO.UDP, payload: num
 function collect(dev: TunDevice, mem: BatchMemory): Uint8Array[] {
   const seen: Uint8Array[] = [];
   const remote = REMOTE_ADDRESS.split('.').map(Number);
-  dev.attach(mem.memory.buffer, mem.layout, (n) => {
+  dev.attach(mem.memory, mem.layout, (n) => {
     for (let i = 0; i < n; i++) {
       const p = mem.packet(i);
       const ip = p.subarray(dev.vnetHeaderBytes);
@@ -130,7 +130,7 @@ describe('opening with offload', () => {
     const dev = TunDevice.open({ name: devName(), offload: true, ...quiet });
     const small = new BatchMemory(4, 8, 2048);
     try {
-      assert.throws(() => dev.attach(small.memory.buffer, small.layout, () => {}), {
+      assert.throws(() => dev.attach(small.memory, small.layout, () => {}), {
         code: 'ERR_OUT_OF_RANGE', message: new RegExp(`slotSize must be >= ${OFFLOAD_MIN_SLOT_SIZE} .*got 2048`),
       });
       assert.equal(dev.mode, null);
@@ -144,7 +144,7 @@ describe('opening with offload', () => {
     const dev = TunDevice.open({ name: devName(), offload: true, log: (l) => lines.push(l) });
     const mem = new BatchMemory(4, 8, SLOT_SIZE);
     try {
-      dev.attach(mem.memory.buffer, mem.layout, () => {});
+      dev.attach(mem.memory, mem.layout, () => {});
       assert.equal(lines.length, 1);
       assert.match(lines[0]!, new RegExp(`; offloads granted: ${dev.offloads!.join(' ')}$`));
     } finally {

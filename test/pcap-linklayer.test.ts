@@ -25,8 +25,8 @@ function sll2(protocol: number, payload: Uint8Array): Uint8Array {
 }
 
 test('Ethernet: IPv4 and IPv6 after the 14-byte header', () => {
-  assert.deepEqual(locateL3(LINKTYPE.ETHERNET, ethernetFrame(v4, 4)), { family: 4, offset: 14 });
-  assert.deepEqual(locateL3(LINKTYPE.ETHERNET, ethernetFrame(v6, 6)), { family: 6, offset: 14 });
+  assert.deepEqual(locateL3(LINKTYPE.ETHERNET, ethernetFrame(v4, 4)), { ip: true, offset: 14 });
+  assert.deepEqual(locateL3(LINKTYPE.ETHERNET, ethernetFrame(v6, 6)), { ip: true, offset: 14 });
 });
 
 test('Ethernet: VLAN tags of all three kinds, stacked, are stepped over', () => {
@@ -39,51 +39,52 @@ test('Ethernet: VLAN tags of all three kinds, stacked, are stepped over', () => 
   for (const [name, tags] of cases) {
     const offset = 14 + 4 * tags.length;
     const frame4 = ethernetFrame(v4, 4, tags);
-    assert.deepEqual(locateL3(LINKTYPE.ETHERNET, frame4), { family: 4, offset }, name);
+    assert.deepEqual(locateL3(LINKTYPE.ETHERNET, frame4), { ip: true, offset }, name);
     assert.deepEqual([...frame4.subarray(offset)], [...v4], name);
-    assert.deepEqual(locateL3(LINKTYPE.ETHERNET, ethernetFrame(v6, 6, tags)), { family: 6, offset }, name);
+    assert.deepEqual(locateL3(LINKTYPE.ETHERNET, ethernetFrame(v6, 6, tags)), { ip: true, offset }, name);
   }
 });
 
 test('Ethernet: ARP, LLDP, 802.3 length frames, and frames too short are not IP', () => {
-  assert.equal(locateL3(LINKTYPE.ETHERNET, ethernetFrame(new Uint8Array(28), ARP)).family, null);
-  assert.equal(locateL3(LINKTYPE.ETHERNET, ethernetFrame(new Uint8Array(28), LLDP)).family, null);
-  assert.equal(locateL3(LINKTYPE.ETHERNET, ethernetFrame(new Uint8Array(28), ARP, [[ETHERTYPE.VLAN, 5]])).family, null);
-  assert.equal(locateL3(LINKTYPE.ETHERNET, ethernetFrame(new Uint8Array(40), 0x0028)).family, null);
-  assert.equal(locateL3(LINKTYPE.ETHERNET, new Uint8Array(13)).family, null);
+  assert.equal(locateL3(LINKTYPE.ETHERNET, ethernetFrame(new Uint8Array(28), ARP)).ip, false);
+  assert.equal(locateL3(LINKTYPE.ETHERNET, ethernetFrame(new Uint8Array(28), LLDP)).ip, false);
+  assert.equal(locateL3(LINKTYPE.ETHERNET, ethernetFrame(new Uint8Array(28), ARP, [[ETHERTYPE.VLAN, 5]])).ip, false);
+  assert.equal(locateL3(LINKTYPE.ETHERNET, ethernetFrame(new Uint8Array(40), 0x0028)).ip, false);
+  assert.equal(locateL3(LINKTYPE.ETHERNET, new Uint8Array(13)).ip, false);
   // A VLAN tag cut off by the snap length.
   const cut = ethernetFrame(v4, 4, [[ETHERTYPE.VLAN, 7]]).subarray(0, 16);
-  assert.equal(locateL3(LINKTYPE.ETHERNET, cut).family, null);
+  assert.equal(locateL3(LINKTYPE.ETHERNET, cut).ip, false);
 });
 
-test('raw IP (101, and DLT_RAW 12/14): the version nibble decides', () => {
-  for (const lt of [LINKTYPE.RAW, LINKTYPE.RAW_DLT12, LINKTYPE.RAW_DLT14]) {
-    assert.deepEqual(locateL3(lt, v4), { family: 4, offset: 0 });
-    assert.deepEqual(locateL3(lt, v6), { family: 6, offset: 0 });
-    assert.equal(locateL3(lt, Uint8Array.of(0x50, 0, 0, 0)).family, null);
-    assert.equal(locateL3(lt, new Uint8Array(0)).family, null);
+test('raw IP (101, DLT_RAW 12/14, IPV4 228, IPV6 229): every frame is IP at offset 0, whatever its version nibble', () => {
+  // The version nibble is the core's business (bad-version is malformed), as in the daemon.
+  for (const lt of [LINKTYPE.RAW, LINKTYPE.RAW_DLT12, LINKTYPE.RAW_DLT14, LINKTYPE.IPV4, LINKTYPE.IPV6]) {
+    for (const frame of [v4, v6, Uint8Array.of(0x50, 0, 0, 0), Uint8Array.of(0x00, 0, 0, 0), new Uint8Array(0)]) {
+      assert.deepEqual(locateL3(lt, frame), { ip: true, offset: 0 }, `link type ${lt}, frame ${frame[0]}`);
+    }
   }
 });
 
-test('IPV4 (228) and IPV6 (229): the link type decides, offset 0', () => {
-  assert.deepEqual(locateL3(LINKTYPE.IPV4, v4), { family: 4, offset: 0 });
-  assert.deepEqual(locateL3(LINKTYPE.IPV6, v6), { family: 6, offset: 0 });
-  // A wrong version nibble is the core's business (malformed), not the link layer's.
-  assert.deepEqual(locateL3(LINKTYPE.IPV4, v6), { family: 4, offset: 0 });
+test('Ethernet and SLL: an IP EtherType makes the frame IP whatever the version nibble says', () => {
+  const v5 = Uint8Array.of(0x55, 0, 0, 20);
+  assert.deepEqual(locateL3(LINKTYPE.ETHERNET, ethernetFrame(v5, 4)), { ip: true, offset: 14 });
+  assert.deepEqual(locateL3(LINKTYPE.ETHERNET, ethernetFrame(v4, 6)), { ip: true, offset: 14 });
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, sll(ETHERTYPE.IPV6, v5)), { ip: true, offset: 16 });
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL2, sll2(ETHERTYPE.IPV4, v6)), { ip: true, offset: 20 });
 });
 
 test('Linux cooked SLL (113) and SLL2 (276)', () => {
-  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, sll(ETHERTYPE.IPV4, v4)), { family: 4, offset: 16 });
-  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, sll(ETHERTYPE.IPV6, v6)), { family: 6, offset: 16 });
-  assert.equal(locateL3(LINKTYPE.LINUX_SLL, sll(ARP, new Uint8Array(28))).family, null);
-  assert.equal(locateL3(LINKTYPE.LINUX_SLL, new Uint8Array(15)).family, null);
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, sll(ETHERTYPE.IPV4, v4)), { ip: true, offset: 16 });
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, sll(ETHERTYPE.IPV6, v6)), { ip: true, offset: 16 });
+  assert.equal(locateL3(LINKTYPE.LINUX_SLL, sll(ARP, new Uint8Array(28))).ip, false);
+  assert.equal(locateL3(LINKTYPE.LINUX_SLL, new Uint8Array(15)).ip, false);
   const tagged = sll(ETHERTYPE.VLAN, concat(new ByteBuilder(false).u16(42).u16(ETHERTYPE.IPV4).build(), v4));
-  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, tagged), { family: 4, offset: 20 });
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, tagged), { ip: true, offset: 20 });
 
-  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL2, sll2(ETHERTYPE.IPV4, v4)), { family: 4, offset: 20 });
-  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL2, sll2(ETHERTYPE.IPV6, v6)), { family: 6, offset: 20 });
-  assert.equal(locateL3(LINKTYPE.LINUX_SLL2, sll2(LLDP, new Uint8Array(30))).family, null);
-  assert.equal(locateL3(LINKTYPE.LINUX_SLL2, new Uint8Array(19)).family, null);
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL2, sll2(ETHERTYPE.IPV4, v4)), { ip: true, offset: 20 });
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL2, sll2(ETHERTYPE.IPV6, v6)), { ip: true, offset: 20 });
+  assert.equal(locateL3(LINKTYPE.LINUX_SLL2, sll2(LLDP, new Uint8Array(30))).ip, false);
+  assert.equal(locateL3(LINKTYPE.LINUX_SLL2, new Uint8Array(19)).ip, false);
 });
 
 test('an unknown link type is an error that names it, with the record position when known', () => {

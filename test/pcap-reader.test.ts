@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CaptureReader, openCapture } from '../src/pcap/reader.js';
 import { PcapError } from '../src/pcap/errors.js';
+import { MAX_FILE_INTERFACES, MAX_SECTION_INTERFACES } from '../src/pcap/pcapng.js';
 import type { CaptureRecord } from '../src/pcap/record.js';
 import {
   ByteBuilder, CLASSIC_FILE_HEADER_SIZE, block, classicFile, classicRecordOffset, concat, customBlock, epb, idb, isb, nrb,
@@ -290,6 +291,34 @@ test('errors (pcapng): captured length beyond the block, over the snap length, u
   // Interfaces belong to their section: after a new SHB, interface 0 is gone.
   const e4 = await readUntilError(concat(head, good, shb(), epb({ iface: 0, ts: 1n, data: pattern(20) })));
   assertPosition(e4.error, 'UNKNOWN_INTERFACE', at + shb().length, 1);
+});
+
+/** `bytes` n times over, back to back. */
+function repeated(bytes: Uint8Array, n: number): Uint8Array {
+  const out = new Uint8Array(bytes.length * n);
+  for (let i = 0; i < n; i++) out.set(bytes, i * bytes.length);
+  return out;
+}
+
+test('errors (pcapng): more interfaces than the cap in a section, or in the whole file, stop at the IDB past it', async () => {
+  const one = idb({ linkType: 1 });
+  const packet = (iface: number) => epb({ iface, ts: 1n, data: pattern(20) });
+  // Exactly the cap: read, and a packet names the last interface.
+  const full = await readAll(concat(shb(), repeated(one, MAX_SECTION_INTERFACES), packet(MAX_SECTION_INTERFACES - 1)));
+  assert.deepEqual(full.map((r) => r.interfaceId), [MAX_SECTION_INTERFACES - 1]);
+
+  const over = await readUntilError(concat(shb(), repeated(one, MAX_SECTION_INTERFACES + 1), packet(0)));
+  assert.equal(over.records.length, 0);
+  assertPosition(over.error, 'TOO_MANY_INTERFACES', shb().length + MAX_SECTION_INTERFACES * one.length, 0);
+  assert.match(over.error.message, new RegExp(`section 0 declares more than ${MAX_SECTION_INTERFACES} interfaces`));
+
+  // Sections each under the cap still add up: the file as a whole is bounded too.
+  const perSection = MAX_FILE_INTERFACES / 2;
+  const section = concat(shb(), repeated(one, perSection), packet(0));
+  const many = await readUntilError(concat(section, section, section));
+  assert.equal(many.records.length, 2);
+  assertPosition(many.error, 'TOO_MANY_INTERFACES', 2 * section.length + shb().length, 2);
+  assert.match(many.error.message, new RegExp(`the file declares more than ${MAX_FILE_INTERFACES} interfaces over its 3 sections`));
 });
 
 test('errors (pcapng): truncated block, bad byte-order magic, bad version, option overrunning its block', async () => {

@@ -3,14 +3,17 @@
 // line by line, and the error exits with their positions and flushed output.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rewriteCommand, type RewriteIo } from '../src/cli/rewrite.js';
+import { createRewriter } from '../src/core/rewriter.js';
+import { ruleText } from '../src/core/rules.js';
 import { buildIpPacket, ethernetFrame, type PacketSpec } from '../src/pcap/generate.js';
 import { checksumFor, onesSum } from '../src/oracle/checksum.js';
 import { ETHERTYPE, LINKTYPE, locateL3 } from '../src/pcap/linklayer.js';
 import { openCapture } from '../src/pcap/reader.js';
+import { MAX_SECTION_INTERFACES } from '../src/pcap/pcapng.js';
 import { ByteBuilder, classicFile, classicRecordOffset, concat, epb, idb, shb, type ClassicRecordSpec } from './support/pcap-bytes.js';
 import { runTool, toHex } from './support/pcap-tools.js';
 
@@ -235,6 +238,66 @@ test('rewrite: every supported link type keeps its header and link type', withDi
   }
 }));
 
+test('rewrite: a packet the link layer calls IP gets the core\'s verdict and bytes under every link type, whatever its version nibble', withDir(async (dir) => {
+  // The daemon's core sees bare IP packets (a TUN without protocol information) and
+  // decides from the version nibble alone; the offline mode must agree byte for byte.
+  const core = await createRewriter({ rules: [`1=${VIP4}`, `1=${VIP6}`] });
+  const withVersion = (p: Uint8Array, version: number): Uint8Array => {
+    const q = p.slice();
+    q[0] = (version << 4) | (q[0] & 0x0f);
+    return q;
+  };
+  const v4 = buildIpPacket(marked(4, 'udp', 50));
+  const v6 = buildIpPacket(marked(6, 'tcp', 51));
+  const odd = [withVersion(v4, 5), withVersion(v4, 0), withVersion(v6, 5), withVersion(v6, 0), withVersion(v4, 15)];
+  const sll = (etherType: number) => (l3: Uint8Array) =>
+    concat(new ByteBuilder(false).u16(0).u16(1).u16(6).bytes([2, 0, 0, 0, 0, 1, 0, 0]).u16(etherType).build(), l3);
+  const sll2 = (etherType: number) => (l3: Uint8Array) =>
+    concat(new ByteBuilder(false).u16(etherType).u16(0).u32(2).u16(1).u8(0).u8(6).bytes([2, 0, 0, 0, 0, 1, 0, 0]).build(), l3);
+  const bare = (l3: Uint8Array) => l3;
+  const kinds: [number, string, (l3: Uint8Array) => Uint8Array, Uint8Array[]][] = [
+    [LINKTYPE.ETHERNET, 'IPv4 EtherType', (l3) => ethernetFrame(l3, 4), [...odd, v6]],
+    [LINKTYPE.ETHERNET, 'IPv6 EtherType behind QinQ', (l3) => ethernetFrame(l3, 6, [[ETHERTYPE.SERVICE_VLAN, 10], [ETHERTYPE.VLAN, 20]]), [...odd, v4]],
+    [LINKTYPE.LINUX_SLL, 'SLL, IPv4 protocol', sll(ETHERTYPE.IPV4), [...odd, v6]],
+    [LINKTYPE.LINUX_SLL, 'SLL, IPv6 protocol', sll(ETHERTYPE.IPV6), odd],
+    [LINKTYPE.LINUX_SLL2, 'SLL2, IPv4 protocol', sll2(ETHERTYPE.IPV4), odd],
+    [LINKTYPE.LINUX_SLL2, 'SLL2, IPv6 protocol', sll2(ETHERTYPE.IPV6), [...odd, v4]],
+    [LINKTYPE.RAW, 'RAW', bare, [...odd, new Uint8Array(0)]],
+    [LINKTYPE.RAW_DLT12, 'RAW (DLT 12)', bare, odd],
+    [LINKTYPE.RAW_DLT14, 'RAW (DLT 14)', bare, odd],
+    [LINKTYPE.IPV4, 'IPV4', bare, [...odd, v6]],
+    [LINKTYPE.IPV6, 'IPV6', bare, [...odd, v4]],
+  ];
+  for (const [linkType, name, wrap, packets] of kinds) {
+    const frames = packets.map(wrap);
+    const input = join(dir, 'in.pcap');
+    const output = join(dir, 'out.pcap');
+    const verdicts = join(dir, 'v.jsonl');
+    writeFileSync(input, classicFile({ linkType, records: frames.map((data, i) => ({ sec: 1_700_000_000 + i, frac: i, data })) }));
+    const r = await run([...RULES, '--quiet', '--verdicts', verdicts, input, output]);
+    assert.equal(r.status, 0, `${name}: ${r.stderr}`);
+
+    const expectedLines: Record<string, unknown>[] = [];
+    const expectedFrames: string[] = [];
+    packets.forEach((p, index) => {
+      const bytes = p.slice();
+      const result = core.rewrite(bytes);
+      if (p[0] >> 4 !== 4 && p[0] >> 4 !== 6) {
+        assert.deepEqual(result, { verdict: 'malformed', reason: p.length === 0 ? 'too-short' : 'bad-version' }, 'what the daemon\'s core says');
+      }
+      expectedLines.push({
+        index, verdict: result.verdict,
+        ...(result.reason ? { reason: result.reason } : {}),
+        ...(result.rule !== undefined ? { rule: ruleText(core.rules[result.rule]) } : {}),
+      });
+      const frame = frames[index];
+      if (result.verdict !== 'dropped') expectedFrames.push(toHex(concat(frame.subarray(0, frame.length - p.length), bytes)));
+    });
+    assert.deepEqual(verdictLines(verdicts), expectedLines, `${name}: verdicts`);
+    assert.deepEqual((await readRecords(output)).map((rec) => toHex(rec.data)), expectedFrames, `${name}: bytes out`);
+  }
+}));
+
 test('rewrite: pcapng with nanosecond timestamps becomes a nanosecond pcap; an empty capture a valid empty one', withDir(async (dir) => {
   const spec = marked(6, 'udp', 40);
   const input = join(dir, 'in.pcapng');
@@ -347,6 +410,21 @@ test('rewrite: unknown link type, and pcapng interfaces of two link types, exit 
   assert.deepEqual(tsharkChecks(out).map((c) => c.dst), [VIP4]);
 }));
 
+test('rewrite: a pcapng of 130 000 interface blocks stops at the cap with its position, instead of overflowing the stack', withDir(async (dir) => {
+  const one = idb({ linkType: LINKTYPE.ETHERNET, snapLength: 1500 });
+  const count = 130_000;
+  const idbs = new Uint8Array(one.length * count);
+  for (let i = 0; i < count; i++) idbs.set(one, i * one.length);
+  const input = join(dir, 'in.pcapng');
+  const out = join(dir, 'out.pcap');
+  writeFileSync(input, concat(shb(), idbs, epb({ iface: 0, ts: 1n, data: ethernetFrame(buildIpPacket(marked(4, 'udp', 60)), 4) })));
+  const r = await run([...RULES, input, out]);
+  assert.equal(r.status, 1, r.stderr);
+  const at = shb().length + MAX_SECTION_INTERFACES * one.length;
+  assert.match(r.stderr, new RegExp(`section 0 declares more than ${MAX_SECTION_INTERFACES} interfaces .*byte offset ${at}, record index 0\\)`));
+  assert.match(r.stderr, /the 0 records before it are in/);
+}));
+
 test('rewrite: usage errors exit 2 with a clear message', withDir(async (dir) => {
   const input = join(dir, 'in.pcap');
   writeFileSync(input, classicFile({ records: recordsOf(ethernetCases().slice(0, 1)) }));
@@ -381,6 +459,51 @@ test('rewrite: usage errors exit 2 with a clear message', withDir(async (dir) =>
   const help = await run(['--help']);
   assert.equal(help.status, 0);
   assert.match(help.stdout, /^usage: l3dsr rewrite/);
+}));
+
+test('rewrite: an output or --verdicts file that is the input, or each other, by any name, is refused with exit 2 before anything is written', withDir(async (dir) => {
+  const input = join(dir, 'in.pcap');
+  const original = classicFile({ records: recordsOf(ethernetCases()) });
+  writeFileSync(input, original);
+  const out = join(dir, 'out.pcap');
+  const hard = join(dir, 'hard.pcap');
+  linkSync(input, hard);
+  const soft = join(dir, 'soft.pcap');
+  symlinkSync('in.pcap', soft);
+  const dirLink = join(dir, 'again');
+  symlinkSync('.', dirLink);
+  // A dangling link: writing through it would create out.pcap.
+  const toOut = join(dir, 'to-out.jsonl');
+  symlinkSync('out.pcap', toOut);
+  const cases: [string[], RegExp][] = [
+    [[input, hard], /output .*hard\.pcap is the input file .*in\.pcap \(same device and inode/],
+    [[input, soft], /output .*soft\.pcap is the input file/],
+    [[input, join(dirLink, 'in.pcap')], /output .*again\/in\.pcap is the input file/],
+    [[soft, input], /output .*in\.pcap is the input file .*soft\.pcap/],
+    [['--verdicts', input, input, out], /--verdicts .*in\.pcap is the input file/],
+    [['--verdicts', hard, input, out], /--verdicts .*hard\.pcap is the input file/],
+    [['--verdicts', out, input, out], /--verdicts .*out\.pcap is the output file/],
+    [['--verdicts', toOut, input, out], /--verdicts .*to-out\.jsonl is the output file/],
+    [['--verdicts', join(dirLink, 'out.pcap'), input, out], /--verdicts .*again\/out\.pcap is the output file/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await run([...RULES, ...args]);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message, args.join(' '));
+    assert.deepEqual(readFileSync(input), Buffer.from(original), `${args.join(' ')}: input untouched`);
+    assert.equal(existsSync(out), false, `${args.join(' ')}: no output created`);
+  }
+  // The output existing already is no reason to refuse, and the same file must still be caught.
+  writeFileSync(out, 'old');
+  const outHard = join(dir, 'out-hard.jsonl');
+  linkSync(out, outHard);
+  const r = await run([...RULES, '--verdicts', outHard, input, out]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--verdicts .*out-hard\.jsonl is the output file .*out\.pcap \(same device and inode/);
+  assert.equal(readFileSync(out, 'utf8'), 'old');
+  const ok = await run([...RULES, '--quiet', '--verdicts', join(dir, 'v.jsonl'), input, out]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.deepEqual(readFileSync(input), Buffer.from(original), 'input untouched by a good run');
 }));
 
 test('rewrite: a progress line is drawn only on a TTY, and cleared before the summary', withDir(async (dir) => {

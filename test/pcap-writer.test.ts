@@ -67,6 +67,9 @@ test('precision: microseconds when the input is no finer, else nanoseconds', () 
   ];
   assert.deepEqual(classicOptionsFor({ linkType: 1 }, ifaces), { linkType: 1, precision: 'ns', snapLength: 9000 });
   assert.deepEqual(classicOptionsFor({ linkType: 113 }, ifaces.slice(2)), { linkType: 113, precision: 'us', snapLength: 262144 });
+  // More interfaces than a call's arguments may number (Math.max(...list) overflowed the stack).
+  const many = Array.from({ length: 200_000 }, (_, id) => ({ section: 0, id, linkType: 1, snapLength: 1000 + (id % 7), tsResolution: id === 150_000 ? 1e9 : 1e6 }));
+  assert.deepEqual(classicOptionsFor({ linkType: 1 }, many), { linkType: 1, precision: 'ns', snapLength: 1006 });
 });
 
 test('many records through a small chunk (back-pressure), including records larger than a chunk, read back identically', withDir(async (dir) => {

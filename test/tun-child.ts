@@ -28,7 +28,7 @@ type Where = 'inside' | 'outside' | 'unref';
 function unrefAndLeave(engine: 'io_uring' | 'readwrite', name: string): void {
   const dev = TunDevice.open({ name, engine, log: () => {} });
   const mem = new BatchMemory(8);
-  dev.attach(mem.memory.buffer, mem.layout, () => {});
+  dev.attach(mem.memory, mem.layout, () => {});
   dev.unref();
   process.stdout.write(JSON.stringify({ mode: dev.mode, closed: dev.closed }));
 }
@@ -42,7 +42,7 @@ function run(engine: 'io_uring' | 'readwrite', name: string, where: Where): void
   let batches = 0;
   let callbacksAfterClose = 0;
   let closedAt = -1;
-  dev.attach(mem.memory.buffer, mem.layout, (n) => {
+  dev.attach(mem.memory, mem.layout, (n) => {
     if (dev.closed) callbacksAfterClose++;
     batches++;
     for (let i = 0; i < n; i++) {

@@ -15,7 +15,7 @@ function run({ name, engine, throwInBatch }: FixtureData, port: MessagePort): vo
   const dev = TunDevice.open({ name, engine, log: () => {} });
   const mem = new BatchMemory(16);
   let answered = 0;
-  dev.attach(mem.memory.buffer, mem.layout, (n) => {
+  dev.attach(mem.memory, mem.layout, (n) => {
     if (throwInBatch) throw new Error(`thrown in onBatch(${n})`);
     for (let i = 0; i < n; i++) {
       const p = mem.packet(i);

@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { TunDevice } from '../src/tun/device.js';
 import type { TunError, TunOpenOptions } from '../src/tun/device.js';
+import { loadAddon, type NativeTunHandle } from '../src/tun/addon.js';
 import {
   BatchMemory,
   LOCAL_ADDRESS,
@@ -70,7 +71,7 @@ interface Seen {
  * sent, answers it in place, and drops the sequence numbers `drop` picks. */
 function attachAnswering(dev: TunDevice, mem: BatchMemory, drop: (seq: number) => boolean = () => false): Seen {
   const seen: Seen = { seqs: [], batchSizes: [], others: 0, badChecksums: 0, mismatches: [] };
-  dev.attach(mem.memory.buffer, mem.layout, (n) => {
+  dev.attach(mem.memory, mem.layout, (n) => {
     seen.batchSizes.push(n);
     for (let i = 0; i < n; i++) {
       const p = mem.packet(i);
@@ -149,10 +150,13 @@ describe('opening', () => {
   });
 
   it('reports errors with the errno name as code and says which call failed on which device', () => {
+    // The addon itself, past TunDevice.open's name check: the kernel's refusal, reported.
+    const { TunHandle } = loadAddon();
     assert.throws(
-      () => TunDevice.open({ name: 'bad/name', ...quiet }),
+      () => new TunHandle('bad/name', false),
       (err: TunError) => err.code === 'EINVAL' && /ioctl\(TUNSETIFF\) on bad\/name/.test(err.message),
     );
+    assert.throws(() => TunDevice.open({ name: 'bad/name', ...quiet }), (err: TunError) => err.code === 'EINVAL' && /refuses "\/"/.test(err.message));
     assert.throws(() => TunDevice.open({ name: 'x'.repeat(16), ...quiet }), (err: TunError) => err.code === 'ENAMETOOLONG');
     const name = devName();
     const dev = TunDevice.open({ name, ...quiet });
@@ -168,16 +172,43 @@ describe('opening', () => {
     }
   });
 
+  it('never opens a TUN under a name cut short: too many UTF-8 bytes or a NUL inside are refused, by TunDevice.open and by the addon alone', () => {
+    // 15 characters but 17 bytes: a copy into the kernel's 16 bytes ended at the last whole character.
+    const long = `${'a'.repeat(14)}€`;
+    assert.throws(() => TunDevice.open({ name: long, ...quiet }), (err: TunError) => err.code === 'ENAMETOOLONG' && /15 characters but 17 bytes in UTF-8/.test(err.message));
+    assert.throws(() => TunDevice.open({ name: 'tà', ...quiet }), (err: TunError) => err.code === 'EINVAL' && /0xA0/.test(err.message));
+    const { TunHandle } = loadAddon();
+    const opened: NativeTunHandle[] = [];
+    const open = (name: string) => () => { opened.push(new TunHandle(name, false)); };
+    try {
+      assert.throws(open(long), (err: TunError) => err.code === 'ENAMETOOLONG' && /17 bytes in UTF-8/.test(err.message));
+      assert.throws(open('ab\0cd'), (err: TunError) => err.code === 'EINVAL' && /NUL/.test(err.message));
+    } finally {
+      for (const h of opened) h.close();
+    }
+    assert.equal(lab.linkExists('a'.repeat(14)), false, 'a TUN named after the cut');
+    assert.equal(lab.linkExists('ab'), false, 'a TUN named up to the NUL');
+    // Non-ASCII within 15 bytes is a valid name, and the kernel gets all of it.
+    const name = `ü${devName()}`;
+    const dev = TunDevice.open({ name, ...quiet });
+    try {
+      assert.equal(dev.name, name);
+      assert.equal(lab.linkExists(name), true);
+    } finally {
+      dev.close();
+    }
+  });
+
   it('refuses a layout that does not fit the memory or overlaps itself', () => {
     const dev = TunDevice.open({ name: devName(), ...quiet });
     const mem = new BatchMemory(8);
     try {
       const tooMany = { ...mem.layout, slotCount: 1 << 20 };
-      assert.throws(() => dev.attach(mem.memory.buffer, tooMany, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /exceed the memory/ });
+      assert.throws(() => dev.attach(mem.memory, tooMany, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /exceed the memory/ });
       const overlapping = { ...mem.layout, lengthsOffset: mem.layout.slotBase };
-      assert.throws(() => dev.attach(mem.memory.buffer, overlapping, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /overlap/ });
+      assert.throws(() => dev.attach(mem.memory, overlapping, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /overlap/ });
       const fewSlots = { ...mem.layout, slotCount: mem.layout.batchMax - 1 };
-      assert.throws(() => dev.attach(mem.memory.buffer, fewSlots, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /slotCount/ });
+      assert.throws(() => dev.attach(mem.memory, fewSlots, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /slotCount/ });
       assert.equal(dev.mode, null, 'a refused attach leaves the device unattached');
     } finally {
       dev.close();
@@ -189,7 +220,7 @@ describe('opening', () => {
     const dev = TunDevice.open({ name: devName(), engine: 'auto', log: (l) => lines.push(l) });
     const mem = new BatchMemory(8);
     try {
-      dev.attach(mem.memory.buffer, mem.layout, () => {});
+      dev.attach(mem.memory, mem.layout, () => {});
       assert.equal(dev.mode, 'io_uring', `auto fell back: ${dev.fallbackReason}`);
       assert.equal(dev.fallbackReason, null);
       assert.match(dev.detail ?? '', /multishot read/, 'kernel 6.18 has IORING_OP_READ_MULTISHOT');
@@ -272,7 +303,7 @@ for (const engine of ENGINES) {
       let calls = 0;
       try {
         lab.routeInto(name, REMOTE_PREFIX);
-        dev.attach(mem.memory.buffer, mem.layout, (n) => {
+        dev.attach(mem.memory, mem.layout, (n) => {
           calls++;
           for (let i = 0; i < n; i++) {
             const d = parseUdp(mem.packet(i));
@@ -362,6 +393,46 @@ async function runChild(engine: string, name: string, where: string) {
   clearTimeout(killer);
   return { code, signal, out, err };
 }
+
+/** Runs tun-memory-child.js like runChild; a crash shows as a signal. */
+async function runMemoryChild(engine: string, name: string, mode: string) {
+  const script = fileURLToPath(new URL('./tun-memory-child.js', import.meta.url));
+  const child = spawn(process.execPath, ['--expose-gc', script, engine, name, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30000);
+  const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])));
+  clearTimeout(killer);
+  return { code, signal, out, err };
+}
+
+describe('memory the data path writes into', () => {
+  for (const engine of ['io_uring', 'readwrite'] as const) {
+    it(`${engine}: a plain ArrayBuffer, which JavaScript can transfer away while the kernel writes into it, is refused at attach`, async () => {
+      const { code, signal, out, err } = await runMemoryChild(engine, devName(), 'arraybuffer');
+      assert.equal(signal, null, `the child crashed: ${err}`);
+      assert.equal(code, 0, err);
+      const r = JSON.parse(out);
+      assert.equal(r.refused?.code, 'ERR_INVALID_ARG_TYPE', `attach took the ArrayBuffer; after it was transferred: ${out}`);
+      assert.match(r.refused.message, /must be a WebAssembly\.Memory, not an ArrayBuffer/);
+    });
+
+    it(`${engine}: a WebAssembly.Memory that grows (outside and inside onBatch) keeps the data path going on the new buffer`, async () => {
+      const { code, signal, out, err } = await runMemoryChild(engine, devName(), 'grow');
+      assert.equal(signal, null, `the child crashed: ${err}`);
+      assert.equal(code, 0, err);
+      const r = JSON.parse(out);
+      assert.equal(r.mode, engine);
+      assert.equal(r.error, null);
+      assert.equal(r.answers, 30, out);
+      assert.equal(r.grownInside, 1);
+      assert.equal(r.firstDetached, true, 'grow() detached the buffer attach() was given');
+      assert.notEqual(r.transferred, 'detached', 'JavaScript cannot transfer a WebAssembly.Memory\'s buffer away');
+    });
+  }
+});
 
 describe('lifetime', () => {
   for (const engine of ['io_uring', 'readwrite'] as const) {

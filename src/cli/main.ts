@@ -1,6 +1,7 @@
 // The l3dsr command line: a thin dispatcher over the subcommands.
 
 import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 const USAGE = `l3dsr — userspace L3DSR: restores the VIP of DSCP-marked packets
 
@@ -17,10 +18,11 @@ usage:
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (rest.includes('--help') || rest.includes('-h')) {
-    const mod = { run: '../daemon/options.js', rewrite: './rewrite.js' }[command as 'run' | 'rewrite'];
-    if (mod) {
-      const m = await import(mod) as { RUN_USAGE?: string; REWRITE_USAGE?: string };
+  const mod = { run: '../daemon/options.js', rewrite: './rewrite.js' }[command as 'run' | 'rewrite'];
+  if (mod) {
+    type Options = ParseArgsConfig['options'];
+    const m = await import(mod) as { RUN_USAGE?: string; REWRITE_USAGE?: string; RUN_OPTIONS?: Options; REWRITE_OPTIONS?: Options };
+    if (asksForHelp(rest, m.RUN_OPTIONS ?? m.REWRITE_OPTIONS)) {
       process.stdout.write(`${m.RUN_USAGE ?? m.REWRITE_USAGE ?? USAGE}\n`);
       return 0;
     }
@@ -45,6 +47,13 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`l3dsr: unknown command "${command}"\n\n${USAGE}\n`);
       return 2;
   }
+}
+
+/** Whether -h/--help is a flag as the command's own parser reads `args`: not an option's value, not after "--". */
+function asksForHelp(args: string[], options: ParseArgsConfig['options']): boolean {
+  const help = { help: { type: 'boolean', short: 'h' } } as const;
+  const { tokens } = parseArgs({ args, options: { ...options, ...help }, strict: false, allowPositionals: true, tokens: true });
+  return tokens.some((t) => t.kind === 'option' && t.name === 'help');
 }
 
 main(process.argv.slice(2)).then(

@@ -8,9 +8,10 @@
 // Exit status: 0 done; 1 the run failed — the input is damaged or
 // unsupported, or a write failed (the records before the fault are written
 // and flushed first); 2 bad usage (unknown option, bad rule, missing input,
-// output directory missing or not writable).
-import { access, constants, realpath, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+// output directory missing or not writable, an output that is the input or
+// the other output under any name).
+import { access, constants, readlink, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRewriter, type Rewriter } from '../core/rewriter.js';
 import { loadConfig } from '../config/config.js';
@@ -38,6 +39,15 @@ link type and timestamp precision. Dropped packets are left out.
   -q, --quiet               no summary
   -h, --help                this text
 `;
+
+/** The flags of `l3dsr rewrite`, as node:util parseArgs takes them (the dispatcher reads them to find --help). */
+export const REWRITE_OPTIONS = {
+  rule: { type: 'string', short: 'r', multiple: true },
+  config: { type: 'string', short: 'c' },
+  verdicts: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 /** Where the command talks; tests pass their own. */
 export interface RewriteIo {
@@ -121,18 +131,7 @@ export async function rewriteCommand(argv: string[], io: RewriteIo = process): P
 }
 
 async function parseInvocation(argv: string[]): Promise<Invocation | 'help'> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      rule: { type: 'string', short: 'r', multiple: true },
-      config: { type: 'string', short: 'c' },
-      verdicts: { type: 'string' },
-      quiet: { type: 'boolean', short: 'q' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: REWRITE_OPTIONS });
   if (values.help) return 'help';
   if (positionals.length !== 2) {
     throw new UsageError(`expected two files, IN.pcap and OUT.pcap, got ${positionals.length}${positionals.length > 0 ? ` (${positionals.join(' ')})` : ''}`);
@@ -159,12 +158,41 @@ async function parseInvocation(argv: string[]): Promise<Invocation | 'help'> {
       throw new UsageError(`cannot write ${what} ${path}: directory ${dirname(resolve(path))}: ${describeFsError(err)}`);
     }
   }
-  const sameFile = await realpath(output).then((out) => realpath(input).then((inp) => inp === out), () => resolve(output) === resolve(input));
-  if (sameFile) throw new UsageError(`output ${output} is the input file: refusing to overwrite it while reading`);
-  if (values.verdicts !== undefined && resolve(values.verdicts) === resolve(output)) {
-    throw new UsageError(`--verdicts ${values.verdicts} is the output file`);
+  // Opening an output truncates it: it must not reach the input, or the other output, by any name.
+  const inputFile = await fileIdentity(input);
+  const outputFile = await fileIdentity(output);
+  if (outputFile.key === inputFile.key) throw new UsageError(`output ${output} is the input file ${input} (${outputFile.how}): refusing to write over what is being read`);
+  if (values.verdicts !== undefined) {
+    const verdictsFile = await fileIdentity(values.verdicts);
+    if (verdictsFile.key === inputFile.key) throw new UsageError(`--verdicts ${values.verdicts} is the input file ${input} (${verdictsFile.how}): refusing to write over what is being read`);
+    if (verdictsFile.key === outputFile.key) throw new UsageError(`--verdicts ${values.verdicts} is the output file ${output} (${verdictsFile.how}): give them different files`);
   }
   return { rules, input, output, verdicts: values.verdicts, quiet: values.quiet === true };
+}
+
+/** Symbolic links followed before a path is taken as a file to create (Linux's own limit). */
+const MAX_SYMLINK_HOPS = 40;
+
+/**
+ * The file a path reaches: an existing file by device and inode (whatever
+ * hard or symbolic link names it), a file still to be created by the real
+ * path it will be created at (through a dangling link, a linked directory).
+ */
+async function fileIdentity(path: string): Promise<{ key: string; how: string }> {
+  try {
+    const st = await stat(path, { bigint: true });
+    return { key: `inode ${st.dev}:${st.ino}`, how: 'same device and inode' };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`cannot inspect ${path}: ${describeFsError(err)}`);
+  }
+  let at = resolve(path);
+  for (let hops = 0; hops < MAX_SYMLINK_HOPS; hops++) {
+    const target = await readlink(at).catch(() => undefined);
+    if (target === undefined) break;
+    at = resolve(dirname(at), target);
+  }
+  const dir = await realpath(dirname(at)).catch(() => dirname(at));
+  return { key: `path ${join(dir, basename(at))}`, how: 'the same path once links are followed' };
 }
 
 function isParseArgsError(err: unknown): boolean {

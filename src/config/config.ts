@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { RuleError, validateRule, validateRules, type RuleInput } from '../core/rules.js';
 import type { Rule } from '../core/types.js';
+import { interfaceNameProblem } from '../system/interface-name.js';
 import { ConfigError, parseIni, type Entry, type Section } from './parse.js';
 
 export type Engine = 'auto' | 'io_uring' | 'readwrite';
@@ -138,7 +139,8 @@ function lineOf(origin: string, file: string): number {
 }
 
 function interfaceName(v: string, e: Entry, file: string): string {
-  if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(v)) throw new ConfigError(file, e.line, `${e.key}: "${v}" is not an interface name (1-15 characters of letters, digits, _ . : -)`);
+  const problem = interfaceNameProblem(v);
+  if (problem) throw new ConfigError(file, e.line, `${e.key}: ${problem.message}`);
   return v;
 }
 

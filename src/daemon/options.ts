@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, listenAddress, type Config, type DaemonSettings, type Engine, type OffloadMode } from '../config/config.js';
 import { ConfigError } from '../config/parse.js';
 import { parseRuleSpec, validateRules } from '../core/rules.js';
+import { interfaceNameProblem } from '../system/interface-name.js';
 import type { Rule } from '../core/types.js';
 
 export interface DaemonOptions {
@@ -37,7 +38,8 @@ export const RUN_USAGE = `usage: l3dsr run [--config FILE] [--rule DSCP=VIP ...]
                  [--engine auto|io_uring|readwrite] [--offload | --no-offload] [--batch N] [--log-level LEVEL] [--log-format logfmt|json]
                  [--control-socket PATH]`;
 
-const FLAGS = {
+/** The flags of `l3dsr run`, as node:util parseArgs takes them (the dispatcher reads them to find --help). */
+export const RUN_OPTIONS = {
   config: { type: 'string' },
   rule: { type: 'string', multiple: true },
   tun: { type: 'string' },
@@ -55,6 +57,13 @@ const FLAGS = {
   'control-socket': { type: 'string' },
 } as const;
 
+/** What each flag that takes a value expects, for the error when its value is missing. */
+const VALUE_OF: Record<string, string> = {
+  config: 'a file name', rule: 'DSCP=VIP', tun: 'an interface name', steer: 'an interface name', queues: 'a number',
+  metrics: 'HOST:PORT', engine: 'auto, io_uring or readwrite', batch: 'a number', 'log-level': 'a log level',
+  'log-format': 'logfmt or json', 'control-socket': 'a socket path',
+};
+
 function flagInt(v: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`--${flag}: expected an integer ${min}-${max}, got "${v}"`);
@@ -70,9 +79,15 @@ function flagChoice<T extends string>(v: string | undefined, flag: string, allow
 export const controlSocketPath = (tun: string): string => `/run/l3dsr/${tun}.sock`;
 
 export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
+  // Strict parseArgs calls a value that starts with "-" ambiguous; say which value is missing instead.
+  for (const t of parseArgs({ args: argv, options: RUN_OPTIONS, strict: false, allowPositionals: true, tokens: true }).tokens) {
+    if (t.kind === 'option' && t.inlineValue === false && t.value?.startsWith('-')) {
+      throw new UsageError(`--${t.name} needs ${VALUE_OF[t.name] ?? 'a value'}, not the option ${t.value} (a value that starts with "-" is written --${t.name}=${t.value})\n${RUN_USAGE}`);
+    }
+  }
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: FLAGS, allowPositionals: false, strict: true });
+    parsed = parseArgs({ args: argv, options: RUN_OPTIONS, allowPositionals: false, strict: true });
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${RUN_USAGE}`);
   }
@@ -85,9 +100,11 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
   if (rules.rules.length === 0) throw new UsageError(`no rules: give --rule DSCP=VIP or a --config file with VIP = DSCP lines\n${RUN_USAGE}`);
 
   const tun = v.tun ?? d.tun ?? 'dsr0';
-  if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(tun)) throw new UsageError(`--tun: "${tun}" is not an interface name (1-15 characters)`);
   const steer = v.steer ?? d.steer ?? [];
-  for (const s of steer) if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(s)) throw new UsageError(`--steer: "${s}" is not an interface name (1-15 characters)`);
+  for (const [flag, name] of [['tun', tun], ...steer.map((s) => ['steer', s])]) {
+    const problem = interfaceNameProblem(name);
+    if (problem) throw new UsageError(`--${flag}: ${problem.message}`);
+  }
   const noSteer = v['no-steer'] ?? d.noSteer ?? false;
   if (!noSteer && steer.length === 0) {
     throw new UsageError('--steer: name the interface(s) where marked packets arrive (e.g. --steer eth0), or pass --no-steer to steer them yourself');

@@ -47,7 +47,7 @@ const rw = await createRewriter({
   rules: setup.rules, slotSize: setup.slotSize, slotCount: setup.slotCount, vnetHeaderBytes: dev.vnetHeaderBytes === 0 ? 0 : VNET_HEADER_BYTES,
 });
 dev.onError = (err) => post({ type: 'failed', code: err.code, message: `TUN ${setup.tun} queue ${setup.queue}: ${err.message}` });
-dev.attach(rw.memory.buffer, {
+dev.attach(rw.memory, {
   slotBase: rw.core.slotsBase,
   slotSize: rw.slotSize,
   slotCount: rw.slotCount,

@@ -19,6 +19,8 @@ export type PcapErrorCode =
   | 'RECORD_TOO_LARGE'
   /** A pcapng packet block names an interface no IDB in its section described. */
   | 'UNKNOWN_INTERFACE'
+  /** A pcapng section, or the whole file, declares more interfaces than the reader keeps (MAX_SECTION_INTERFACES). */
+  | 'TOO_MANY_INTERFACES'
   /** A link type the link-layer module cannot find an IP packet in. */
   | 'UNKNOWN_LINKTYPE'
   /** A record whose link type differs from the one the classic pcap output was opened with. */

@@ -1,8 +1,19 @@
 // Where the IP packet starts inside a captured frame. The rewriter works on
 // bare L3 packets; everything before them (Ethernet with any stack of VLAN
 // tags, Linux cooked headers) is left byte for byte as captured.
+//
+// A frame is IP when its link layer says so: always under the raw IP link
+// types (101, 12, 14, 228, 229), and under Ethernet, SLL and SLL2 when the
+// EtherType (after any VLAN tags) is IPv4 or IPv6. Which one it says does not
+// matter: the packet goes to the core, which decides from the version nibble
+// alone, exactly as the daemon's core does with what a TUN without protocol
+// information hands it. So one packet gets one verdict whatever the framing:
+// version 5 or 0 is malformed (bad-version) everywhere, and a version-6
+// packet under LINKTYPE_IPV4 or the IPv4 EtherType is handled as IPv6, as the
+// daemon would once tc redirected it. Every other frame (ARP, LLDP, other
+// EtherTypes, a frame too short for its link-layer header) is not IP and
+// passes untouched without reaching the core.
 import { PcapError } from './errors.js';
-import type { Family } from '../core/types.js';
 
 /** LINKTYPE_* values (tcpdump.org/linktypes.html) this module understands. */
 export const LINKTYPE = {
@@ -58,11 +69,9 @@ export const VLAN_TAG = { TCI: 0, ETHERTYPE: 2, SIZE: 4 } as const;
 export const LINUX_SLL = { PACKET_TYPE: 0, ARPHRD_TYPE: 2, ADDRESS_LENGTH: 4, ADDRESS: 6, PROTOCOL: 14, SIZE: 16 } as const;
 export const LINUX_SLL2 = { PROTOCOL: 0, RESERVED: 2, INTERFACE_INDEX: 4, ARPHRD_TYPE: 8, PACKET_TYPE: 10, ADDRESS_LENGTH: 11, ADDRESS: 12, SIZE: 20 } as const;
 
-const IP_VERSION_SHIFT = 4;
-
 export interface L3Location {
-  /** 4 or 6 when the frame carries an IP packet; null for ARP, LLDP, other protocols, or a frame too short to tell. */
-  family: Family | null;
+  /** Whether the link layer says the frame carries IP (see the rule above); false for ARP, LLDP, other protocols, or a frame too short to tell. */
+  ip: boolean;
   /** Byte offset of the IP header in the frame (for non-IP frames: where the link-layer headers parsed so far end). */
   offset: number;
 }
@@ -85,22 +94,20 @@ export function unsupportedLinkType(linkType: number): PcapError {
 export function locateL3(linkType: number, frame: Uint8Array): L3Location {
   switch (linkType) {
     case LINKTYPE.ETHERNET:
-      if (frame.length < ETHERNET.SIZE) return { family: null, offset: frame.length };
+      if (frame.length < ETHERNET.SIZE) return { ip: false, offset: frame.length };
       return afterEtherType(frame, readU16(frame, ETHERNET.ETHERTYPE), ETHERNET.SIZE);
     case LINKTYPE.LINUX_SLL:
-      if (frame.length < LINUX_SLL.SIZE) return { family: null, offset: frame.length };
+      if (frame.length < LINUX_SLL.SIZE) return { ip: false, offset: frame.length };
       return afterEtherType(frame, readU16(frame, LINUX_SLL.PROTOCOL), LINUX_SLL.SIZE);
     case LINKTYPE.LINUX_SLL2:
-      if (frame.length < LINUX_SLL2.SIZE) return { family: null, offset: frame.length };
+      if (frame.length < LINUX_SLL2.SIZE) return { ip: false, offset: frame.length };
       return afterEtherType(frame, readU16(frame, LINUX_SLL2.PROTOCOL), LINUX_SLL2.SIZE);
     case LINKTYPE.RAW:
     case LINKTYPE.RAW_DLT12:
     case LINKTYPE.RAW_DLT14:
-      return { family: versionFamily(frame), offset: 0 };
     case LINKTYPE.IPV4:
-      return { family: 4, offset: 0 };
     case LINKTYPE.IPV6:
-      return { family: 6, offset: 0 };
+      return { ip: true, offset: 0 };
     default:
       throw unsupportedLinkType(linkType);
   }
@@ -116,24 +123,16 @@ export function locateRecordL3(record: { linkType: number; data: Uint8Array; ind
   }
 }
 
-/** Peels VLAN tags (any number, any of the three tag types) and maps the final EtherType to a family. */
+/** Peels VLAN tags (any number, any of the three tag types); the final EtherType says whether IP follows. */
 function afterEtherType(frame: Uint8Array, etherType: number, offset: number): L3Location {
   let type = etherType;
   let at = offset;
   while (type === ETHERTYPE.VLAN || type === ETHERTYPE.SERVICE_VLAN || type === ETHERTYPE.QINQ_LEGACY) {
-    if (frame.length < at + VLAN_TAG.SIZE) return { family: null, offset: at };
+    if (frame.length < at + VLAN_TAG.SIZE) return { ip: false, offset: at };
     type = readU16(frame, at + VLAN_TAG.ETHERTYPE);
     at += VLAN_TAG.SIZE;
   }
-  if (type === ETHERTYPE.IPV4) return { family: 4, offset: at };
-  if (type === ETHERTYPE.IPV6) return { family: 6, offset: at };
-  return { family: null, offset: at };
-}
-
-function versionFamily(packet: Uint8Array): Family | null {
-  if (packet.length === 0) return null;
-  const version = packet[0] >> IP_VERSION_SHIFT;
-  return version === 4 ? 4 : version === 6 ? 6 : null;
+  return { ip: type === ETHERTYPE.IPV4 || type === ETHERTYPE.IPV6, offset: at };
 }
 
 function readU16(bytes: Uint8Array, at: number): number {

@@ -95,6 +95,15 @@ const MAX_BINARY_EXPONENT = 52;
 /** A block larger than the largest record plus generous room for options is corruption. */
 export const MAX_BLOCK_LENGTH = MAX_RECORD_LENGTH + 1024 * 1024;
 
+/**
+ * Interfaces a section may declare: every id the obsolete Packet Block can
+ * name (16 bits), far beyond what capture tools write. Every IDB is kept
+ * (the writer reads them all), so this and the same cap over the whole file
+ * bound the reader's memory against a file of nothing but IDBs.
+ */
+export const MAX_SECTION_INTERFACES = 65536;
+export const MAX_FILE_INTERFACES = 65536;
+
 export function isPcapngMagic(magicLe: number): boolean {
   return magicLe === BLOCK_TYPE.SECTION_HEADER;
 }
@@ -208,6 +217,20 @@ export class PcapngParser {
   }
 
   private addInterface(view: DataView, pos: number, length: number, offset: number): void {
+    if (this.sectionInterfaces.length >= MAX_SECTION_INTERFACES) {
+      throw this.error(
+        'TOO_MANY_INTERFACES',
+        `interface description block: section ${this.section} declares more than ${MAX_SECTION_INTERFACES} interfaces (the limit of this reader)`,
+        offset,
+      );
+    }
+    if (this.allInterfaces.length >= MAX_FILE_INTERFACES) {
+      throw this.error(
+        'TOO_MANY_INTERFACES',
+        `interface description block: the file declares more than ${MAX_FILE_INTERFACES} interfaces over its ${this.section + 1} sections (the limit of this reader)`,
+        offset,
+      );
+    }
     const le = this.littleEndian;
     const iface: Interface = {
       section: this.section,

@@ -156,17 +156,17 @@ export async function rewriteCapture(options: RewriteCaptureOptions): Promise<Re
       let slots = 0;
       for (let i = 0; i < batch.length; i++) {
         const r = batch[i];
-        let family: number | null;
+        let ip: boolean;
         let offset: number;
         try {
-          ({ family, offset } = locateL3(r.linkType, r.data));
+          ({ ip, offset } = locateL3(r.linkType, r.data));
         } catch (err) {
           if (!(err instanceof PcapError)) throw err;
           result.error = err.at({ offset: r.offset, record: r.index, file: reader.name });
           count = i;
           break;
         }
-        if (family === null) {
+        if (!ip) {
           slotOf[i] = NOT_IP;
           continue;
         }

@@ -42,11 +42,18 @@ export function precisionFor(tsResolution: number): TimestampPrecision {
  * type makes write() fail with LINKTYPE_MISMATCH).
  */
 export function classicOptionsFor(first: { linkType: number }, interfaces: readonly CaptureInterface[]): WriterOptions {
-  const finest = Math.max(MICROSECONDS, ...interfaces.map((i) => i.tsResolution));
-  const snapLengths = interfaces.filter((i) => i.linkType === first.linkType).map((i) => i.snapLength);
-  // pcapng's snap length 0 means "no limit": fall back to the classic default.
-  const snapLength = snapLengths.length > 0 && !snapLengths.includes(0) ? Math.max(...snapLengths) : DEFAULT_SNAP_LENGTH;
-  return { linkType: first.linkType, precision: precisionFor(finest), snapLength };
+  // Loops, not Math.max(...list): a pcapng file may declare tens of thousands of interfaces.
+  let finest = MICROSECONDS;
+  let snapLength = 0;
+  let unlimited = false;
+  for (const i of interfaces) {
+    finest = Math.max(finest, i.tsResolution);
+    if (i.linkType !== first.linkType) continue;
+    // pcapng's snap length 0 means "no limit": fall back to the classic default.
+    if (i.snapLength === 0) unlimited = true;
+    snapLength = Math.max(snapLength, i.snapLength);
+  }
+  return { linkType: first.linkType, precision: precisionFor(finest), snapLength: snapLength === 0 || unlimited ? DEFAULT_SNAP_LENGTH : snapLength };
 }
 
 interface Chunk {

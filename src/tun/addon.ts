@@ -66,7 +66,7 @@ export interface NativeTunHandle {
   /** Granted offloads; null when opened without. */
   readonly offloads: Offload[] | null;
   attach(
-    memory: ArrayBuffer,
+    memory: WebAssembly.Memory,
     layout: NativeBatchLayout,
     options: NativeEngineOptions,
     onBatch: (n: number) => void,

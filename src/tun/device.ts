@@ -1,6 +1,7 @@
 // A TUN queue with batch-first I/O over caller-owned memory. The native
 // addon reads packets straight into slots of that memory, calls onBatch(n)
 // once per batch, and writes back every entry whose length is still > 0.
+import { interfaceNameProblem } from '../system/interface-name.js';
 import { loadAddon } from './addon.js';
 import type { NativeBatchLayout, NativeStats, NativeTunHandle, Offload } from './addon.js';
 
@@ -18,7 +19,7 @@ export type TunEngine = 'auto' | 'io_uring' | 'readwrite';
 export type TunMode = 'io_uring' | 'readwrite';
 
 export interface TunOpenOptions {
-  /** Interface name (at most 15 bytes); empty lets the kernel pick `tunN`. */
+  /** Interface name (see interfaceNameProblem: at most 15 bytes of UTF-8); empty lets the kernel pick `tunN`. */
   name: string;
   /** Open one queue of an IFF_MULTI_QUEUE device (one per worker). */
   multiQueue?: boolean;
@@ -79,8 +80,10 @@ export class TunDevice {
 
   /** Opens one queue of TUN device `name` (IFF_TUN | IFF_NO_PI, and
    * IFF_VNET_HDR with `offload`). Throws a TunError whose code is the errno
-   * name. */
+   * name (ENAMETOOLONG or EINVAL for a name the kernel would refuse). */
   static open(options: TunOpenOptions): TunDevice {
+    const problem = options.name === '' ? undefined : interfaceNameProblem(options.name);
+    if (problem) throw Object.assign(new RangeError(`TUN device name ${problem.message}`), { code: problem.errno });
     const { TunHandle } = loadAddon();
     return new TunDevice(new TunHandle(options.name, options.multiQueue ?? false, { offload: options.offload ?? false }), options);
   }
@@ -122,12 +125,16 @@ export class TunDevice {
   }
 
   /**
-   * Starts the data path on `memory` (a WebAssembly.Memory's buffer that
-   * never grows; it is kept alive until close()). `onBatch(n)` runs once per
-   * batch with entries 0..n-1 filled; when it returns, entries with length
-   * > 0 are written back into the device from their slots.
+   * Starts the data path on the slots in `memory`, kept alive until close().
+   * A WebAssembly.Memory, not an ArrayBuffer: JavaScript cannot transfer or
+   * detach its buffer under the kernel. It may grow: V8 grows it in place,
+   * and the data path goes on with the new buffer; should it ever move, the
+   * data path stops with EFAULT through onError before the old address is
+   * used again. `onBatch(n)` runs once per batch with entries 0..n-1 filled;
+   * when it returns, entries with length > 0 are written back into the
+   * device from their slots.
    */
-  attach(memory: ArrayBuffer, layout: BatchLayout, onBatch: (n: number) => void): void {
+  attach(memory: WebAssembly.Memory, layout: BatchLayout, onBatch: (n: number) => void): void {
     const o = this.#options;
     this.#handle.attach(
       memory,

@@ -68,7 +68,7 @@ export class SeedFaultRelay {
       await ip(['link', 'set', 'dev', o.tun, 'txqueuelen', '4096', 'up'], where);
       const steering = new Steering({ interfaces: [o.steer], tun: o.tun, netns: o.netns });
       const relay = new SeedFaultRelay(dev, rw, steering);
-      dev.attach(rw.memory.buffer, {
+      dev.attach(rw.memory, {
         slotBase: rw.core.slotsBase, slotSize: rw.slotSize, slotCount: rw.slotCount,
         slotsOffset: rw.core.slotIndexesOffset, lengthsOffset: rw.core.lengthsOffset, batchMax: BATCH,
       }, (n) => relay.#batch(n, o.corrupt));
