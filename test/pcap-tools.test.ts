@@ -15,7 +15,7 @@ import { LINKTYPE, locateL3 } from '../src/pcap/linklayer.js';
 import { generateCapture } from '../src/pcap/generate.js';
 import type { CaptureRecord } from '../src/pcap/record.js';
 import { addNamespace, deleteNamespace, ip, spawnInNamespace, execInNamespace } from '../src/system/index.js';
-import { epochText, mustRun, toHex, tsharkFrames } from './support/pcap-tools.js';
+import { epochText, mustRun, runTool, toHex, tsharkFrames } from './support/pcap-tools.js';
 import { PYTHON } from './support/python.js';
 
 interface Seen {
@@ -199,6 +199,19 @@ async function waitForOutput(child: ChildProcess, pattern: RegExp, what: string)
   }
 }
 
+/** Polls a capture being written until tshark reads `count` UDP datagrams to `addr` port 9 in it (20 s at most). */
+async function waitForDatagrams(path: string, addr: string, count: number): Promise<void> {
+  const filter = `udp.dstport == 9 && ipv6.dst == ${addr} && !icmpv6`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    // A file still being written may end inside a record: only the count matters here.
+    const seen = runTool('tshark', ['-r', path, '-Y', filter, '-T', 'fields', '-e', 'frame.number']).stdout.split('\n').filter(Boolean).length;
+    if (seen >= count) return;
+    if (Date.now() > deadline) throw new Error(`${path}: ${seen} of ${count} datagrams to ${addr} captured after 20 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 test('tcpdump and dumpcap captures from a namespace read back with the same packets', { timeout: 120_000 }, withDir(async (dir) => {
   if (process.getuid?.() !== 0) assert.fail('this test creates network namespaces and needs root');
   const captures: ChildProcess[] = [];
@@ -237,8 +250,10 @@ test('tcpdump and dumpcap captures from a namespace read back with the same pack
     }
     // Three UDP datagrams per family to a closed port, and the ICMP errors back.
     await execInNamespace(NS_A, PYTHON, ['-c', SEND_UDP, ADDR_B4, ADDR_B6]);
-    // Let the last replies reach the capture buffers before stopping.
-    await new Promise((r) => setTimeout(r, 500));
+    // Stop only once every capture holds the last datagrams sent (IPv6):
+    // tcpdump hands packets over in blocks that wait up to its 1 s buffer
+    // timeout, so a fixed pause lost the IPv6 ones on a loaded machine.
+    for (const path of Object.values(files)) await waitForDatagrams(path, ADDR_B6, 3);
     for (const c of captures) {
       const exited = once(c, 'exit');
       c.kill('SIGINT');
