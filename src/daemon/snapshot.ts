@@ -3,6 +3,7 @@
 
 import type { Counters, Rule } from '../core/types.js';
 import type { TunStats } from '../tun/device.js';
+import type { HttpRejected } from './http-endpoints.js';
 
 export interface QueueCounters {
   verdicts: Counters['verdicts'];
@@ -34,6 +35,8 @@ export interface DaemonSnapshot {
   kernelTxDropped?: number;
   steering: { mode: 'tc' | 'none'; interfaces: string[]; commands?: string[][]; status?: unknown };
   loopbackVips: string[];
+  /** What the HTTP endpoints refused or cut, per endpoint and reason (added by them to the pages they serve). */
+  httpRejected?: HttpRejected;
 }
 
 /** JSON with bigints as decimal strings. */

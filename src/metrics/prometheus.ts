@@ -66,6 +66,8 @@ export function renderMetrics(s: DaemonSnapshot): string {
   e.family('l3dsr_rules', 'gauge', 'Rules loaded.', [[{}, s.rules.length]]);
   e.family('l3dsr_reloads_total', 'counter', 'Configuration reloads, by result.', [[{ result: 'ok' }, s.reloads.ok], [{ result: 'error' }, s.reloads.failed]]);
   e.family('l3dsr_start_time_seconds', 'gauge', 'When the daemon started (Unix time).', [[{}, Math.floor(s.startedAt / 1000)]]);
+  e.family('l3dsr_http_rejected_total', 'counter', 'Connections and requests the HTTP endpoints refused or cut, by endpoint and reason.',
+    Object.entries(s.httpRejected ?? {}).flatMap(([endpoint, reasons]) => Object.entries(reasons).map(([reason, n]): [Labels, number] => [{ endpoint, reason }, n])));
   e.family('l3dsr_queue_info', 'gauge', 'The I/O engine of each TUN queue.', s.queues.map((q) => [{ queue: q.queue, engine: q.mode ?? 'none' }, 1]));
   return e.text();
 }
