@@ -53,7 +53,7 @@ export function formatStatus(s: DaemonSnapshot): string {
   const n = (x: unknown) => BigInt(x as string);
   const sum = (f: (q: DaemonSnapshot['queues'][number]) => unknown) => s.queues.reduce((t, q) => t + n(f(q)), 0n);
   const lines: string[] = [];
-  lines.push(`l3dsr pid ${s.pid} on ${s.tun}, up ${Math.round((Date.now() - s.startedAt) / 1000)} s${s.configFile ? `, config ${s.configFile}` : ''}`);
+  lines.push(`l3dsr pid ${s.pid} on ${s.tun}, up ${Math.round((Date.now() - s.startedAt) / 1000)} s${s.configPaths.length ? `, config ${s.configPaths.join(', ')}` : ''}`);
   lines.push(`queues: ${s.queues.map((q) => `${q.queue}: ${q.mode}${q.detail ? ` (${q.detail})` : ''}`).join('; ')}`);
   const offloads = s.queues[0]?.offloads;
   lines.push(`offloads: ${offloads ? offloads.join(', ') || 'none granted' : 'off'}`);

@@ -5,6 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { parseListenAddress } from '../config/config.js';
 import { renderMetrics } from '../metrics/prometheus.js';
 import { snapshotJson, type DaemonSnapshot } from './snapshot.js';
 
@@ -39,11 +40,11 @@ function listen(server: Server, target: string | { host: string; port: number })
   });
 }
 
-/** Parses `127.0.0.1:9109`, `[::1]:9109`, `:9109`. */
+/** `127.0.0.1:9109`, `[::1]:9109`: read by the parser that validated the setting, so both agree. */
 export function hostPort(addr: string): { host: string; port: number } {
-  const i = addr.lastIndexOf(':');
-  const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
-  return { host: host === '' ? '::' : host, port: Number(addr.slice(i + 1)) };
+  const parsed = parseListenAddress(addr);
+  if (typeof parsed === 'string') throw new Error(`listen address "${addr}": ${parsed}`);
+  return parsed;
 }
 
 export class ControlServers {

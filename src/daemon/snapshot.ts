@@ -1,6 +1,7 @@
 // What the daemon knows about itself at one moment: served as /status
 // (JSON) and /metrics (Prometheus), printed by `l3dsr status`.
 
+import type { L2dsrVip } from '../config/load.js';
 import type { Counters, Rule } from '../core/types.js';
 import type { TunStats } from '../tun/device.js';
 
@@ -25,8 +26,10 @@ export interface DaemonSnapshot {
   pid: number;
   tun: string;
   startedAt: number;
-  configFile?: string;
+  /** --config paths as given (files or directories). */
+  configPaths: string[];
   rules: Rule[];
+  l2dsr: L2dsrVip[];
   warnings: string[];
   queues: QueueSnapshot[];
   reloads: { ok: number; failed: number; lastError?: string };
