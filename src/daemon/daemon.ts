@@ -17,6 +17,7 @@ import type { FromWorker } from './messages.js';
 import { QueueWorker } from './queues.js';
 import type { DaemonSnapshot } from './snapshot.js';
 import { readState, removeState, statePath, writeState } from './state-file.js';
+import { vipRows } from './vip-state.js';
 
 export class StartError extends Error {
   constructor(message: string, readonly code = 'ERR_L3DSR_START') { super(message); }
@@ -101,11 +102,13 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
   const snapshot = async (full: boolean): Promise<DaemonSnapshot> => {
     const queues = await Promise.all(workers.map((w) => w.snapshot()));
     const txDropped = await readFile(`/sys/class/net/${opts.tun}/statistics/tx_dropped`, 'utf8').then(Number).catch(() => undefined);
+    const status = steering && full ? await steering.status().catch((e: Error) => e.message) : undefined;
     return {
       pid: process.pid, tun: opts.tun, startedAt, configPaths: opts.configPaths, rules, l2dsr, warnings: opts.warnings, queues, reloads,
       kernelTxDropped: txDropped,
-      steering: { mode: steering ? 'tc' : 'none', interfaces: opts.steer, status: steering && full ? await steering.status().catch((e: Error) => e.message) : undefined },
+      steering: { mode: steering ? 'tc' : 'none', interfaces: opts.steer, status },
       loopbackVips: loopback.added.map((a) => a.address),
+      vips: full ? vipRows({ rules, l2dsr, lo: await loopback.present(), steering: status, tun: opts.tun }) : undefined,
     };
   };
 

@@ -4,6 +4,7 @@
 import type { L2dsrVip } from '../config/load.js';
 import type { Counters, Rule } from '../core/types.js';
 import type { TunStats } from '../tun/device.js';
+import type { VipRow } from './vip-state.js';
 
 export interface QueueCounters {
   verdicts: Counters['verdicts'];
@@ -30,6 +31,8 @@ export interface DaemonSnapshot {
   configPaths: string[];
   rules: Rule[];
   l2dsr: L2dsrVip[];
+  /** One row per VIP, from the system at snapshot time (only in /status). */
+  vips?: VipRow[];
   warnings: string[];
   queues: QueueSnapshot[];
   reloads: { ok: number; failed: number; lastError?: string };
