@@ -49,12 +49,16 @@ const CASES: Case[] = [
   { name: '--batch 0', args: () => [...GOOD, '--batch', '0'], code: EXIT_USAGE, says: () => /--batch: expected an integer/ },
   { name: '--tun name too long', args: () => [...GOOD, '--tun', 'a-very-long-tun-name'], code: EXIT_USAGE, says: () => /--tun: "a-very-long-tun-name"/ },
   { name: '--metrics without a port', args: () => [...GOOD, '--metrics', '127.0.0.1'], code: EXIT_USAGE, says: () => /--metrics: expected HOST:PORT/ },
+  { name: '--metrics with an address that is not one', args: () => [...GOOD, '--metrics', '999.1.1.1:9109'], code: EXIT_USAGE, says: () => /--metrics: "999\.1\.1\.1": expected a dotted-quad/ },
+  { name: '--metrics :PORT (all interfaces, not asked for explicitly)', args: () => [...GOOD, '--metrics', ':9109'], code: EXIT_USAGE, says: () => /--metrics: no address before ":9109": write 127\.0\.0\.1:9109/ },
+  { name: '--tun given twice', args: () => [...GOOD, '--tun', 'dsr1', '--tun', 'dsr2'], code: EXIT_USAGE, says: () => /--tun given twice: give it once/ },
+  { name: '--config /dev/zero', args: () => [...GOOD, '--config', '/dev/zero'], code: EXIT_USAGE, says: () => /\/dev\/zero: not a regular file \(a character device\)/ },
   { name: '--log-level unknown', args: () => [...GOOD, '--log-level', 'loud'], code: EXIT_USAGE, says: () => /--log-level/ },
   { name: '--config that does not exist', args: (d) => [...GOOD, '--config', join(d, 'missing.conf')], code: EXIT_USAGE, says: (d) => new RegExp(`${escape(join(d, 'missing.conf'))}: cannot read the file \\(ENOENT\\)`) },
   {
     name: 'config: DSCP that is not a number',
     config: '203.0.113.10 = 1\n203.0.113.20 = seventeen\n',
-    args: (d) => ['--config', conf(d), '--steer', STEER], code: EXIT_USAGE, says: (d) => new RegExp(`${escape(conf(d))}:2: .*"seventeen" is not a DSCP number`),
+    args: (d) => ['--config', conf(d), '--steer', STEER], code: EXIT_USAGE, says: (d) => new RegExp(`${escape(conf(d))}:2: dscp: expected an integer 0-63, got "seventeen"`),
   },
   {
     name: 'config: bad address',
@@ -77,9 +81,14 @@ const CASES: Case[] = [
     args: (d) => ['--config', conf(d), '--steer', STEER], code: EXIT_USAGE, says: (d) => new RegExp(`${escape(conf(d))}:1: unknown section \\[servers\\]`),
   },
   {
-    name: 'config: a line that is not key = value',
+    name: 'config: a line that is neither VIP = DSCP nor a VIP',
     config: '203.0.113.10 = 1\nsteer s-lb\n',
-    args: (d) => ['--config', conf(d), '--steer', STEER], code: EXIT_USAGE, says: (d) => new RegExp(`${escape(conf(d))}:2: expected "key = value"`),
+    args: (d) => ['--config', conf(d), '--steer', STEER], code: EXIT_USAGE, says: (d) => new RegExp(`${escape(conf(d))}:2: expected "VIP = DSCP", or a VIP alone for L2DSR`),
+  },
+  {
+    name: 'config: a host name that does not resolve',
+    config: '203.0.113.10 = 1\nvip.invalid = 2\n',
+    args: (d) => ['--config', conf(d), '--steer', STEER], code: EXIT_USAGE, says: (d) => new RegExp(`${escape(conf(d))}:2: destination: "vip\\.invalid" does not resolve to an IPv4 address`),
   },
   {
     name: 'config and --rule on the same DSCP',

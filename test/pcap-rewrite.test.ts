@@ -438,7 +438,7 @@ test('rewrite: usage errors exit 2 with a clear message', withDir(async (dir) =>
     [[...RULES, input], /expected two files, IN\.pcap and OUT\.pcap, got 1/],
     [[...RULES, input, out, 'extra'], /got 3/],
     [[input, out], /no rules: give at least one --rule/],
-    [['--rule', '1=010.0.113.10', input, out], /rule --rule 1=010\.0\.113\.10: destination: .*dotted-quad/],
+    [['--rule', '1=010.0.113.10', input, out], /--rule 1=010\.0\.113\.10: destination: .*dotted-quad/],
     [['--rule', '64=203.0.113.10', input, out], /dscp: expected an integer 0-63/],
     [['--rule', `1=${VIP4}`, '--rule', '1=203.0.113.11', input, out], /DSCP 1 is already used for IPv4/],
     [[...RULES, join(dir, 'missing.pcap'), out], /cannot read input .*missing\.pcap: no such file/],
@@ -447,7 +447,7 @@ test('rewrite: usage errors exit 2 with a clear message', withDir(async (dir) =>
     [[...RULES, input, input], /is the input file/],
     [[...RULES, dir, out], /is a directory/],
     [[...RULES, '--config', join(dir, 'missing.conf'), input, out], /missing\.conf: cannot read the file \(ENOENT\)/],
-    [['--config', badConfig, input, out], /bad\.conf:2: .*not a DSCP number/],
+    [['--config', badConfig, input, out], /bad\.conf:2: dscp: expected an integer 0-63, got "one"/],
     [['--rule', `1=${VIP4}`, '--config', dupConfig, input, out], /DSCP 1 is already used for IPv4 .*by rule --rule 1=203\.0\.113\.10/],
   ];
   for (const [argv, message] of cases) {

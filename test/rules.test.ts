@@ -10,8 +10,17 @@ describe('the CLI form DSCP=ADDRESS', () => {
     assert.deepEqual(parseRuleSpec('63=2001:DB8:203:0::10'), { family: 6, dscp: 63, destination: '2001:db8:203::10', origin: '--rule 63=2001:DB8:203:0::10' });
   });
 
+  it('reads the DSCP as dsr.conf does: decimal, octal with a leading 0, hex', () => {
+    assert.deepEqual(['33', '041', '0x21', '0X21', '0', '00', '077'].map((d) => parseRuleSpec(`${d}=203.0.113.10`).dscp), [33, 33, 33, 33, 0, 0, 63]);
+  });
+
   const bad: [string, RegExp][] = [
     ['1', /expected DSCP=ADDRESS/],
+    ['0x40=203.0.113.10', /dscp: expected an integer 0-63, got "0x40" \(= 64\)/],
+    ['0100=203.0.113.10', /dscp: expected an integer 0-63, got "0100" \(= 64\)/],
+    ['09=203.0.113.10', /dscp: expected an integer 0-63, got "09" \(decimal 33, octal 041 or hex 0x21\)/],
+    ['0x=203.0.113.10', /dscp: expected an integer 0-63, got "0x"/],
+    ['+1=203.0.113.10', /dscp: expected an integer 0-63, got "\+1"/],
     ['64=203.0.113.10', /dscp: expected an integer 0-63, got "64"/],
     ['-1=203.0.113.10', /dscp: expected an integer 0-63/],
     ['x=203.0.113.10', /dscp: expected an integer 0-63, got "x"/],
@@ -41,6 +50,11 @@ describe('rule sets', () => {
   it('refuses the same DSCP twice within a family, naming both rules', () => {
     assert.throws(() => validateRules(['1=203.0.113.10', '2=203.0.113.20', '1=203.0.113.30']),
       /rule --rule 1=203\.0\.113\.30: dscp: DSCP 1 is already used for IPv4 by rule --rule 1=203\.0\.113\.10/);
+  });
+  it('loads an exact repeat once, with a warning naming both (as dsrctl does)', () => {
+    const set = validateRules(['1=203.0.113.10', '0x1=203.0.113.10']);
+    assert.deepEqual(set.rules.map((r) => r.origin), ['--rule 1=203.0.113.10']);
+    assert.deepEqual(set.warnings, ['rule --rule 0x1=203.0.113.10: repeats rule --rule 1=203.0.113.10 (1=203.0.113.10); loaded once']);
   });
   it('lets an IPv4 and an IPv6 VIP share a DSCP, and two prefixes share one', () => {
     const set = validateRules(['1=203.0.113.10', '1=2001:db8:203::10',

@@ -12,6 +12,8 @@ usage:
         the same rewrite on a capture file, offline
   l3dsr status [--tun dsr0] [--json | --metrics]
         rules, counters and steering of a running daemon
+  l3dsr check [--config PATH ...] [--rule DSCP=VIP ...] [--json]
+        validate a configuration and print what run would load; changes nothing
   l3dsr version
 
 "l3dsr COMMAND --help" shows a command's options. See README.md.`;
@@ -31,6 +33,7 @@ async function main(argv: string[]): Promise<number> {
     case 'run': return (await import('./run.js')).runCommand(rest);
     case 'rewrite': return (await import('./rewrite.js')).rewriteCommand(rest);
     case 'status': return (await import('./status.js')).statusCommand(rest);
+    case 'check': return (await import('./check.js')).checkCommand(rest);
     case 'version':
     case '--version': {
       const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

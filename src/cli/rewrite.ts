@@ -14,9 +14,9 @@ import { access, constants, readlink, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRewriter, type Rewriter } from '../core/rewriter.js';
-import { loadConfig } from '../config/config.js';
+import { loadConfiguration } from '../config/load.js';
 import { ConfigError } from '../config/parse.js';
-import { RuleError, parseRuleSpec, validateRules } from '../core/rules.js';
+import { RuleError } from '../core/rules.js';
 import type { Rule } from '../core/types.js';
 import { PcapError } from '../pcap/errors.js';
 import { CAPTURE_BATCH, CAPTURE_SLOT_SIZE, rewriteCapture, type RewriteCaptureResult, type RewriteProgress } from '../pcap/rewrite-capture.js';
@@ -137,11 +137,9 @@ async function parseInvocation(argv: string[]): Promise<Invocation | 'help'> {
     throw new UsageError(`expected two files, IN.pcap and OUT.pcap, got ${positionals.length}${positionals.length > 0 ? ` (${positionals.join(' ')})` : ''}`);
   }
   const [input, output] = positionals;
-  const cliRules = (values.rule ?? []).map((spec) => parseRuleSpec(spec, `--rule ${spec}`));
-  // A config file's [daemon] settings mean nothing offline; its rules join the --rule ones,
-  // validated together so a DSCP given in both places is an error, as in `l3dsr run`.
-  const config = values.config === undefined ? undefined : await loadConfig(values.config);
-  const rules = validateRules([...cliRules, ...(config?.rules ?? [])]).rules;
+  // A config's [daemon] settings and L2DSR lines mean nothing offline; its rules join the --rule ones
+  // through the loader of `l3dsr run`, so a DSCP given in both places is an error there too.
+  const { rules } = await loadConfiguration({ configs: values.config === undefined ? [] : [values.config], rules: values.rule ?? [] });
   if (rules.length === 0) throw new UsageError('no rules: give at least one --rule DSCP=ADDRESS (e.g. --rule 1=203.0.113.10) or a --config file with rules');
 
   try {

@@ -1,6 +1,6 @@
 // `l3dsr run`: parse and validate everything, then start the daemon.
 
-import { ConfigError } from '../config/parse.js';
+import { ConfigError, ConfigErrors } from '../config/parse.js';
 import { RuleError } from '../core/rules.js';
 import { runDaemon, StartError } from '../daemon/daemon.js';
 import { parseRunOptions, UsageError } from '../daemon/options.js';
@@ -12,7 +12,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     opts = await parseRunOptions(argv);
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError || err instanceof RuleError) {
-      process.stderr.write(`l3dsr run: ${err.message}\n`);
+      const lines = err instanceof ConfigErrors ? err.problems.map((p) => p.message) : [err.message];
+      process.stderr.write(lines.map((line) => `l3dsr run: ${line}\n`).join(''));
       return 2;
     }
     throw err;

@@ -1,11 +1,13 @@
 // `l3dsr status`: asks a running daemon (over its control socket) for its
-// rules, counters and steering, and prints them.
+// VIPs (what is really on lo and steered), rules, counters and steering, and
+// prints them.
 
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { ruleText } from '../core/rules.js';
 import { controlSocketPath } from '../daemon/options.js';
 import type { DaemonSnapshot } from '../daemon/snapshot.js';
+import { table } from './table.js';
 
 const USAGE = 'usage: l3dsr status [--tun NAME | --control-socket PATH] [--json] [--metrics]';
 
@@ -53,14 +55,20 @@ export function formatStatus(s: DaemonSnapshot): string {
   const n = (x: unknown) => BigInt(x as string);
   const sum = (f: (q: DaemonSnapshot['queues'][number]) => unknown) => s.queues.reduce((t, q) => t + n(f(q)), 0n);
   const lines: string[] = [];
-  lines.push(`l3dsr pid ${s.pid} on ${s.tun}, up ${Math.round((Date.now() - s.startedAt) / 1000)} s${s.configFile ? `, config ${s.configFile}` : ''}`);
+  lines.push(`l3dsr pid ${s.pid} on ${s.tun}, up ${Math.round((Date.now() - s.startedAt) / 1000)} s${s.configPaths.length ? `, config ${s.configPaths.join(', ')}` : ''}`);
   lines.push(`queues: ${s.queues.map((q) => `${q.queue}: ${q.mode}${q.detail ? ` (${q.detail})` : ''}`).join('; ')}`);
   const offloads = s.queues[0]?.offloads;
   lines.push(`offloads: ${offloads ? offloads.join(', ') || 'none granted' : 'off'}`);
-  lines.push('', 'rules                                    packets          bytes');
-  s.rules.forEach((r, i) => {
-    lines.push(`  ${ruleText(r).padEnd(36)} ${String(sum((q) => q.counters.rules[i]?.packets ?? 0)).padStart(10)} ${String(sum((q) => q.counters.rules[i]?.bytes ?? 0)).padStart(14)}`);
-  });
+  if (s.vips) {
+    lines.push('', ...table([
+      ['type', 'state', 'VIP', 'DSCP', 'on lo', 'steering', 'source'],
+      ...s.vips.map((v) => [v.type, v.state, v.vip, v.dscp === null ? '--' : String(v.dscp), v.onLo ? 'yes' : 'no', v.steering ?? '--', v.source]),
+    ]));
+  }
+  lines.push('', ...table([
+    ['rule', 'packets', 'bytes'],
+    ...s.rules.map((r, i) => [ruleText(r), String(sum((q) => q.counters.rules[i]?.packets ?? 0)), String(sum((q) => q.counters.rules[i]?.bytes ?? 0))]),
+  ], [1, 2]));
   lines.push('', 'verdicts: ' + (['rewritten', 'passed', 'malformed', 'dropped'] as const).map((v) => `${v} ${sum((q) => q.counters.verdicts[v])}`).join(', '));
   const reasons = Object.keys(s.queues[0]?.counters.reasons ?? {}).map((r) => [r, sum((q) => q.counters.reasons[r])] as const).filter(([, c]) => c > 0n);
   if (reasons.length) lines.push(`reasons: ${reasons.map(([r, c]) => `${r} ${c}`).join(', ')}`);

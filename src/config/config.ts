@@ -1,9 +1,9 @@
-// What a configuration file means: daemon settings and rules, validated
-// with errors that name the file, the line and the field.
+// What a configuration file's text means: daemon settings, dsr.conf VIP
+// lines and [rule] sections, with errors that name the file, the line and
+// the field. Reading the files and settling the VIPs is load.ts.
 
-import { readFile } from 'node:fs/promises';
-import { RuleError, validateRule, validateRules, type RuleInput } from '../core/rules.js';
-import type { Rule } from '../core/types.js';
+import { parseAddress } from '../core/address.js';
+import type { RuleError, RuleInput } from '../core/rules.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
 import { ConfigError, parseIni, type Entry, type Section } from './parse.js';
 
@@ -26,116 +26,152 @@ export interface DaemonSettings {
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
 }
 
-export interface Config {
+type Setter = (v: string, e: Entry, file: string, out: DaemonSettings) => void;
+
+/** A Map, not an object: a key such as `__proto__` or `constructor` must be unknown, not inherited. */
+const DAEMON_KEYS = new Map<string, Setter>([
+  ['tun', (v, e, f, o) => { o.tun = interfaceName(v, e, f); }],
+  ['steer', (v, e, f, o) => { o.steer = [...(o.steer ?? []), ...v.split(/[\s,]+/).filter(Boolean).map((n) => interfaceName(n, e, f))]; }],
+  ['queues', (v, e, f, o) => { o.queues = integer(v, e, f, 1, 64); }],
+  ['metrics', (v, e, f, o) => { o.metrics = listenAddress(v, e, f); }],
+  ['loopback-vips', (v, e, f, o) => { o.loopbackVips = boolean(v, e, f); }],
+  ['no-steer', (v, e, f, o) => { o.noSteer = boolean(v, e, f); }],
+  ['engine', (v, e, f, o) => { o.engine = oneOf(v, e, f, ['auto', 'io_uring', 'readwrite'] as const); }],
+  ['offload', (v, e, f, o) => { o.offload = oneOf(v, e, f, ['auto', 'yes', 'no'] as const); }],
+  ['batch', (v, e, f, o) => { o.batch = integer(v, e, f, 1, 4096); }],
+  ['log-level', (v, e, f, o) => { o.logLevel = oneOf(v, e, f, ['debug', 'info', 'warn', 'error'] as const); }],
+]);
+
+/** The keys of a [rule NAME] section, named as validateRule names its fields. */
+const RULE_KEYS = ['dscp', 'destination', 'match', 'set-dscp'] as const;
+type RuleKey = typeof RULE_KEYS[number];
+const isRuleKey = (k: string): k is RuleKey => (RULE_KEYS as readonly string[]).includes(k);
+
+/**
+ * A VIP as a file gives it, checked for syntax only: its destination may be
+ * a host name still to be resolved (see load.ts).
+ */
+export interface PendingVip {
+  /** `l2dsr`: a dsr.conf line without `=DSCP` (on lo, no rewrite rule). */
+  type: 'l3dsr' | 'l2dsr';
+  input: RuleInput & { destination: string; origin: string };
   file: string;
-  daemon: DaemonSettings;
-  rules: Rule[];
-  warnings: string[];
+  /** The line of each field, so an error names the line the field is on. */
+  lines: Record<RuleKey, number>;
+  /** `[rule NAME]` for a rule section, for error messages. */
+  section?: string;
 }
 
-const DAEMON_KEYS: Record<string, (v: string, e: Entry, file: string, out: DaemonSettings) => void> = {
-  tun: (v, e, f, o) => { o.tun = interfaceName(v, e, f); },
-  steer: (v, e, f, o) => { o.steer = [...(o.steer ?? []), ...v.split(/[\s,]+/).filter(Boolean).map((n) => interfaceName(n, e, f))]; },
-  queues: (v, e, f, o) => { o.queues = integer(v, e, f, 1, 64); },
-  metrics: (v, e, f, o) => { o.metrics = listenAddress(v, e, f); },
-  'loopback-vips': (v, e, f, o) => { o.loopbackVips = boolean(v, e, f); },
-  'no-steer': (v, e, f, o) => { o.noSteer = boolean(v, e, f); },
-  engine: (v, e, f, o) => { o.engine = oneOf(v, e, f, ['auto', 'io_uring', 'readwrite'] as const); },
-  offload: (v, e, f, o) => { o.offload = oneOf(v, e, f, ['auto', 'yes', 'no'] as const); },
-  batch: (v, e, f, o) => { o.batch = integer(v, e, f, 1, 4096); },
-  'log-level': (v, e, f, o) => { o.logLevel = oneOf(v, e, f, ['debug', 'info', 'warn', 'error'] as const); },
-};
+/** What the files read so far have given: each file adds to it, as if the files were one. */
+export interface ConfigState {
+  daemon: DaemonSettings;
+  vips: PendingVip[];
+  problems: ConfigError[];
+  /** Rule section name -> where it was first given (`FILE:LINE`). */
+  ruleNames: Map<string, string>;
+}
 
-const RULE_KEYS = ['dscp', 'destination', 'match', 'set-dscp'];
+export const newConfigState = (): ConfigState => ({ daemon: {}, vips: [], problems: [], ruleNames: new Map() });
 
-export function parseConfig(text: string, file: string): Config {
-  const sections = parseIni(text, file);
-  const daemon: DaemonSettings = {};
-  const inputs: RuleInput[] = [];
-  const names = new Set<string>();
-  for (const section of sections) {
+/**
+ * Reads one file's text into `state`: [daemon] settings (a later file's
+ * override an earlier one's, `steer` adds up), dsr.conf lines and [rule]
+ * sections. Every problem is collected with its file and line; a bad line
+ * is skipped, so one reading reports them all.
+ */
+export function parseConfig(text: string, file: string, state: ConfigState = newConfigState()): ConfigState {
+  const problems = state.problems;
+  for (const section of parseIni(text, file, problems)) {
+    if (section.invalid) continue;
     switch (section.kind) {
       case '':
       case 'vips':
-        for (const e of section.entries) inputs.push(vipLine(e, file));
+        for (const e of section.entries) {
+          const vip = vipLine(e, file);
+          if (vip instanceof ConfigError) problems.push(vip);
+          else state.vips.push(vip);
+        }
         break;
       case 'daemon':
         for (const e of section.entries) {
-          const set = DAEMON_KEYS[e.key.toLowerCase()];
-          if (!set) throw new ConfigError(file, e.line, `unknown setting "${e.key}" in [daemon]; known: ${Object.keys(DAEMON_KEYS).join(', ')}`);
-          set(e.value, e, file, daemon);
+          const set = DAEMON_KEYS.get(e.key.toLowerCase());
+          if (e.value === undefined) problems.push(new ConfigError(file, e.line, `expected "key = value" in [daemon], got "${e.key}"`));
+          else if (!set) problems.push(new ConfigError(file, e.line, `unknown setting "${e.key}" in [daemon]; known: ${[...DAEMON_KEYS.keys()].join(', ')}`));
+          else collect(problems, () => set(e.value!, e, file, state.daemon));
         }
         break;
-      case 'rule':
-        inputs.push(ruleSection(section, file, names));
+      case 'rule': {
+        const vip = ruleSection(section, file, state.ruleNames);
+        if (vip instanceof ConfigError) problems.push(vip);
+        else state.vips.push(vip);
         break;
+      }
       default:
-        throw new ConfigError(file, section.line, `unknown section [${section.kind}]; expected [daemon], [vips] or [rule NAME]`);
+        problems.push(new ConfigError(file, section.line, `unknown section [${section.kind}]; expected [daemon], [vips] or [rule NAME]`));
     }
   }
+  return state;
+}
+
+function collect(problems: ConfigError[], f: () => void): void {
   try {
-    const set = validateRules(inputs);
-    return { file, daemon, rules: set.rules, warnings: set.warnings };
+    f();
   } catch (err) {
-    if (err instanceof RuleError) throw asConfigError(err, file, lineOf(err.origin, file));
-    throw err;
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(err);
   }
 }
 
-/** A dsr.conf line: `VIP = DSCP`. */
-function vipLine(e: Entry, file: string): RuleInput {
+/** A dsr.conf line: `VIP = DSCP`, or a bare `VIP` (L2DSR). */
+function vipLine(e: Entry, file: string): PendingVip | ConfigError {
+  // dsr.conf(5): no spaces within the VIP; "203.0.113.10 1" is a typo, not a host name.
+  if (/\s/.test(e.key)) {
+    return new ConfigError(file, e.line, `expected "VIP = DSCP", or a VIP alone for L2DSR (e.g. 203.0.113.10 = 1), got "${e.key}"`);
+  }
   const origin = `${file}:${e.line}`;
-  if (!/^\d+$/.test(e.value)) {
-    throw new ConfigError(file, e.line, `expected "VIP = DSCP" (e.g. 203.0.113.10 = 1), but "${e.value}" is not a DSCP number`);
-  }
-  const rule = { dscp: e.value, destination: e.key, origin };
-  ruleOrConfigError(rule, file, e.line);
-  return rule;
+  const at = { dscp: e.line, destination: e.line, match: e.line, 'set-dscp': e.line };
+  if (e.value === undefined) return { type: 'l2dsr', input: { dscp: undefined, destination: e.key, origin }, file, lines: at };
+  return { type: 'l3dsr', input: { dscp: e.value, destination: e.key, origin }, file, lines: at };
 }
 
-function ruleSection(section: Section, file: string, names: Set<string>): RuleInput {
-  if (!section.name) throw new ConfigError(file, section.line, '[rule] needs a name: [rule NAME]');
-  if (names.has(section.name)) throw new ConfigError(file, section.line, `a second [rule ${section.name}]`);
-  names.add(section.name);
-  const values: Record<string, Entry> = {};
+function ruleSection(section: Section, file: string, names: Map<string, string>): PendingVip | ConfigError {
+  if (!section.name) return new ConfigError(file, section.line, '[rule] needs a name: [rule NAME]');
+  const title = `[rule ${section.name}]`;
+  const first = names.get(section.name);
+  if (first) return new ConfigError(file, section.line, `a second ${title} (the first is at ${first})`);
+  names.set(section.name, `${file}:${section.line}`);
+  const values = new Map<RuleKey, Entry>();
   for (const e of section.entries) {
     const key = e.key.toLowerCase();
-    if (!RULE_KEYS.includes(key)) throw new ConfigError(file, e.line, `unknown key "${e.key}" in [rule ${section.name}]; known: ${RULE_KEYS.join(', ')}`);
-    if (values[key]) throw new ConfigError(file, e.line, `"${key}" given twice in [rule ${section.name}] (first at line ${values[key].line})`);
-    values[key] = e;
+    if (e.value === undefined) return new ConfigError(file, e.line, `expected "key = value" in ${title}, got "${e.key}"`);
+    if (!isRuleKey(key)) return new ConfigError(file, e.line, `unknown key "${e.key}" in ${title}; known: ${RULE_KEYS.join(', ')}`);
+    const earlier = values.get(key);
+    if (earlier) return new ConfigError(file, e.line, `"${key}" given twice in ${title} (first at line ${earlier.line})`);
+    values.set(key, e);
   }
-  for (const required of ['dscp', 'destination']) {
-    if (!values[required]) throw new ConfigError(file, section.line, `[rule ${section.name}] has no "${required}"`);
+  for (const required of ['dscp', 'destination'] as const) {
+    if (!values.has(required)) return new ConfigError(file, section.line, `${title} has no "${required}"`);
   }
-  const input: RuleInput = {
-    dscp: values.dscp.value,
-    destination: values.destination.value,
-    match: values.match?.value,
-    setDscp: values['set-dscp']?.value,
-    origin: `${file}:${section.line} [rule ${section.name}]`,
+  const line = (k: RuleKey) => values.get(k)?.line ?? section.line;
+  return {
+    type: 'l3dsr',
+    input: {
+      dscp: values.get('dscp')!.value,
+      destination: values.get('destination')!.value!,
+      match: values.get('match')?.value,
+      setDscp: values.get('set-dscp')?.value,
+      origin: `${file}:${section.line} ${title}`,
+    },
+    file,
+    lines: { dscp: line('dscp'), destination: line('destination'), match: line('match'), 'set-dscp': line('set-dscp') },
+    section: title,
   };
-  ruleOrConfigError(input, file, section.line);
-  return input;
 }
 
-/** Validates one rule now, so its error carries this file and line. */
-function ruleOrConfigError(input: RuleInput, file: string, line: number): Rule {
-  try {
-    return validateRule(input);
-  } catch (err) {
-    if (err instanceof RuleError) throw asConfigError(err, file, line);
-    throw err;
-  }
-}
-
-function asConfigError(err: RuleError, file: string, line: number): ConfigError {
-  const name = /\[rule (.*)\]$/.exec(err.origin)?.[1];
-  return new ConfigError(file, line, `${name ? `[rule ${name}] ` : ''}${err.field}: ${err.detail}`);
-}
-
-/** The line number in an origin such as `/etc/l3dsr.conf:12 [rule web]`. */
-function lineOf(origin: string, file: string): number {
-  return origin.startsWith(`${file}:`) ? Number.parseInt(origin.slice(file.length + 1), 10) : 0;
+/** A RuleError about a pending VIP, as a ConfigError at the line of the field it names. */
+export function pendingError(vip: PendingVip, err: RuleError): ConfigError {
+  const line = isRuleKey(err.field) ? vip.lines[err.field] : vip.lines.dscp;
+  return new ConfigError(vip.file, line, `${vip.section ? `${vip.section} ` : ''}${err.field}: ${err.detail}`);
 }
 
 function interfaceName(v: string, e: Entry, file: string): string {
@@ -162,22 +198,30 @@ function oneOf<T extends string>(v: string, e: Entry, file: string, allowed: rea
   return v as T;
 }
 
-/** `HOST:PORT` with an IPv4 address, `[IPv6]:PORT`, or `:PORT` (all addresses). */
-export function listenAddress(v: string, e: Entry | { key: string; line: number }, file: string): string {
-  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3})|\[([0-9a-fA-F:.]+)\]|)?:(\d{1,5})$/.exec(v);
-  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) {
-    throw new ConfigError(file, e.line, `${e.key}: expected HOST:PORT such as 127.0.0.1:9109 or [::1]:9109, got "${v}"`);
+/**
+ * A listen address as written: `127.0.0.1:9109`, `[::1]:9109`, and all
+ * interfaces only when said so (`0.0.0.0:9109`, `[::]:9109`). An IP literal,
+ * never a name, so it is known good before anything starts. The one parser
+ * for the config file, --metrics and the server that binds it.
+ */
+export function parseListenAddress(v: string): { host: string; port: number } | string {
+  const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):([^:]*)$/.exec(v);
+  if (!m) return 'expected HOST:PORT with an IP address, such as 127.0.0.1:9109 or [::1]:9109';
+  const [, v6, v4, portText] = m;
+  if (v4 === '') {
+    return `no address before ":${portText}": write 127.0.0.1:${portText} for this host only, or 0.0.0.0:${portText} or [::]:${portText} for all interfaces`;
   }
-  return v;
+  const port = Number(portText);
+  if (!/^[1-9]\d{0,4}$/.test(portText) || port > 65535) return 'expected a port 1-65535 after the last ":"';
+  const host = v6 ?? v4;
+  const address = parseAddress(host);
+  if (typeof address === 'string') return `"${host}": ${address}`;
+  if (v6 !== undefined && address.family === 4) return `"${host}" in brackets: only an IPv6 address goes in brackets`;
+  return { host: address.text, port };
 }
 
-export async function loadConfig(file: string): Promise<Config> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ConfigError(file, 0, `cannot read the file (${code ?? String(err)})`);
-  }
-  return parseConfig(text, file);
+export function listenAddress(v: string, e: Entry | { key: string; line: number }, file: string): string {
+  const parsed = parseListenAddress(v);
+  if (typeof parsed === 'string') throw new ConfigError(file, e.line, `${e.key}: ${parsed}, got "${v}"`);
+  return v;
 }

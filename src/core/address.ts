@@ -29,6 +29,18 @@ export function parseAddress(text: string): ParsedAddress | string {
   return 'expected an IPv4 address (203.0.113.10) or an IPv6 address (2001:db8::10)';
 }
 
+/**
+ * A host name (RFC 1123 labels), as a config file may give an IPv4 VIP. The
+ * last label must start with a letter, as every top-level domain does: the
+ * resolver (inet_aton) would read `0x0a` or `10.0x1.1.1` as an address, and
+ * such forms are refused as addresses above.
+ */
+export function isHostName(text: string): boolean {
+  if (text.length > 253) return false;
+  const labels = text.split('.');
+  return labels.every((l) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l)) && /^[A-Za-z]/.test(labels[labels.length - 1]);
+}
+
 export interface ParsedPrefix extends ParsedAddress {
   length: number;
 }

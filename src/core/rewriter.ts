@@ -8,7 +8,7 @@ import {
 } from './abi.generated.js';
 import { parseAddress } from './address.js';
 import { loadCore, type Core, type CoreBuild } from './loader.js';
-import { matchKey, validateRules, type RuleInput } from './rules.js';
+import { ruleIdentity, validateRules, type RuleInput } from './rules.js';
 import type { Counters, PacketResult, Rule, Verdict } from './types.js';
 
 export interface RewriterOptions {
@@ -153,11 +153,6 @@ export class Rewriter {
   resetCounters(): void {
     this.core.exports.resetCounters();
   }
-}
-
-/** A rule that keeps this identity across a reload keeps its counters. */
-function ruleIdentity(rule: Rule): string {
-  return `${matchKey(rule)}>${rule.destination}/${rule.setDscp ?? -1}`;
 }
 
 function addressBytes(text: string): Uint8Array {

@@ -24,11 +24,33 @@ export class RuleError extends Error {
   }
 }
 
-function parseDscp(value: unknown, origin: string, field: string): number {
-  const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value.trim()) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 63) {
-    throw new RuleError(origin, field, `expected an integer 0-63, got ${JSON.stringify(value)}`);
+/**
+ * A DSCP as dsr.conf(5) writes it: decimal (33), octal with a leading 0
+ * (041) or hex (0x21, 0X21), 0-63. One grammar for every place a DSCP is
+ * written (config lines, [rule] keys, --rule), so the same text never means
+ * two values.
+ */
+const DSCP_TEXT = /^(?:0|[1-9]\d*|0[0-7]+|0[xX][0-9a-fA-F]+)$/;
+const DSCP_BASES = 'decimal 33, octal 041 or hex 0x21';
+
+/** The DSCP a text (or number) stands for, or a sentence saying why it is not one. */
+function dscpValue(value: unknown): number | string {
+  let n = value;
+  if (typeof value === 'string') {
+    const t = value.trim();
+    if (!DSCP_TEXT.test(t)) return `expected an integer 0-63, got ${JSON.stringify(value)} (${DSCP_BASES})`;
+    n = t.length > 1 && t[0] === '0' && !/^0[xX]/.test(t) ? Number.parseInt(t, 8) : Number(t);
   }
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 63) {
+    const shown = typeof value === 'string' && String(n) !== value.trim() ? `${JSON.stringify(value)} (= ${n})` : JSON.stringify(value);
+    return `expected an integer 0-63, got ${shown}`;
+  }
+  return n;
+}
+
+function parseDscp(value: unknown, origin: string, field: string): number {
+  const n = dscpValue(value);
+  if (typeof n === 'string') throw new RuleError(origin, field, n);
   return n;
 }
 
@@ -68,10 +90,54 @@ export function matchKey(rule: Rule): string {
   return `${rule.family}/${rule.dscp}/${rule.match ? `${rule.match.address}/${rule.match.length}` : '*'}`;
 }
 
+/** A rule with this identity does the same as another: a repeat, and across a reload it keeps its counters. */
+export function ruleIdentity(rule: Rule): string {
+  return `${matchKey(rule)}>${rule.destination}/${rule.setDscp ?? -1}`;
+}
+
 export interface RuleSet {
   rules: Rule[];
-  /** Things worth telling the operator that do not stop loading (DSCP 0). */
+  /** Things worth telling the operator that do not stop loading (DSCP 0, a repeated rule). */
   warnings: string[];
+}
+
+/** A rule that cannot be loaded beside an earlier one: the same family and DSCP (and match) for something else. */
+export interface RuleConflict {
+  rule: Rule;
+  earlier: Rule;
+  /** Says what clashes and names the earlier rule's VIP and origin. */
+  detail: string;
+}
+
+/**
+ * Puts validated rules together the way dsrctl does: a repeat of an earlier
+ * rule (same match, same VIP) is loaded once, with a warning naming both
+ * places; another VIP on a family and DSCP already taken is a conflict.
+ * Returns every conflict, so a checker can list them all.
+ */
+export function combineRules(candidates: readonly Rule[]): RuleSet & { conflicts: RuleConflict[] } {
+  const rules: Rule[] = [];
+  const warnings: string[] = [];
+  const conflicts: RuleConflict[] = [];
+  const seen = new Map<string, Rule>();
+  for (const rule of candidates) {
+    const earlier = seen.get(matchKey(rule));
+    if (earlier && ruleIdentity(earlier) === ruleIdentity(rule)) {
+      warnings.push(`rule ${rule.origin}: repeats rule ${earlier.origin} (${ruleText(rule)}); loaded once`);
+      continue;
+    }
+    if (earlier) {
+      const match = rule.match ? ` and ${rule.match.address}/${rule.match.length}` : '';
+      conflicts.push({ rule, earlier, detail: `DSCP ${rule.dscp} is already used for IPv${rule.family}${match} by rule ${earlier.origin} (VIP ${earlier.destination})` });
+      continue;
+    }
+    seen.set(matchKey(rule), rule);
+    if (rule.dscp === 0) {
+      warnings.push(`rule ${rule.origin}: DSCP 0 is the default class; this rule catches unmarked traffic`);
+    }
+    rules.push(rule);
+  }
+  return { rules, warnings, conflicts };
 }
 
 /** A validated Rule is also acceptable input: its match goes back to text. */
@@ -81,31 +147,21 @@ function asInput(input: RuleInput | Rule): RuleInput {
   return input as RuleInput;
 }
 
+/** The core holds at most MAX_RULES rules; says so, or undefined when the set fits. */
+export function tooManyRules(count: number): string | undefined {
+  return count > MAX_RULES ? `at most ${MAX_RULES} rules, got ${count}` : undefined;
+}
+
 /** Validates a whole rule set; throws RuleError on the first problem. */
 export function validateRules(inputs: readonly (RuleInput | Rule | string)[]): RuleSet {
-  if (inputs.length > MAX_RULES) {
-    throw new RuleError('(rule set)', 'rules', `at most ${MAX_RULES} rules, got ${inputs.length}`);
-  }
-  const rules: Rule[] = [];
-  const warnings: string[] = [];
-  const seen = new Map<string, Rule>();
-  inputs.forEach((input, i) => {
-    const rule = typeof input === 'string'
-      ? parseRuleSpec(input)
-      : validateRule(asInput(input), input.origin ?? `#${i + 1}`);
-    const key = matchKey(rule);
-    const earlier = seen.get(key);
-    if (earlier) {
-      throw new RuleError(rule.origin, 'dscp',
-        `DSCP ${rule.dscp} is already used for IPv${rule.family}${rule.match ? ` and ${rule.match.address}/${rule.match.length}` : ''} by rule ${earlier.origin}`);
-    }
-    seen.set(key, rule);
-    if (rule.dscp === 0) {
-      warnings.push(`rule ${rule.origin}: DSCP 0 is the default class; this rule catches unmarked traffic`);
-    }
-    rules.push(rule);
-  });
-  return { rules, warnings };
+  const tooMany = tooManyRules(inputs.length);
+  if (tooMany) throw new RuleError('(rule set)', 'rules', tooMany);
+  const set = combineRules(inputs.map((input, i) => (typeof input === 'string'
+    ? parseRuleSpec(input)
+    : validateRule(asInput(input), input.origin ?? `#${i + 1}`))));
+  const [first] = set.conflicts;
+  if (first) throw new RuleError(first.rule.origin, 'dscp', first.detail);
+  return { rules: set.rules, warnings: set.warnings };
 }
 
 /** The rule as the CLI form, plus its extras: `1=203.0.113.10`, `1=203.0.113.10 match 198.51.100.0/24`. */

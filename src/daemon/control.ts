@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HttpEndpoints, type Snapshotter } from './http-endpoints.js';
+import { parseListenAddress } from '../config/config.js';
 
 function listen(server: Server, target: string | { host: string; port: number }): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -16,11 +17,11 @@ function listen(server: Server, target: string | { host: string; port: number })
   });
 }
 
-/** Parses `127.0.0.1:9109`, `[::1]:9109`, `:9109`. */
+/** `127.0.0.1:9109`, `[::1]:9109`: read by the parser that validated the setting, so both agree. */
 export function hostPort(addr: string): { host: string; port: number } {
-  const i = addr.lastIndexOf(':');
-  const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
-  return { host: host === '' ? '::' : host, port: Number(addr.slice(i + 1)) };
+  const parsed = parseListenAddress(addr);
+  if (typeof parsed === 'string') throw new Error(`listen address "${addr}": ${parsed}`);
+  return parsed;
 }
 
 export class ControlServers {

@@ -4,18 +4,20 @@
 // tear everything down; a failing TUN ends the daemon with an error.
 
 import { access, readFile } from 'node:fs/promises';
-import { loadConfig, type OffloadMode } from '../config/config.js';
+import type { OffloadMode } from '../config/config.js';
+import { loadConfiguration, type L2dsrVip } from '../config/load.js';
 import type { Rule } from '../core/types.js';
 import type { Logger } from '../log.js';
 import { LoopbackVips, Steering } from '../steering/index.js';
 import { formatCommand, ip, ipJson } from '../system/index.js';
 import { OFFLOAD_MIN_SLOT_SIZE, VNET_HEADER_BYTES } from '../tun/device.js';
 import { ControlServers } from './control.js';
-import { mergeRules, type DaemonOptions } from './options.js';
+import type { DaemonOptions } from './options.js';
 import type { FromWorker } from './messages.js';
 import { QueueWorker } from './queues.js';
 import type { DaemonSnapshot } from './snapshot.js';
 import { readState, removeState, statePath, writeState } from './state-file.js';
+import { vipRows } from './vip-state.js';
 
 export class StartError extends Error {
   constructor(message: string, readonly code = 'ERR_L3DSR_START') { super(message); }
@@ -63,7 +65,10 @@ function logOffloads(log: Logger, mode: OffloadMode, ready: Extract<FromWorker, 
 }
 
 const classesOf = (rules: readonly Rule[]) => rules.map((r) => ({ family: r.family, dscp: r.dscp }));
-const vipsOf = (rules: readonly Rule[]) => rules.map((r) => ({ family: r.family, address: r.destination }));
+/** With loopback-vips, every VIP goes on lo, L3DSR and L2DSR alike (dsrctl puts them all there). */
+const vipsOf = (rules: readonly Rule[], l2dsr: readonly L2dsrVip[]) => [
+  ...rules.map((r) => ({ family: r.family, address: r.destination })), ...l2dsr.map(({ family, address }) => ({ family, address })),
+];
 
 export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<number> {
   const mtu = await preflight(opts);
@@ -75,6 +80,7 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
   let slotSize = Math.ceil(slotBytes / SLOT_ALIGN) * SLOT_ALIGN;
   if ((slotSize / SLOT_ALIGN) % 2 === 0) slotSize += SLOT_ALIGN;
   let rules = opts.rules;
+  let l2dsr = opts.l2dsr;
   const startedAt = Date.now();
   const reloads = { ok: 0, failed: 0, lastError: undefined as string | undefined };
   const workers: QueueWorker[] = [];
@@ -96,11 +102,13 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
   const snapshot = async (full: boolean): Promise<DaemonSnapshot> => {
     const queues = await Promise.all(workers.map((w) => w.snapshot()));
     const txDropped = await readFile(`/sys/class/net/${opts.tun}/statistics/tx_dropped`, 'utf8').then(Number).catch(() => undefined);
+    const status = steering && full ? await steering.status().catch((e: Error) => e.message) : undefined;
     return {
-      pid: process.pid, tun: opts.tun, startedAt, configFile: opts.configFile, rules, warnings: opts.warnings, queues, reloads,
+      pid: process.pid, tun: opts.tun, startedAt, configPaths: opts.configPaths, rules, l2dsr, warnings: opts.warnings, queues, reloads,
       kernelTxDropped: txDropped,
-      steering: { mode: steering ? 'tc' : 'none', interfaces: opts.steer, status: steering && full ? await steering.status().catch((e: Error) => e.message) : undefined },
+      steering: { mode: steering ? 'tc' : 'none', interfaces: opts.steer, status },
       loopbackVips: loopback.added.map((a) => a.address),
+      vips: full ? vipRows({ rules, l2dsr, lo: await loopback.present(), steering: status, tun: opts.tun }) : undefined,
     };
   };
 
@@ -181,8 +189,8 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
       for (const c of cmds) process.stdout.write(`${formatCommand(c)}\n`);
     }
     if (opts.loopbackVips) {
-      const cmds = await loopback.add(vipsOf(rules));
-      log.info('VIPs on lo', { added: cmds.length, vips: rules.map((r) => r.destination).join(',') });
+      const cmds = await loopback.add(vipsOf(rules, l2dsr));
+      log.info('VIPs on lo', { added: cmds.length, vips: vipsOf(rules, l2dsr).map((v) => v.address).join(',') });
     }
     await saveState();
     await control.start(snapshot, opts.controlSocket, opts.metrics);
@@ -198,16 +206,17 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
   markStarted();
 
   async function reload(): Promise<void> {
-    if (!opts.configFile) {
-      log.warn('SIGHUP: no --config file to reload; rules unchanged');
+    if (opts.configPaths.length === 0) {
+      log.warn('SIGHUP: no --config to reload; rules unchanged');
       return;
     }
     let next: Rule[];
+    let nextL2dsr: L2dsrVip[];
     try {
-      const config = await loadConfig(opts.configFile);
-      const merged = mergeRules(opts.cliRules, config);
-      next = merged.rules;
-      for (const w of merged.warnings) log.warn(w);
+      const config = await loadConfiguration({ configs: opts.configPaths, rules: opts.ruleSpecs });
+      next = config.rules;
+      nextL2dsr = config.l2dsr;
+      for (const w of config.warnings) log.warn(w);
     } catch (err) {
       reloads.failed++;
       reloads.lastError = (err as Error).message;
@@ -222,8 +231,8 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
       await Promise.all(workers.map((w) => w.setRules(next)));
       if (steering) await steering.update(classesOf(next));
       if (opts.loopbackVips) {
-        await loopback.add(vipsOf(next));
-        await loopback.retain(vipsOf(next));
+        await loopback.add(vipsOf(next, nextL2dsr));
+        await loopback.retain(vipsOf(next, nextL2dsr));
       }
       await saveState();
     } catch (err) {
@@ -233,6 +242,7 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
       return;
     }
     rules = next;
+    l2dsr = nextL2dsr;
     reloads.ok++;
     log.info('reloaded', { rules: rules.length });
   }

@@ -2,9 +2,8 @@
 // file, validated completely before the daemon touches the system.
 
 import { parseArgs } from 'node:util';
-import { loadConfig, listenAddress, type Config, type DaemonSettings, type Engine, type OffloadMode } from '../config/config.js';
-import { ConfigError } from '../config/parse.js';
-import { parseRuleSpec, validateRules } from '../core/rules.js';
+import { parseListenAddress, type DaemonSettings, type Engine, type OffloadMode } from '../config/config.js';
+import { loadConfiguration, type L2dsrVip } from '../config/load.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
 import type { Rule } from '../core/types.js';
 
@@ -19,10 +18,13 @@ export interface DaemonOptions {
   /** IFF_VNET_HDR + TSO/USO on the TUN (default auto: what the kernel grants). */
   offload: OffloadMode;
   batch: number;
-  configFile?: string;
-  /** Rules from --rule flags: kept across reloads of the config file. */
-  cliRules: Rule[];
+  /** --config paths in the order given (files or directories), read again on reload. */
+  configPaths: string[];
+  /** --rule flags: kept across reloads of the config. */
+  ruleSpecs: string[];
   rules: Rule[];
+  /** VIPs that go on lo without a rewrite rule (dsr.conf lines without a DSCP). */
+  l2dsr: L2dsrVip[];
   warnings: string[];
   logLevel: NonNullable<DaemonSettings['logLevel']>;
   logFormat: 'logfmt' | 'json';
@@ -33,14 +35,14 @@ export class UsageError extends Error {
   readonly code = 'ERR_L3DSR_USAGE';
 }
 
-export const RUN_USAGE = `usage: l3dsr run [--config FILE] [--rule DSCP=VIP ...] [--tun NAME] [--steer IFACE ...]
+export const RUN_USAGE = `usage: l3dsr run [--config PATH ...] [--rule DSCP=VIP ...] [--tun NAME] [--steer IFACE ...]
                  [--no-steer] [--queues N] [--metrics HOST:PORT] [--loopback-vips]
                  [--engine auto|io_uring|readwrite] [--offload | --no-offload] [--batch N] [--log-level LEVEL] [--log-format logfmt|json]
                  [--control-socket PATH]`;
 
 /** The flags of `l3dsr run`, as node:util parseArgs takes them (the dispatcher reads them to find --help). */
 export const RUN_OPTIONS = {
-  config: { type: 'string' },
+  config: { type: 'string', multiple: true },
   rule: { type: 'string', multiple: true },
   tun: { type: 'string' },
   steer: { type: 'string', multiple: true },
@@ -87,17 +89,17 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: RUN_OPTIONS, allowPositionals: false, strict: true });
+    parsed = parseArgs({ args: argv, options: RUN_OPTIONS, allowPositionals: false, strict: true, tokens: true });
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${RUN_USAGE}`);
   }
   const v = parsed.values;
-  const cliRules = (v.rule ?? []).map((spec) => parseRuleSpec(spec));
-  let config: Config | undefined;
-  if (v.config !== undefined) config = await loadConfig(v.config);
-  const d = config?.daemon ?? {};
-  const rules = mergeRules(cliRules, config);
-  if (rules.rules.length === 0) throw new UsageError(`no rules: give --rule DSCP=VIP or a --config file with VIP = DSCP lines\n${RUN_USAGE}`);
+  refuseRepeats(parsed.tokens);
+  const configPaths = v.config ?? [];
+  const ruleSpecs = v.rule ?? [];
+  const config = await loadConfiguration({ configs: configPaths, rules: ruleSpecs });
+  const d = config.daemon;
+  if (config.rules.length === 0) throw new UsageError(`no rules: give --rule DSCP=VIP or a --config with VIP = DSCP lines\n${RUN_USAGE}`);
 
   const tun = v.tun ?? d.tun ?? 'dsr0';
   const steer = v.steer ?? d.steer ?? [];
@@ -111,7 +113,13 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
   }
   if (v.offload && v['no-offload']) throw new UsageError('--offload and --no-offload contradict each other: give one');
   if (v.metrics !== undefined) {
-    try { listenAddress(v.metrics, { key: '--metrics', line: 0 }, 'command line'); } catch (err) { throw new UsageError((err as ConfigError).message.replace(/^command line: /, '')); }
+    const listen = parseListenAddress(v.metrics);
+    if (typeof listen === 'string') throw new UsageError(`--metrics: ${listen}, got "${v.metrics}"`);
+  }
+  const loopbackVips = v['loopback-vips'] ?? d.loopbackVips ?? false;
+  const warnings = [...config.warnings];
+  if (config.l2dsr.length > 0 && !loopbackVips) {
+    warnings.push(`L2DSR VIPs ${config.l2dsr.map((x) => x.address).join(', ')}: loopback-vips is off, so l3dsr leaves lo to you and does not add them`);
   }
   return {
     tun,
@@ -119,21 +127,29 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
     noSteer,
     queues: flagInt(v.queues, 'queues', 1, 64) ?? d.queues ?? 1,
     metrics: v.metrics ?? d.metrics,
-    loopbackVips: v['loopback-vips'] ?? d.loopbackVips ?? false,
+    loopbackVips,
     engine: flagChoice(v.engine, 'engine', ['auto', 'io_uring', 'readwrite'] as const) ?? d.engine ?? 'auto',
     offload: v.offload ? 'yes' : v['no-offload'] ? 'no' : d.offload ?? 'auto',
     batch: flagInt(v.batch, 'batch', 1, 4096) ?? d.batch ?? 64,
-    configFile: v.config,
-    cliRules,
-    rules: rules.rules,
-    warnings: rules.warnings,
+    configPaths,
+    ruleSpecs,
+    rules: config.rules,
+    l2dsr: config.l2dsr,
+    warnings,
     logLevel: flagChoice(v['log-level'], 'log-level', ['debug', 'info', 'warn', 'error'] as const) ?? d.logLevel ?? 'info',
     logFormat: flagChoice(v['log-format'], 'log-format', ['logfmt', 'json'] as const) ?? 'logfmt',
     controlSocket: v['control-socket'] ?? controlSocketPath(tun),
   };
 }
 
-/** The CLI's rules and the config file's, validated together (a DSCP used by both is an error). */
-export function mergeRules(cliRules: Rule[], config: Config | undefined): { rules: Rule[]; warnings: string[] } {
-  return validateRules([...cliRules, ...(config?.rules ?? [])]);
+type Token = NonNullable<ReturnType<typeof parseArgs>['tokens']>[number];
+
+/** A flag given twice used to mean the last one, silently: only the repeatable ones may be. */
+function refuseRepeats(tokens: readonly Token[]): void {
+  const seen = new Set<string>();
+  for (const t of tokens) {
+    if (t.kind !== 'option' || ('multiple' in RUN_OPTIONS[t.name as keyof typeof RUN_OPTIONS])) continue;
+    if (seen.has(t.name)) throw new UsageError(`--${t.name} given twice: give it once\n${RUN_USAGE}`);
+    seen.add(t.name);
+  }
 }

@@ -1,9 +1,11 @@
 // What the daemon knows about itself at one moment: served as /status
 // (JSON) and /metrics (Prometheus), printed by `l3dsr status`.
 
+import type { L2dsrVip } from '../config/load.js';
 import type { Counters, Rule } from '../core/types.js';
 import type { TunStats } from '../tun/device.js';
 import type { HttpRejected } from './http-endpoints.js';
+import type { VipRow } from './vip-state.js';
 
 export interface QueueCounters {
   verdicts: Counters['verdicts'];
@@ -26,8 +28,12 @@ export interface DaemonSnapshot {
   pid: number;
   tun: string;
   startedAt: number;
-  configFile?: string;
+  /** --config paths as given (files or directories). */
+  configPaths: string[];
   rules: Rule[];
+  l2dsr: L2dsrVip[];
+  /** One row per VIP, from the system at snapshot time (only in /status). */
+  vips?: VipRow[];
   warnings: string[];
   queues: QueueSnapshot[];
   reloads: { ok: number; failed: number; lastError?: string };

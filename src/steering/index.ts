@@ -8,5 +8,5 @@ export {
   DEFAULT_PRIORITY_BASE, PRIORITIES_USED, classifyFilters, filterAddArgs, filterDeleteArgs, ownerOf, priorityOf,
 } from './filters.js';
 export type { Band, FilterListing, InstalledFilter, SteeredClass, TcFilterJson } from './filters.js';
-export { LoopbackVips } from './loopback.js';
+export { LoopbackVips, normalised } from './loopback.js';
 export type { LoopbackAddress, LoopbackOptions } from './loopback.js';

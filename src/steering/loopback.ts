@@ -25,7 +25,8 @@ interface IpAddrJson {
   addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }>;
 }
 
-const normalised = (address: string): string => ipaddr.parse(address).toNormalizedString();
+/** One text per address, so that 2001:DB8::1 and 2001:db8:0::1 compare equal. */
+export const normalised = (address: string): string => ipaddr.parse(address).toNormalizedString();
 
 export class LoopbackVips {
   readonly device: string;
@@ -47,7 +48,7 @@ export class LoopbackVips {
 
   /** Adds each address not already on the device (IPv6 without DAD); resolves with the commands. */
   async add(addresses: readonly LoopbackAddress[]): Promise<string[][]> {
-    const present = await this.#present();
+    const present = await this.present();
     const commands: string[][] = [];
     for (const a of addresses) {
       const key = normalised(a.address);
@@ -57,7 +58,8 @@ export class LoopbackVips {
       commands.push(commandLine('ip', args, this.#where));
       if (this.dryRun) continue;
       await ip(args, this.#where);
-      this.#added.push(a);
+      // Ours already if someone took it off lo and a reload put it back: one entry, or remove() deletes it twice and stops.
+      if (!this.#added.some((x) => normalised(x.address) === key)) this.#added.push(a);
     }
     return commands;
   }
@@ -67,7 +69,7 @@ export class LoopbackVips {
    * file): those still on the device will be removed like our own.
    */
   async adopt(addresses: readonly LoopbackAddress[]): Promise<void> {
-    const present = await this.#present();
+    const present = await this.present();
     const ours = new Set(this.#added.map((a) => normalised(a.address)));
     for (const a of addresses) {
       const key = normalised(a.address);
@@ -91,7 +93,7 @@ export class LoopbackVips {
   }
 
   async #removeSome(which: readonly LoopbackAddress[]): Promise<string[][]> {
-    const present = await this.#present();
+    const present = await this.present();
     const commands: string[][] = [];
     for (const a of which) {
       if (present.has(normalised(a.address))) {
@@ -104,7 +106,8 @@ export class LoopbackVips {
     return commands;
   }
 
-  async #present(): Promise<Set<string>> {
+  /** The addresses on the device now, normalised(). */
+  async present(): Promise<Set<string>> {
     const links = await ipJson<IpAddrJson[]>(['addr', 'show', 'dev', this.device], this.#where);
     return new Set(links.flatMap((l) => l.addr_info ?? []).flatMap((i) => (i.local === undefined ? [] : [normalised(i.local)])));
   }
