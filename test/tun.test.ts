@@ -23,6 +23,7 @@ import {
   sh,
   waitFor,
 } from './tun-lab.js';
+import { privileged } from './support/privilege.js';
 
 const SERVICE_PORT = 9000;
 const quiet = { log: () => {} };
@@ -31,8 +32,11 @@ let devCount = 0;
 /** Unique per test process, at most 15 bytes. */
 const devName = () => `t${process.pid % 100000}n${devCount++}`;
 
+/** Every suite here: the file-level hooks below run even when all of them skip. */
+const TUN_LAB = privileged('creates TUN devices in a network namespace');
+
 before(() => {
-  lab = new Lab();
+  if (!TUN_LAB.skip) lab = new Lab();
 });
 after(() => {
   lab?.dispose();
@@ -128,7 +132,7 @@ async function client(): Promise<Client> {
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 
-describe('opening', () => {
+describe('opening', TUN_LAB, () => {
   it('opens a TUN with the name asked for, and lets the kernel pick one for ""', () => {
     const name = devName();
     const a = TunDevice.open({ name, ...quiet });
@@ -201,7 +205,7 @@ describe('opening', () => {
 });
 
 for (const engine of ENGINES) {
-  describe(`data path: ${engine.label}`, () => {
+  describe(`data path: ${engine.label}`, TUN_LAB, () => {
     it('delivers each datagram into a slot, and writes the answer back from the slot', async () => {
       const name = devName();
       const dev = TunDevice.open({ name, ...engine.options, ...quiet });
@@ -321,7 +325,7 @@ for (const engine of ENGINES) {
   });
 }
 
-describe('multi-queue', () => {
+describe('multi-queue', TUN_LAB, () => {
   it('runs two queues of one device at once; the kernel spreads flows over both', async () => {
     const name = devName();
     const engines = ['io_uring', 'readwrite'] as const;
@@ -363,7 +367,7 @@ async function runChild(engine: string, name: string, where: string) {
   return { code, signal, out, err };
 }
 
-describe('lifetime', () => {
+describe('lifetime', TUN_LAB, () => {
   for (const engine of ['io_uring', 'readwrite'] as const) {
     for (const where of ['inside', 'outside'] as const) {
       it(`${engine}: a process that closes while packets arrive (close ${where} the callback) exits on its own`, async () => {
