@@ -356,6 +356,9 @@ test('rewrite: usage errors exit 2 with a clear message', withDir(async (dir) =>
   writeFileSync(badConfig, '# rules\n203.0.113.10 = one\n');
   const dupConfig = join(dir, 'dup.conf');
   writeFileSync(dupConfig, '203.0.113.20 = 1\n');
+  // --help says so: [daemon] settings are checked as l3dsr run checks them, though not used here.
+  const daemonConfig = join(dir, 'daemon.conf');
+  writeFileSync(daemonConfig, '203.0.113.20 = 1\n[daemon]\nqueues = 100\n');
   const cases: [string[], RegExp][] = [
     [[...RULES, '--bogus', input, out], /Unknown option '--bogus'/],
     [[...RULES, input], /expected two files, IN\.pcap and OUT\.pcap, got 1/],
@@ -371,6 +374,7 @@ test('rewrite: usage errors exit 2 with a clear message', withDir(async (dir) =>
     [[...RULES, dir, out], /is a directory/],
     [[...RULES, '--config', join(dir, 'missing.conf'), input, out], /missing\.conf: cannot read the file \(ENOENT\)/],
     [['--config', badConfig, input, out], /bad\.conf:2: .*not a DSCP number/],
+    [['--config', daemonConfig, input, out], /daemon\.conf:3: queues: expected an integer 1-64, got "100"/],
     [['--rule', `1=${VIP4}`, '--config', dupConfig, input, out], /DSCP 1 is already used for IPv4 .*by rule --rule 1=203\.0\.113\.10/],
   ];
   for (const [argv, message] of cases) {

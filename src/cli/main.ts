@@ -12,16 +12,52 @@ usage:
   l3dsr status [--tun dsr0] [--json | --metrics]
         rules, counters and steering of a running daemon
   l3dsr version
+  l3dsr help [COMMAND]
 
-"l3dsr COMMAND --help" shows a command's options. See README.md.`;
+"l3dsr help COMMAND" (or "l3dsr COMMAND --help") shows a command's options. See README.md.`;
+
+const VERSION_HELP = `usage: l3dsr version   (or: l3dsr --version)
+
+Prints the version of l3dsr.
+`;
+
+const HELP_HELP = `usage: l3dsr help [COMMAND]
+
+Without COMMAND, lists the commands; with one, shows its options, as
+"l3dsr COMMAND --help" does.
+`;
+
+/** Each command's help text; a command's module is loaded only when its help is asked for. */
+const COMMAND_HELP: Record<string, () => Promise<string>> = {
+  run: async () => (await import('./run.js')).RUN_HELP,
+  rewrite: async () => (await import('./rewrite.js')).REWRITE_USAGE,
+  status: async () => (await import('./status.js')).STATUS_HELP,
+  version: async () => VERSION_HELP,
+  help: async () => HELP_HELP,
+};
+
+function helpFor(command: string | undefined): (() => Promise<string>) | undefined {
+  return command !== undefined && Object.hasOwn(COMMAND_HELP, command) ? COMMAND_HELP[command] : undefined;
+}
+
+/** `l3dsr help COMMAND`. */
+async function helpCommand(args: string[]): Promise<number> {
+  const help = helpFor(args[0] === '--help' || args[0] === '-h' ? 'help' : args[0]);
+  if (!help || args.length > 1) {
+    process.stderr.write(`l3dsr help: ${help ? 'give one command' : `unknown command "${args[0]}"`}\n\n${USAGE}\n`);
+    return 2;
+  }
+  process.stdout.write(await help());
+  return 0;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'help' && rest.length > 0) return helpCommand(rest);
   if (rest.includes('--help') || rest.includes('-h')) {
-    const mod = { run: '../daemon/options.js', rewrite: './rewrite.js' }[command as 'run' | 'rewrite'];
-    if (mod) {
-      const m = await import(mod) as { RUN_USAGE?: string; REWRITE_USAGE?: string };
-      process.stdout.write(`${m.RUN_USAGE ?? m.REWRITE_USAGE ?? USAGE}\n`);
+    const help = helpFor(command);
+    if (help) {
+      process.stdout.write(await help());
       return 0;
     }
   }

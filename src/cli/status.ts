@@ -9,6 +9,21 @@ import type { DaemonSnapshot } from '../daemon/snapshot.js';
 
 const USAGE = 'usage: l3dsr status [--tun NAME | --control-socket PATH] [--json] [--metrics]';
 
+export const STATUS_HELP = `${USAGE}
+
+Asks a running daemon, over its control socket, for its rules with their
+counters, its queues and its steering, and prints them.
+
+      --tun NAME             the daemon of this TUN (default dsr0), at /run/l3dsr/NAME.sock
+      --control-socket PATH  the socket the daemon was given with l3dsr run --control-socket
+      --json                 the daemon's /status document, as JSON
+      --metrics              the Prometheus exposition (/metrics)
+  -h, --help                 this text
+
+Exit status: 0 printed; 1 no daemon listens on the socket, or it answered
+with an error; 2 bad usage.
+`;
+
 function get(socketPath: string, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, path, method: 'GET' }, (res) => {
