@@ -1,4 +1,8 @@
 {
+  # The test-only addon (native/test_netns.c) is built in the development
+  # tree only: scripts/build.mjs passes --l3dsr_test_addon=1. An installed
+  # package builds l3dsr_tun alone, from the sources it ships.
+  "variables": { "l3dsr_test_addon%": 0 },
   "targets": [
     {
       "target_name": "l3dsr_tun",
@@ -13,12 +17,18 @@
       ],
       "cflags_c": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
-    },
-    {
-      "target_name": "l3dsr_test_netns",
-      "sources": ["native/test_netns.c"],
-      "cflags_c": ["-std=gnu11", "-O2", "-Wall"],
-      "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
     }
+  ],
+  "conditions": [
+    ["l3dsr_test_addon==1", {
+      "targets": [
+        {
+          "target_name": "l3dsr_test_netns",
+          "sources": ["native/test_netns.c"],
+          "cflags_c": ["-std=gnu11", "-O2", "-Wall"],
+          "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
+        }
+      ]
+    }]
   ]
 }

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildAddon } from './addon.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const force = process.argv.includes('--force');
@@ -51,12 +52,7 @@ step('WASM core (coverage build for the fuzzer)', ['assembly', 'asconfig.json', 
   () => { if (existsSync(join(root, 'scripts/coverage.mjs'))) sh(process.execPath, ['scripts/coverage.mjs']); });
 
 if (existsSync(join(root, 'binding.gyp'))) {
-  step('native TUN addon', ['native', 'binding.gyp'], ['build/Release/l3dsr_tun.node', 'build/Release/l3dsr_test_netns.node'], () => {
-    const args = ['rebuild'];
-    // No network here: build against the headers installed with Node.
-    if (!process.env.npm_config_nodedir && existsSync('/usr/include/node/node_api.h')) args.push('--nodedir=/usr');
-    sh(bin('node-gyp'), args);
-  });
+  step('native TUN addon', ['native', 'binding.gyp', 'scripts/addon.mjs'], ['build/Release/l3dsr_tun.node', 'build/Release/l3dsr_test_netns.node'], buildAddon);
 }
 
 step('TypeScript', ['src', 'test', 'bench', 'tsconfig.json', 'src/core/abi.generated.ts'], ['dist/.tsbuilt'], () => {

@@ -14,6 +14,7 @@ import { findTransport, parseFixedHeader } from '../src/oracle/packet.js';
 import { PROTO } from '../src/oracle/build.js';
 import { packet, RULES } from './support/arbitraries.js';
 import { rewriteWithKernel, type KernelRule } from './support/kernel-nft.js';
+import { privileged } from './support/privilege.js';
 
 const SAMPLES = 1500;
 
@@ -32,9 +33,8 @@ function kernelDeparts(p: Uint8Array, verdict: string): string | undefined {
   return undefined;
 }
 
-describe('the core against the kernel (nftables payload set)', () => {
+describe('the core against the kernel (nftables payload set)', privileged('runs nftables in a network namespace with TUN devices'), () => {
   it(`${SAMPLES} generated packets: byte-identical wherever the semantics follow the kernel`, async (t) => {
-    if (process.getuid?.() !== 0) assert.fail('needs root: builds a network namespace with TUN devices (run the tests as root, as CI does)');
     const rw = await createRewriter({ rules: RULES, slotSize: 512, slotCount: 64 });
     const kernelRules: KernelRule[] = rw.rules.map((r: Rule) => ({
       family: r.family, dscp: r.dscp, destination: r.destination,

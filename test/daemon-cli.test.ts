@@ -2,7 +2,7 @@
 // every error names what is wrong, the command exits non-zero, and it does
 // so before touching the system — no TUN, no qdisc or filter, no VIP on lo,
 // no control socket. Run inside the lab's srv namespace, so "the system" is
-// a namespace that holds nothing else. Needs root; fails without it.
+// a namespace that holds nothing else. Needs root (skipped without it).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, LAB_INTERFACES, type LabVip } from '../src/lab/index.js';
 import { assertNothingInstalled, requireLabRoot, runL3dsr, STEER } from './support/daemon.js';
+import { privileged } from './support/privilege.js';
 
 const VIP: LabVip = { family: 4, address: '203.0.113.10', dscp: 1 };
 const OTHER: LabVip = { family: 4, address: '203.0.113.11', dscp: 1 };
@@ -107,7 +108,7 @@ const CASES: Case[] = [
   { name: 'not root', args: () => GOOD, prefix: ['unshare', '--user'], code: EXIT_START, says: () => /needs root/ },
 ];
 
-describe('l3dsr run: bad input is refused before anything is touched', () => {
+describe('l3dsr run: bad input is refused before anything is touched', privileged('runs l3dsr in a namespace of the lab'), () => {
   let lab: Lab;
   let dir: string;
 
@@ -140,7 +141,7 @@ describe('l3dsr run: bad input is refused before anything is touched', () => {
   }
 });
 
-describe('l3dsr status and the command dispatcher: errors', () => {
+describe('l3dsr status and the command dispatcher: errors', privileged('runs l3dsr in a namespace of the lab'), () => {
   let lab: Lab;
   let dir: string;
 

@@ -1,8 +1,7 @@
 // End to end with the other data-path shapes: two TUN queues (one worker
 // each, the kernel spreads flows over them), the read()/write() engine, and
 // the path without TUN offloads. HTTP to every VIP and 10 MB transfers
-// checked by SHA-256, as in e2e-traffic. Needs root; fails (does not skip)
-// without it.
+// checked by SHA-256, as in e2e-traffic. Needs root (skipped without it).
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Lab, probe, sameAddress, startEchoService } from '../src/lab/index.js';
@@ -10,6 +9,7 @@ import type { EchoService } from '../src/lab/index.js';
 import { writeSysctl } from '../src/system/index.js';
 import { LabDaemon, assertNothingInstalled, daemonArgs, requireLabRoot, ruleBytes, sumQueues, totals } from './support/daemon.js';
 import { MIB, startBulkService, transfer, type BulkService } from './support/daemon-traffic.js';
+import { privileged } from './support/privilege.js';
 
 const TRANSFER_BYTES = 10 * MIB;
 /** Uploads at once on the two-queue daemon: several flows for the kernel to spread. */
@@ -23,7 +23,7 @@ const SHAPES = [
   { engine: 'io_uring', queues: 1, flags: ['--no-offload'] },
 ] as const;
 
-describe('l3dsr run in the lab: queues and engines', () => {
+describe('l3dsr run in the lab: queues and engines', privileged('runs the daemon in the three-namespace lab'), () => {
   let lab: Lab;
   let echo: EchoService;
   let bulk: BulkService;

@@ -1,7 +1,7 @@
 // Faults with the real daemon in the lab: kill -9 in the middle of a
 // transfer and restart, the TUN deleted underneath, SIGHUP with a broken and
 // then with a good configuration, a flood beyond capacity, and signals at
-// any moment of the daemon's life. Needs root; fails (does not skip) without it.
+// any moment of the daemon's life. Needs root (skipped without it).
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +15,7 @@ import {
   ruleBytes, rulePackets, steeredPackets, steeringFilters, totals, tunDevices, waitFor,
 } from './support/daemon.js';
 import { MIB, flood, startBulkService, startSink, startTransfer, type BulkService } from './support/daemon-traffic.js';
+import { privileged } from './support/privilege.js';
 
 /** A third service the daemon does not know at first: the LB already balances it. */
 const EXTRA_VIPS: LabVip[] = [
@@ -38,7 +39,7 @@ function configText(vips: readonly LabVip[]): string {
   return [...vips.map((v) => `${v.address} = ${v.dscp}`), '', '[daemon]', `steer = ${LAB_INTERFACES.srvToLb}`, 'loopback-vips = yes', ''].join('\n');
 }
 
-describe('l3dsr run in the lab: faults', () => {
+describe('l3dsr run in the lab: faults', privileged('runs the daemon in the three-namespace lab'), () => {
   let lab: Lab;
   let echo: EchoService;
   let bulk: BulkService;

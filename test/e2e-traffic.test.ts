@@ -1,7 +1,7 @@
 // End to end: the real daemon (`l3dsr run`, io_uring, one queue) on the real
 // server of the three-namespace lab, with real traffic from the client
 // through the nftables LB. Four VIPs: IPv4 and IPv6 on DSCP 1 and on DSCP 17.
-// Needs root; fails (does not skip) without it.
+// Needs root (skipped without it).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { installReturnPathCounters, readReturnPathCounters } from '../src/demo/observe.js';
@@ -13,6 +13,7 @@ import {
   ruleBytes, rulePackets, runL3dsr, totals, waitFor,
 } from './support/daemon.js';
 import { MIB, startBulkService, transfer, type BulkService } from './support/daemon-traffic.js';
+import { privileged } from './support/privilege.js';
 
 const UDP_REQUESTS = 10;
 /** The probe's UDP payload is the five bytes `probe`. */
@@ -33,7 +34,7 @@ function assertAnsweredByVip(r: ProbeResult): void {
   assert.ok(sameAddress(r.reply!.remote, LAB_PLAN[familyOf(r.target.address)].client), `${what}: the server saw ${r.reply!.remote}`);
 }
 
-describe('l3dsr run in the lab, real traffic (io_uring, 1 queue, VIPs on DSCP 1 and 17)', () => {
+describe('l3dsr run in the lab, real traffic (io_uring, 1 queue, VIPs on DSCP 1 and 17)', privileged('runs the daemon in the three-namespace lab'), () => {
   let lab: Lab;
   let daemon: LabDaemon;
   let echo: EchoService;

@@ -2,10 +2,11 @@
 // checksums computed here from scratch, plus what the kernel's nftables
 // actually does in the corner cases docs/semantics.md talks about. The
 // second part asserts measured kernel behaviour: if a kernel changes it,
-// these tests say which claim no longer holds. Needs root.
+// these tests say which claim no longer holds. Needs root (skipped without it).
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rewriteWithKernel, undoIpv4TtlDecrement, type KernelResult, type KernelRule } from './support/kernel-nft.js';
+import { privileged } from './support/privilege.js';
 import {
   PROTO, authHeader, bytes, dccp, fragmentHeader, icmpEcho, icmpv6Echo, ipv4, ipv6, opaque, optionsHeader, parseIpv4, parseIpv6,
   routingHeader, tcp, udp, udpLite, type ExtensionHeader, type Segment,
@@ -159,7 +160,7 @@ function differences(a: Uint8Array, b: Uint8Array): number[] {
   return out;
 }
 
-describe('kernel reference harness', () => {
+describe('kernel reference harness', privileged('runs nftables in a network namespace with TUN devices'), () => {
   const cases = corpus();
   let netdev: KernelResult[];
 
@@ -267,7 +268,7 @@ function headerSumWithoutChecksum(p: Uint8Array): number {
   return onesSum([h]);
 }
 
-describe('what the kernel nftables rewrite does (measured, reference for docs/semantics.md)', () => {
+describe('what the kernel nftables rewrite does (measured, reference for docs/semantics.md)', privileged('runs nftables in a network namespace with TUN devices'), () => {
   const tos1 = 1 << 2;
   const p = (n: number) => bytes(n, 99);
   const edge: Record<string, Uint8Array> = {};

@@ -1,6 +1,6 @@
 // The lab's plumbing without any userspace rewriter: with the kernel's own
 // server-side rewrite every VIP answers directly from srv (IPv4, IPv6, TCP,
-// UDP); without it no request completes. Needs root and network namespaces.
+// UDP); without it no request completes. Needs root (skipped without it).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { Lab, LabError, LAB_INTERFACES, LAB_PLAN, probe, sameAddress, startEchoService } from '../src/lab/index.js';
 import type { EchoService, LabVip, ProbeTarget } from '../src/lab/index.js';
 import { MAX_INTERFACE_NAME, ip, ipJson, namespaceExists, nft, nftApply, type Where } from '../src/system/index.js';
+import { privileged } from './support/privilege.js';
 
 const OBSERVE_TABLE = 'l3dsr_test_observe';
 
@@ -55,7 +56,7 @@ async function installObservers(lab: Lab): Promise<void> {
 const targetsFor = (vips: readonly LabVip[]): ProbeTarget[] =>
   vips.flatMap((v) => [{ protocol: 'http' as const, address: v.address }, { protocol: 'udp' as const, address: v.address }]);
 
-describe('L3DSR lab', () => {
+describe('L3DSR lab', privileged('builds the three-namespace lab'), () => {
   let lab: Lab;
   let service: EchoService;
 
@@ -113,7 +114,7 @@ describe('L3DSR lab', () => {
   });
 });
 
-describe('lab lifecycle', () => {
+describe('lab lifecycle', privileged('builds and removes network namespaces'), () => {
   before(requireRoot);
 
   it('builds a second lab while one exists, without VIPs on lo by default, and destroy() removes all of it', async () => {

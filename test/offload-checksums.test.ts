@@ -7,7 +7,7 @@
 // the receiving side validates every IPv4 header and TCP checksum, the
 // receiver's TCP counts what it refused, and the transfer is hashed end to
 // end. A negative control with a deliberately wrong seed shows that the
-// same checks catch it. Needs root; fails (does not skip) without it.
+// same checks catch it. Needs root, tcpdump and tshark (skipped without them).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Lab, LAB_INTERFACES, type LabVip } from '../src/lab/index.js';
@@ -17,6 +17,7 @@ import {
   FORWARD_INTERFACES, ForwardTarget, sendHashed, sendUdpSuperPackets, startReceiver, startUdpSink, type HashedTransfer, type UdpSink,
 } from './support/offload-forward.js';
 import { SeedFaultRelay } from './support/offload-relay.js';
+import { needs, privileged, tools } from './support/privilege.js';
 
 const MIB = 1024 * 1024;
 const TRANSFER_BYTES = 16 * MIB;
@@ -71,7 +72,8 @@ const gso = (s: StatusJson) => ({
   segments: sumQueues(s, (q) => q.tun.gsoSegments),
 });
 
-describe('NEEDS_CSUM seeds of rewritten super-packets, checked after the kernel segments them in software', () => {
+describe('NEEDS_CSUM seeds of rewritten super-packets, checked after the kernel segments them in software',
+  needs(privileged('runs the daemon in a four-namespace lab'), tools('tcpdump', 'tshark')), () => {
   let lab: Lab;
   let fwd: ForwardTarget;
   let udpSink: UdpSink;

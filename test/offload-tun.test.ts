@@ -12,6 +12,7 @@ import { pseudoHeaderSum, read16 } from '../src/oracle/checksum.js';
 import { OFFLOAD_MIN_SLOT_SIZE, TunDevice, VNET_HEADER_BYTES, type Offload, type TunOpenOptions } from '../src/tun/device.js';
 import { offloadState } from './support/ethtool.js';
 import { BatchMemory, Lab, REMOTE_ADDRESS, REMOTE_PREFIX, sh, waitFor } from './tun-lab.js';
+import { privileged } from './support/privilege.js';
 
 const quiet = { log: () => {} };
 /** Every offload the addon can report, in the order it reports them. */
@@ -38,7 +39,11 @@ let lab: Lab;
 let devCount = 0;
 const devName = () => `o${process.pid % 100000}n${devCount++}`;
 
+/** Every suite here: the file-level hooks below run even when all of them skip. */
+const TUN_LAB = privileged('creates TUN devices in a network namespace');
+
 before(() => {
+  if (TUN_LAB.skip) return;
   lab = new Lab();
   // The written super-packet is forwarded back out of the TUN it came in on.
   sh('sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.send_redirects=0', 'net.ipv4.conf.default.send_redirects=0');
@@ -80,7 +85,7 @@ function collect(dev: TunDevice, mem: BatchMemory): Uint8Array[] {
   return seen;
 }
 
-describe('opening with offload', () => {
+describe('opening with offload', TUN_LAB, () => {
   it('sets IFF_VNET_HDR, reports the offloads granted, and the kernel shows the same on the device', async () => {
     const name = devName();
     const dev = TunDevice.open({ name, offload: true, ...quiet });
@@ -160,7 +165,7 @@ const ENGINES: { label: string; options: Partial<TunOpenOptions> }[] = [
 ];
 
 for (const engine of ENGINES) {
-  describe(`GSO super-packets, ${engine.label}`, () => {
+  describe(`GSO super-packets, ${engine.label}`, TUN_LAB, () => {
     const cases = [
       { what: 'TCP (TSO)', protocol: PROTO.TCP, payload: 10_000, gsoType: GSO_TCPV4, gsoSize: 1448 },
       { what: 'TCP, a 64 KiB one (the largest)', protocol: PROTO.TCP, payload: 65535 - IPV4_HEADER - 20, gsoType: GSO_TCPV4, gsoSize: 1448 },

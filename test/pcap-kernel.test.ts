@@ -12,6 +12,7 @@ import { CaptureReader } from '../src/pcap/reader.js';
 import { generateCapture } from '../src/pcap/generate.js';
 import { locateL3 } from '../src/pcap/linklayer.js';
 import { rewriteWithKernel } from './support/kernel-nft.js';
+import { privileged } from './support/privilege.js';
 
 async function frames(path: string): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
@@ -19,9 +20,8 @@ async function frames(path: string): Promise<Uint8Array[]> {
   return out;
 }
 
-describe('pcap mode against the kernel', () => {
+describe('pcap mode against the kernel', privileged('runs the kernel reference in a network namespace with TUN devices'), () => {
   it('every rewritten packet of a generated Ethernet capture equals the kernel\'s rewrite', async () => {
-    if (process.getuid?.() !== 0) assert.fail('needs root: the kernel reference runs in a network namespace with TUN devices');
     const dir = await mkdtemp(join(tmpdir(), 'l3dsr-pcapk-'));
     try {
       const input = join(dir, 'in.pcap');

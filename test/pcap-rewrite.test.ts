@@ -16,6 +16,7 @@ import { openCapture } from '../src/pcap/reader.js';
 import { MAX_SECTION_INTERFACES } from '../src/pcap/pcapng.js';
 import { ByteBuilder, classicFile, classicRecordOffset, concat, epb, idb, shb, type ClassicRecordSpec } from './support/pcap-bytes.js';
 import { runTool, toHex } from './support/pcap-tools.js';
+import { tools } from './support/privilege.js';
 
 const VIP4 = '203.0.113.10';
 const VIP6 = '2001:db8:203::10';
@@ -144,7 +145,7 @@ function verdictLines(path: string): Record<string, unknown>[] {
   return readFileSync(path, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-test('rewrite: marked packets get the VIP with valid checksums, dropped ones are gone, the rest is untouched', withDir(async (dir) => {
+test('rewrite: marked packets get the VIP with valid checksums, dropped ones are gone, the rest is untouched', tools('tshark'), withDir(async (dir) => {
   const cases = ethernetCases();
   const input = join(dir, 'in.pcap');
   const output = join(dir, 'out.pcap');
@@ -200,7 +201,7 @@ test('rewrite: marked packets get the VIP with valid checksums, dropped ones are
   assert.doesNotMatch(r.stderr, /\r/, 'no progress display when stderr is not a TTY');
 }));
 
-test('rewrite: every supported link type keeps its header and link type', withDir(async (dir) => {
+test('rewrite: every supported link type keeps its header and link type', tools('tshark'), withDir(async (dir) => {
   const sll = (family: 4 | 6) => (l3: Uint8Array) =>
     concat(new ByteBuilder(false).u16(0).u16(1).u16(6).bytes([2, 0, 0, 0, 0, 1, 0, 0]).u16(family === 4 ? ETHERTYPE.IPV4 : ETHERTYPE.IPV6).build(), l3);
   const sll2 = (family: 4 | 6) => (l3: Uint8Array) =>
@@ -298,7 +299,7 @@ test('rewrite: a packet the link layer calls IP gets the core\'s verdict and byt
   }
 }));
 
-test('rewrite: pcapng with nanosecond timestamps becomes a nanosecond pcap; an empty capture a valid empty one', withDir(async (dir) => {
+test('rewrite: pcapng with nanosecond timestamps becomes a nanosecond pcap; an empty capture a valid empty one', tools('tshark', 'capinfos'), withDir(async (dir) => {
   const spec = marked(6, 'udp', 40);
   const input = join(dir, 'in.pcapng');
   writeFileSync(input, concat(shb(), idb({ linkType: 1, tsresol: 9 }), epb({ iface: 0, ts: 1_700_000_000_123_456_789n, data: ethernetFrame(buildIpPacket(spec), 6) })));
@@ -321,7 +322,7 @@ test('rewrite: pcapng with nanosecond timestamps becomes a nanosecond pcap; an e
   await reader.close();
 }));
 
-test('rewrite: rules from --config join the --rule ones', withDir(async (dir) => {
+test('rewrite: rules from --config join the --rule ones', tools('tshark'), withDir(async (dir) => {
   const config = join(dir, 'l3dsr.conf');
   writeFileSync(config, `[daemon]\ntun = dsr0\n\n[vips]\n${VIP6} = 1\n\n[rule web]\ndscp = 3\ndestination = 203.0.113.30\n`);
   const cases = [
@@ -356,7 +357,7 @@ test('rewrite: a frame larger than any IP packet is reported malformed and writt
   assert.ok(Buffer.from(rec.data).equals(huge), 'written unchanged');
 }));
 
-test('rewrite: a truncated input exits 1 naming offset and record, with everything before it written and flushed', withDir(async (dir) => {
+test('rewrite: a truncated input exits 1 naming offset and record, with everything before it written and flushed', tools('tshark'), withDir(async (dir) => {
   const cases = ethernetCases().slice(0, 4);
   const records = recordsOf(cases);
   const good = classicFile({ records });
@@ -374,7 +375,7 @@ test('rewrite: a truncated input exits 1 naming offset and record, with everythi
   assert.deepEqual(verdictLines(verdicts).map((l) => l.index), [0, 1, 2, 3]);
 }));
 
-test('rewrite: a big batch broken off in the middle writes every record before the damage', withDir(async (dir) => {
+test('rewrite: a big batch broken off in the middle writes every record before the damage', tools('tshark'), withDir(async (dir) => {
   // More records than one batch, then a record claiming more than the snap length.
   const specs = Array.from({ length: 600 }, (_, i) => marked(i % 2 === 0 ? 4 : 6, i % 3 === 0 ? 'udp' : 'tcp', i % 50));
   const records: ClassicRecordSpec[] = specs.map((s, i) => ({ sec: 1_700_000_000, frac: i, data: ethernetFrame(buildIpPacket(s), s.family) }));
@@ -390,7 +391,7 @@ test('rewrite: a big batch broken off in the middle writes every record before t
   assert.ok(checks.every((c) => c.statuses.every((s) => s === '1') && (c.dst === VIP4 || c.dst === VIP6)));
 }));
 
-test('rewrite: unknown link type, and pcapng interfaces of two link types, exit 1 with the record position', withDir(async (dir) => {
+test('rewrite: unknown link type, and pcapng interfaces of two link types, exit 1 with the record position', tools('tshark'), withDir(async (dir) => {
   const input = join(dir, 'usb.pcap');
   writeFileSync(input, classicFile({ linkType: 189, records: [{ sec: 1, frac: 0, data: payload(64, 1) }] }));
   const r = await run([...RULES, input, join(dir, 'o1.pcap')]);
@@ -433,6 +434,9 @@ test('rewrite: usage errors exit 2 with a clear message', withDir(async (dir) =>
   writeFileSync(badConfig, '# rules\n203.0.113.10 = one\n');
   const dupConfig = join(dir, 'dup.conf');
   writeFileSync(dupConfig, '203.0.113.20 = 1\n');
+  // --help says so: [daemon] settings are checked as l3dsr run checks them, though not used here.
+  const daemonConfig = join(dir, 'daemon.conf');
+  writeFileSync(daemonConfig, '203.0.113.20 = 1\n[daemon]\nqueues = 100\n');
   const cases: [string[], RegExp][] = [
     [[...RULES, '--bogus', input, out], /Unknown option '--bogus'/],
     [[...RULES, input], /expected two files, IN\.pcap and OUT\.pcap, got 1/],
@@ -448,6 +452,7 @@ test('rewrite: usage errors exit 2 with a clear message', withDir(async (dir) =>
     [[...RULES, dir, out], /is a directory/],
     [[...RULES, '--config', join(dir, 'missing.conf'), input, out], /missing\.conf: cannot read the file \(ENOENT\)/],
     [['--config', badConfig, input, out], /bad\.conf:2: dscp: expected an integer 0-63, got "one"/],
+    [['--config', daemonConfig, input, out], /daemon\.conf:3: queues: expected an integer 1-64, got "100"/],
     [['--rule', `1=${VIP4}`, '--config', dupConfig, input, out], /DSCP 1 is already used for IPv4 .*by rule --rule 1=203\.0\.113\.10/],
   ];
   for (const [argv, message] of cases) {

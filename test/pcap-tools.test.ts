@@ -17,6 +17,7 @@ import type { CaptureRecord } from '../src/pcap/record.js';
 import { addNamespace, deleteNamespace, ip, spawnInNamespace, execInNamespace } from '../src/system/index.js';
 import { epochText, mustRun, runTool, toHex, tsharkFrames } from './support/pcap-tools.js';
 import { PYTHON } from './support/python.js';
+import { needs, privileged, tools } from './support/privilege.js';
 
 interface Seen {
   record: Omit<CaptureRecord, 'data'>;
@@ -69,7 +70,7 @@ function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
   };
 }
 
-test('editcap and mergecap conversions read back with the same packets', withDir(async (dir) => {
+test('editcap and mergecap conversions read back with the same packets', tools('editcap', 'mergecap', 'tshark'), withDir(async (dir) => {
   const orig = join(dir, 'orig.pcap');
   await generateCapture(orig, { packets: 300, seed: 7 });
   const base = await assertMatchesTshark(orig);
@@ -212,8 +213,10 @@ async function waitForDatagrams(path: string, addr: string, count: number): Prom
   }
 }
 
-test('tcpdump and dumpcap captures from a namespace read back with the same packets', { timeout: 120_000 }, withDir(async (dir) => {
-  if (process.getuid?.() !== 0) assert.fail('this test creates network namespaces and needs root');
+test('tcpdump and dumpcap captures from a namespace read back with the same packets', {
+  ...needs(privileged('captures in network namespaces it creates'), tools('tcpdump', 'dumpcap', 'tshark', PYTHON)),
+  timeout: 120_000,
+}, withDir(async (dir) => {
   const captures: ChildProcess[] = [];
   try {
     await addNamespace(NS_A);

@@ -13,6 +13,7 @@ import type { WritableRecord } from '../src/pcap/record.js';
 import { buildIpPacket, ethernetFrame } from '../src/pcap/generate.js';
 import { ByteBuilder, pattern } from './support/pcap-bytes.js';
 import { epochText, mustRun, toHex, tsharkFrames } from './support/pcap-tools.js';
+import { tools } from './support/privilege.js';
 
 function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
   return async () => {
@@ -129,7 +130,7 @@ test('a record of another link type, or a timestamp beyond 32 bits, is refused w
   assert.throws(() => w.write(good[0]), (err: unknown) => err instanceof PcapError && err.code === 'CLOSED');
 }));
 
-test('tshark and tcpdump read the output without complaint and see the same packets and times', withDir(async (dir) => {
+test('tshark and tcpdump read the output without complaint and see the same packets and times', tools('tshark', 'capinfos', 'tcpdump'), withDir(async (dir) => {
   for (const precision of ['us', 'ns'] as const) {
     const path = join(dir, `tools-${precision}.pcap`);
     const input = frames(40).map((r) => (precision === 'ns' ? { ...r, tsFrac: r.tsFrac * 1000 + 321, tsResolution: 1e9 } : r));

@@ -1,6 +1,6 @@
 // Steering against the real kernel, in namespaces created here: a steered
 // veth, a persistent TUN (`ip tuntap add`), and a peer namespace to send from.
-// Needs root.
+// Needs root (skipped without it).
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -13,6 +13,7 @@ import {
 } from '../src/system/index.js';
 import { ETHERTYPE, arpRequest, ethernet, ipv4, ipv6, parseMac, udp } from './support/kernel-nft-packets.js';
 import { PYTHON } from './support/python.js';
+import { privileged } from './support/privilege.js';
 
 const STEERED = 'st0';
 const PEER = 'pe0';
@@ -97,7 +98,7 @@ function requireRoot(): void {
 const CLASSES: SteeredClass[] = [{ family: 4, dscp: 1 }, { family: 6, dscp: 1 }, { family: 4, dscp: 17 }, { family: 6, dscp: 17 }];
 const asText = (classes: readonly SteeredClass[]): string[] => classes.map((c) => `${c.family}/${c.dscp}`).sort();
 
-describe('tc steering', () => {
+describe('tc steering', privileged('creates namespaces, a TUN and tc filters'), () => {
   let fx: Fixture;
 
   before(requireRoot);
@@ -311,7 +312,7 @@ describe('tc steering', () => {
   });
 });
 
-describe('VIPs on lo', () => {
+describe('VIPs on lo', privileged('adds addresses to lo in a namespace'), () => {
   let fx: Fixture;
   before(async () => {
     requireRoot();

@@ -17,7 +17,8 @@ interface NetnsAddon {
   restore(fd: number): void;
 }
 
-/** Fails (does not skip) when the test cannot run here, saying why. */
+/** Says why the TUN tests cannot run here. Their suites skip without root
+ * (privileged()); this fails them where they must run (CI) yet cannot. */
 export function requireTunLab(): void {
   if (process.getuid?.() !== 0) throw new Error('TUN tests need root (network namespaces, /dev/net/tun)');
   try {

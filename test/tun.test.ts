@@ -24,6 +24,7 @@ import {
   sh,
   waitFor,
 } from './tun-lab.js';
+import { privileged } from './support/privilege.js';
 
 const SERVICE_PORT = 9000;
 const quiet = { log: () => {} };
@@ -32,8 +33,11 @@ let devCount = 0;
 /** Unique per test process, at most 15 bytes. */
 const devName = () => `t${process.pid % 100000}n${devCount++}`;
 
+/** Every suite here: the file-level hooks below run even when all of them skip. */
+const TUN_LAB = privileged('creates TUN devices in a network namespace');
+
 before(() => {
-  lab = new Lab();
+  if (!TUN_LAB.skip) lab = new Lab();
 });
 after(() => {
   lab?.dispose();
@@ -129,7 +133,7 @@ async function client(): Promise<Client> {
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 
-describe('opening', () => {
+describe('opening', TUN_LAB, () => {
   it('opens a TUN with the name asked for, and lets the kernel pick one for ""', () => {
     const name = devName();
     const a = TunDevice.open({ name, ...quiet });
@@ -232,7 +236,7 @@ describe('opening', () => {
 });
 
 for (const engine of ENGINES) {
-  describe(`data path: ${engine.label}`, () => {
+  describe(`data path: ${engine.label}`, TUN_LAB, () => {
     it('delivers each datagram into a slot, and writes the answer back from the slot', async () => {
       const name = devName();
       const dev = TunDevice.open({ name, ...engine.options, ...quiet });
@@ -352,7 +356,7 @@ for (const engine of ENGINES) {
   });
 }
 
-describe('multi-queue', () => {
+describe('multi-queue', TUN_LAB, () => {
   it('runs two queues of one device at once; the kernel spreads flows over both', async () => {
     const name = devName();
     const engines = ['io_uring', 'readwrite'] as const;
@@ -408,7 +412,7 @@ async function runMemoryChild(engine: string, name: string, mode: string) {
   return { code, signal, out, err };
 }
 
-describe('memory the data path writes into', () => {
+describe('memory the data path writes into', TUN_LAB, () => {
   for (const engine of ['io_uring', 'readwrite'] as const) {
     it(`${engine}: a plain ArrayBuffer, which JavaScript can transfer away while the kernel writes into it, is refused at attach`, async () => {
       const { code, signal, out, err } = await runMemoryChild(engine, devName(), 'arraybuffer');
@@ -434,7 +438,7 @@ describe('memory the data path writes into', () => {
   }
 });
 
-describe('lifetime', () => {
+describe('lifetime', TUN_LAB, () => {
   for (const engine of ['io_uring', 'readwrite'] as const) {
     for (const where of ['inside', 'outside'] as const) {
       it(`${engine}: a process that closes while packets arrive (close ${where} the callback) exits on its own`, async () => {

@@ -20,6 +20,11 @@ Exit status: 0 valid, 2 not (or bad usage).
   --rule DSCP=VIP    a rule as given to l3dsr run (repeatable)
   --json             {"ok": true, "rules": [...]} or {"ok": false, "errors": [...]}`;
 
+/** The flags of `l3dsr check` (the dispatcher reads them to find --help). */
+export const CHECK_OPTIONS = {
+  config: { type: 'string', multiple: true }, rule: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+} as const;
+
 export const EXIT_VALID = 0;
 export const EXIT_INVALID = 2;
 
@@ -58,7 +63,7 @@ export async function checkCommand(argv: string[], io: CheckIo = process): Promi
     v = parseArgs({
       args: argv,
       strict: true,
-      options: { config: { type: 'string', multiple: true }, rule: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: CHECK_OPTIONS,
     }).values;
   } catch (err) {
     io.stderr.write(`l3dsr check: ${(err as Error).message}\n${CHECK_USAGE}\n`);

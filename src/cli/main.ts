@@ -15,19 +15,59 @@ usage:
   l3dsr check [--config PATH ...] [--rule DSCP=VIP ...] [--json]
         validate a configuration and print what run would load; changes nothing
   l3dsr version
+  l3dsr help [COMMAND]
 
-"l3dsr COMMAND --help" shows a command's options. See README.md.`;
+"l3dsr help COMMAND" (or "l3dsr COMMAND --help") shows a command's options. See README.md.`;
+
+const VERSION_HELP = `usage: l3dsr version   (or: l3dsr --version)
+
+Prints the version of l3dsr.
+`;
+
+const HELP_HELP = `usage: l3dsr help [COMMAND]
+
+Without COMMAND, lists the commands; with one, shows its options, as
+"l3dsr COMMAND --help" does.
+`;
+
+type Options = ParseArgsConfig['options'];
+
+/**
+ * Each command's help text, and the flags its parser takes (so that -h is
+ * help only where that parser would see a flag). A command's module is
+ * loaded only when its help is asked for.
+ */
+const COMMAND_HELP: Record<string, { text: () => Promise<string>; options?: () => Promise<Options> }> = {
+  run: { text: async () => (await import('./run.js')).RUN_HELP, options: async () => (await import('../daemon/options.js')).RUN_OPTIONS },
+  rewrite: { text: async () => (await import('./rewrite.js')).REWRITE_USAGE, options: async () => (await import('./rewrite.js')).REWRITE_OPTIONS },
+  status: { text: async () => (await import('./status.js')).STATUS_HELP, options: async () => (await import('./status.js')).STATUS_OPTIONS },
+  check: { text: async () => `${(await import('./check.js')).CHECK_USAGE}\n`, options: async () => (await import('./check.js')).CHECK_OPTIONS },
+  version: { text: async () => VERSION_HELP },
+  help: { text: async () => HELP_HELP },
+};
+
+function helpFor(command: string | undefined): (typeof COMMAND_HELP)[string] | undefined {
+  return command !== undefined && Object.hasOwn(COMMAND_HELP, command) ? COMMAND_HELP[command] : undefined;
+}
+
+/** `l3dsr help COMMAND`. */
+async function helpCommand(args: string[]): Promise<number> {
+  const help = helpFor(args[0] === '--help' || args[0] === '-h' ? 'help' : args[0]);
+  if (!help || args.length > 1) {
+    process.stderr.write(`l3dsr help: ${help ? 'give one command' : `unknown command "${args[0]}"`}\n\n${USAGE}\n`);
+    return 2;
+  }
+  process.stdout.write(await help.text());
+  return 0;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const mod = { run: '../daemon/options.js', rewrite: './rewrite.js' }[command as 'run' | 'rewrite'];
-  if (mod) {
-    type Options = ParseArgsConfig['options'];
-    const m = await import(mod) as { RUN_USAGE?: string; REWRITE_USAGE?: string; RUN_OPTIONS?: Options; REWRITE_OPTIONS?: Options };
-    if (asksForHelp(rest, m.RUN_OPTIONS ?? m.REWRITE_OPTIONS)) {
-      process.stdout.write(`${m.RUN_USAGE ?? m.REWRITE_USAGE ?? USAGE}\n`);
-      return 0;
-    }
+  if (command === 'help' && rest.length > 0) return helpCommand(rest);
+  const help = helpFor(command);
+  if (help && asksForHelp(rest, await help.options?.() ?? {})) {
+    process.stdout.write(await help.text());
+    return 0;
   }
   switch (command) {
     case 'run': return (await import('./run.js')).runCommand(rest);

@@ -34,7 +34,8 @@ link type and timestamp precision. Dropped packets are left out.
 
   -r, --rule DSCP=ADDRESS   e.g. 1=203.0.113.10 or 1=2001:db8:203::10 (repeatable)
   -c, --config FILE         rules from a configuration file (VIP = DSCP lines, [vips],
-                            [rule NAME] sections; [daemon] settings are ignored here)
+                            [rule NAME] sections); its [daemon] settings are checked
+                            as l3dsr run checks them, but not used
       --verdicts FILE       one JSON line per input record: {index, verdict, reason?, rule?}
   -q, --quiet               no summary
   -h, --help                this text

@@ -3,8 +3,37 @@
 import { ConfigError, ConfigErrors } from '../config/parse.js';
 import { RuleError } from '../core/rules.js';
 import { runDaemon, StartError } from '../daemon/daemon.js';
-import { parseRunOptions, UsageError } from '../daemon/options.js';
+import { parseRunOptions, RUN_USAGE, UsageError } from '../daemon/options.js';
 import { createLogger } from '../log.js';
+
+export const RUN_HELP = `${RUN_USAGE}
+
+The daemon: opens a TUN device, steers the packets marked with a rule's DSCP
+into it (tc on the --steer interfaces), sets their destination to the rule's
+address (the VIP) with the checksums fixed, and writes them back, until
+SIGTERM or SIGINT; SIGHUP re-reads --config. Needs root (CAP_NET_ADMIN).
+A flag wins over the same setting in the file's [daemon] section.
+
+      --config FILE          rules (VIP = DSCP lines, [vips], [rule NAME]) and [daemon] settings
+      --rule DSCP=VIP        e.g. 1=203.0.113.10 or 1=2001:db8:203::10 (repeatable; kept across reloads)
+      --steer IFACE          an interface where marked packets arrive (repeatable)
+      --no-steer             install no tc filters: print the commands and leave steering to you
+      --tun NAME             the TUN device (default dsr0)
+      --queues N             TUN queues, one worker thread each (1-64, default 1)
+      --engine ENGINE        auto (default), io_uring or readwrite
+      --offload              require TSO/USO on the TUN (default: use what the kernel grants)
+      --no-offload           a plain TUN, without the virtio-net header
+      --batch N              packets per batch (1-4096, default 64)
+      --metrics HOST:PORT    serve Prometheus /metrics there (e.g. 127.0.0.1:9109)
+      --loopback-vips        add the VIPs to lo, and remove those it added on exit
+      --log-level LEVEL      debug, info (default), warn or error
+      --log-format FORMAT    logfmt (default) or json
+      --control-socket PATH  where l3dsr status asks (default /run/l3dsr/TUN.sock)
+  -h, --help                 this text
+
+Exit status: 0 stopped cleanly; 1 could not start, or stopped on an error;
+2 bad usage or configuration (found before anything is touched).
+`;
 
 export async function runCommand(argv: string[]): Promise<number> {
   let opts;

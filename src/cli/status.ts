@@ -11,6 +11,26 @@ import { table } from './table.js';
 
 const USAGE = 'usage: l3dsr status [--tun NAME | --control-socket PATH] [--json] [--metrics]';
 
+/** The flags of `l3dsr status` (the dispatcher reads them to find --help). */
+export const STATUS_OPTIONS = {
+  tun: { type: 'string' }, 'control-socket': { type: 'string' }, json: { type: 'boolean' }, metrics: { type: 'boolean' },
+} as const;
+
+export const STATUS_HELP = `${USAGE}
+
+Asks a running daemon, over its control socket, for its rules with their
+counters, its queues and its steering, and prints them.
+
+      --tun NAME             the daemon of this TUN (default dsr0), at /run/l3dsr/NAME.sock
+      --control-socket PATH  the socket the daemon was given with l3dsr run --control-socket
+      --json                 the daemon's /status document, as JSON
+      --metrics              the Prometheus exposition (/metrics)
+  -h, --help                 this text
+
+Exit status: 0 printed; 1 no daemon listens on the socket, or it answered
+with an error; 2 bad usage.
+`;
+
 function get(socketPath: string, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, path, method: 'GET' }, (res) => {
@@ -27,7 +47,7 @@ function get(socketPath: string, path: string): Promise<string> {
 export async function statusCommand(argv: string[]): Promise<number> {
   let v;
   try {
-    v = parseArgs({ args: argv, options: { tun: { type: 'string' }, 'control-socket': { type: 'string' }, json: { type: 'boolean' }, metrics: { type: 'boolean' } }, strict: true }).values;
+    v = parseArgs({ args: argv, options: STATUS_OPTIONS, strict: true }).values;
   } catch (err) {
     process.stderr.write(`l3dsr status: ${(err as Error).message}\n${USAGE}\n`);
     return 2;

@@ -16,7 +16,8 @@ export type { LabDaemonOptions, StatusJson };
 /** The interface of srv where the LB's marked packets arrive. */
 export const STEER = LAB_INTERFACES.srvToLb;
 
-/** Fails (never skips) when the lab tests cannot run here, saying why. */
+/** Says why the lab tests cannot run here. Their suites skip without root
+ * (privileged()); this fails them where they must run (CI) yet cannot. */
 export function requireLabRoot(): void {
   assert.equal(process.getuid?.(), 0, 'the daemon lab tests build network namespaces, TUN devices and tc filters: run them as root');
   try {
