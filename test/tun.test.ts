@@ -383,34 +383,26 @@ describe('multi-queue', TUN_LAB, () => {
   });
 });
 
-/** Runs tun-child.js (in this namespace: children inherit it); SIGKILL after
- * 20 s means it hung, which the callers report as "did not exit". */
-async function runChild(engine: string, name: string, where: string) {
-  const script = fileURLToPath(new URL('./tun-child.js', import.meta.url));
-  const child = spawn(process.execPath, [script, engine, name, where], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Runs a child script of this directory (in this namespace: children
+ * inherit it); a crash shows as a signal, and SIGKILL after `killAfterMs`
+ * means it hung, which the callers report as "did not exit".
+ */
+async function runScript(script: string, args: string[], nodeFlags: string[] = [], killAfterMs = 20000) {
+  const path = fileURLToPath(new URL(script, import.meta.url));
+  const child = spawn(process.execPath, [...nodeFlags, path, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (err += d));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 20000);
+  const killer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
   const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])));
   clearTimeout(killer);
   return { code, signal, out, err };
 }
 
-/** Runs tun-memory-child.js like runChild; a crash shows as a signal. */
-async function runMemoryChild(engine: string, name: string, mode: string) {
-  const script = fileURLToPath(new URL('./tun-memory-child.js', import.meta.url));
-  const child = spawn(process.execPath, ['--expose-gc', script, engine, name, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 30000);
-  const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])));
-  clearTimeout(killer);
-  return { code, signal, out, err };
-}
+const runChild = (engine: string, name: string, where: string) => runScript('./tun-child.js', [engine, name, where]);
+const runMemoryChild = (engine: string, name: string, mode: string) => runScript('./tun-memory-child.js', [engine, name, mode], ['--expose-gc'], 30000);
 
 describe('memory the data path writes into', TUN_LAB, () => {
   for (const engine of ['io_uring', 'readwrite'] as const) {
