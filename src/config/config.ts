@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { RuleError, validateRule, validateRules, type RuleInput } from '../core/rules.js';
 import type { Rule } from '../core/types.js';
+import { INTERFACE_NAME_RULE, isInterfaceName } from '../system/interface-name.js';
 import { ConfigError, parseIni, type Entry, type Section } from './parse.js';
 
 export type Engine = 'auto' | 'io_uring' | 'readwrite';
@@ -138,7 +139,7 @@ function lineOf(origin: string, file: string): number {
 }
 
 function interfaceName(v: string, e: Entry, file: string): string {
-  if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(v)) throw new ConfigError(file, e.line, `${e.key}: "${v}" is not an interface name (1-15 characters of letters, digits, _ . : -)`);
+  if (!isInterfaceName(v)) throw new ConfigError(file, e.line, `${e.key}: "${v}" is not an interface name (${INTERFACE_NAME_RULE})`);
   return v;
 }
 

@@ -6,6 +6,7 @@ import { loadConfig, listenAddress, type Config, type DaemonSettings, type Engin
 import { ConfigError } from '../config/parse.js';
 import { parseRuleSpec, validateRules } from '../core/rules.js';
 import type { Rule } from '../core/types.js';
+import { INTERFACE_NAME_RULE, isInterfaceName } from '../system/interface-name.js';
 
 export interface DaemonOptions {
   tun: string;
@@ -85,9 +86,9 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
   if (rules.rules.length === 0) throw new UsageError(`no rules: give --rule DSCP=VIP or a --config file with VIP = DSCP lines\n${RUN_USAGE}`);
 
   const tun = v.tun ?? d.tun ?? 'dsr0';
-  if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(tun)) throw new UsageError(`--tun: "${tun}" is not an interface name (1-15 characters)`);
+  if (!isInterfaceName(tun)) throw new UsageError(`--tun: "${tun}" is not an interface name (${INTERFACE_NAME_RULE})`);
   const steer = v.steer ?? d.steer ?? [];
-  for (const s of steer) if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(s)) throw new UsageError(`--steer: "${s}" is not an interface name (1-15 characters)`);
+  for (const s of steer) if (!isInterfaceName(s)) throw new UsageError(`--steer: "${s}" is not an interface name (${INTERFACE_NAME_RULE})`);
   const noSteer = v['no-steer'] ?? d.noSteer ?? false;
   if (!noSteer && steer.length === 0) {
     throw new UsageError('--steer: name the interface(s) where marked packets arrive (e.g. --steer eth0), or pass --no-steer to steer them yourself');

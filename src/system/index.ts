@@ -5,6 +5,5 @@ export { commandLine, ip, ipJson, nft, nftApply, run, tc, tcJson } from './tools
 export type { Where } from './tools.js';
 export { readSysctl, writeSysctl, sysctlKey, sysctlPath } from './sysctl.js';
 export type { SysctlKey } from './sysctl.js';
-export {
-  MAX_INTERFACE_NAME, addNamespace, deleteNamespace, execInNamespace, namespaceExists, spawnInNamespace,
-} from './netns.js';
+export { addNamespace, deleteNamespace, execInNamespace, namespaceExists, spawnInNamespace } from './netns.js';
+export { INTERFACE_NAME_RULE, MAX_INTERFACE_NAME, isInterfaceName } from './interface-name.js';

@@ -3,9 +3,6 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { existsSync } from 'node:fs';
 import { ip, run } from './tools.js';
 
-/** Linux limit on interface names (IFNAMSIZ − 1). */
-export const MAX_INTERFACE_NAME = 15;
-
 export const addNamespace = (name: string): Promise<string> => ip(['netns', 'add', name]);
 
 /** Deletes the namespace if it exists; resolves either way. */
