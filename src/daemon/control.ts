@@ -3,9 +3,8 @@
 // Prometheus.
 
 import { createServer, type Server } from 'node:http';
-import { chmod, mkdir, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { renderMetrics } from '../metrics/prometheus.js';
+import { listenPrivately } from './runtime-dir.js';
 import { snapshotJson, type DaemonSnapshot } from './snapshot.js';
 
 /** A snapshot; `full` adds what only /status shows and costs tc commands to read (the steering). */
@@ -48,17 +47,12 @@ export function hostPort(addr: string): { host: string; port: number } {
 
 export class ControlServers {
   readonly #servers: Server[] = [];
-  #socketPath?: string;
 
+  /** `socketPath` must be free (claimSocketPath) in a checked runtime directory (prepareRuntimeDirectory). */
   async start(snapshot: Snapshotter, socketPath: string, metrics?: string): Promise<void> {
-    await mkdir(dirname(socketPath), { recursive: true, mode: 0o755 });
-    // A socket left by a daemon that was killed: nobody listens on it any more.
-    await rm(socketPath, { force: true });
     const control = createServer(handler(snapshot, true));
-    await listen(control, socketPath);
-    await chmod(socketPath, 0o600);
     this.#servers.push(control);
-    this.#socketPath = socketPath;
+    await listenPrivately(control, socketPath);
     if (metrics) {
       const server = createServer(handler(snapshot, false));
       await listen(server, hostPort(metrics));
@@ -68,7 +62,7 @@ export class ControlServers {
 
   async close(): Promise<void> {
     await Promise.all(this.#servers.map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); })));
+    // Closing a listening Unix socket server removes its socket file (libuv unlinks it).
     this.#servers.length = 0;
-    if (this.#socketPath) await rm(this.#socketPath, { force: true });
   }
 }

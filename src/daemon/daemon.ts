@@ -4,6 +4,7 @@
 // tear everything down; a failing TUN ends the daemon with an error.
 
 import { access, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { loadConfig, type OffloadMode } from '../config/config.js';
 import type { Rule } from '../core/types.js';
 import type { Logger } from '../log.js';
@@ -14,12 +15,12 @@ import { ControlServers } from './control.js';
 import { mergeRules, type DaemonOptions } from './options.js';
 import type { FromWorker } from './messages.js';
 import { QueueWorker } from './queues.js';
+import { claimSocketPath, prepareRuntimeDirectory, statePath } from './runtime-dir.js';
 import type { DaemonSnapshot } from './snapshot.js';
-import { readState, removeState, statePath, writeState } from './state-file.js';
+import { StartError } from './start-error.js';
+import { readState, removeState, writeState } from './state-file.js';
 
-export class StartError extends Error {
-  constructor(message: string, readonly code = 'ERR_L3DSR_START') { super(message); }
-}
+export { StartError };
 
 const SLOT_ALIGN = 64;
 const DEFAULT_MTU = 1500;
@@ -32,7 +33,10 @@ const DEFAULT_MTU = 1500;
  */
 const TUN_TX_QUEUE_LEN = 4096;
 
-/** Checks what can be checked without changing anything. */
+/**
+ * Checks what can be checked without changing anything, then makes the
+ * runtime directory and the control socket's path ready.
+ */
 async function preflight(opts: DaemonOptions): Promise<number> {
   if (process.getuid?.() !== 0) throw new StartError('l3dsr run needs root (CAP_NET_ADMIN) to open a TUN device and install tc filters', 'EPERM');
   await access('/dev/net/tun').catch(() => { throw new StartError('/dev/net/tun is missing: load the tun module (modprobe tun)', 'ENOENT'); });
@@ -48,6 +52,8 @@ async function preflight(opts: DaemonOptions): Promise<number> {
     // (or is a persistent TUN of another tool).
     throw new StartError(`--tun ${opts.tun}: an interface of that name already exists (another l3dsr, or another tool)`, 'EEXIST');
   }
+  await prepareRuntimeDirectory(dirname(opts.controlSocket));
+  await claimSocketPath(opts.controlSocket);
   return mtu;
 }
 

@@ -7,6 +7,7 @@ import { ConfigError } from '../config/parse.js';
 import { parseRuleSpec, validateRules } from '../core/rules.js';
 import type { Rule } from '../core/types.js';
 import { INTERFACE_NAME_RULE, isInterfaceName } from '../system/interface-name.js';
+import { controlSocketPath } from './runtime-dir.js';
 
 export interface DaemonOptions {
   tun: string;
@@ -67,8 +68,6 @@ function flagChoice<T extends string>(v: string | undefined, flag: string, allow
   if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${flag}: expected one of ${allowed.join(', ')}, got "${v}"`);
   return v as T;
 }
-
-export const controlSocketPath = (tun: string): string => `/run/l3dsr/${tun}.sock`;
 
 export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
   let parsed;
