@@ -10,6 +10,8 @@ import type { Rule } from '../core/types.js';
 import type { Logger } from '../log.js';
 import { LoopbackVips, Steering } from '../steering/index.js';
 import { formatCommand, ip, ipJson } from '../system/index.js';
+import { netnsInode, processStartTime } from '../system/process.js';
+import { loadAddon } from '../tun/addon.js';
 import { OFFLOAD_MIN_SLOT_SIZE, VNET_HEADER_BYTES } from '../tun/device.js';
 import { ControlServers } from './control.js';
 import { mergeRules, type DaemonOptions } from './options.js';
@@ -18,7 +20,7 @@ import { QueueWorker } from './queues.js';
 import { claimSocketPath, prepareRuntimeDirectory, statePath } from './runtime-dir.js';
 import type { DaemonSnapshot } from './snapshot.js';
 import { StartError } from './start-error.js';
-import { readState, removeState, writeState } from './state-file.js';
+import { earlierRun, removeState, writeState, type EarlierRun, type NetnsIdentity } from './state-file.js';
 
 export { StartError };
 
@@ -57,6 +59,29 @@ async function preflight(opts: DaemonOptions): Promise<number> {
   return mtu;
 }
 
+/** Which network namespace this is: the inode names it among the living, the cookie forever. */
+function thisNetns(): NetnsIdentity {
+  try {
+    return { inode: netnsInode(), cookie: String(loadAddon().netnsCookie()) };
+  } catch (err) {
+    throw new StartError(`cannot tell which network namespace this is: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code);
+  }
+}
+
+/** What a crashed run left in the state file, judged before anything is changed; refuses to start beside a live one. */
+async function judgeEarlierRun(stateFile: string, tun: string, netns: NetnsIdentity): Promise<EarlierRun> {
+  let earlier: EarlierRun;
+  try {
+    earlier = await earlierRun(stateFile, tun, netns);
+  } catch (err) {
+    throw new StartError(`state file ${stateFile}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code);
+  }
+  if (earlier.kind === 'running') {
+    throw new StartError(`state file ${stateFile}: the l3dsr that wrote it (pid ${earlier.pid}) is still running; stop it first`, 'EBUSY');
+  }
+  return earlier;
+}
+
 /** Says once which offloads the kernel granted on the TUN: TCP throughput hangs on it. */
 function logOffloads(log: Logger, mode: OffloadMode, ready: Extract<FromWorker, { type: 'ready' }>, slotSize: number): void {
   if (ready.offloads === null) {
@@ -88,8 +113,11 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
   // Always there, so that VIPs an earlier run added are removed even if this run adds none.
   const loopback = new LoopbackVips();
   const stateFile = statePath(opts.controlSocket);
+  const netns = thisNetns();
+  const startTime = (await processStartTime('self'))!;
+  const earlier = await judgeEarlierRun(stateFile, opts.tun, netns);
   const saveState = () => writeState(stateFile, {
-    pid: process.pid, tun: opts.tun, steering: steering?.ownership, loopback: [...loopback.added],
+    pid: process.pid, startTime, netns, tun: opts.tun, steering: steering?.ownership, loopback: [...loopback.added],
   });
   const control = new ControlServers();
   let failure: { code: string; message: string } | undefined;
@@ -97,6 +125,7 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
   const finished = new Promise<number>((r) => { finish = r; });
 
   for (const w of opts.warnings) log.warn(w);
+  if (earlier.kind === 'refused') log.warn('state file refused: nothing in it is taken over', { error: earlier.reason, kept_as: earlier.keptAs });
 
   // Prometheus scrapes /metrics often: it does not need the steering, which is read with tc.
   const snapshot = async (full: boolean): Promise<DaemonSnapshot> => {
@@ -147,12 +176,12 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
   };
 
   try {
-    const earlier = await readState(stateFile);
-    if (earlier) {
+    if (earlier.kind === 'dead') {
       // A run that died (kill -9) left qdiscs, sysctls or VIPs: ours to undo now.
-      log.info('taking over what an earlier run left', { pid: earlier.pid, vips: earlier.loopback.map((a) => a.address).join(',') || undefined });
-      if (steering && earlier.steering) steering.adopt(earlier.steering);
-      await loopback.adopt(earlier.loopback);
+      const { state } = earlier;
+      log.info('taking over what an earlier run left', { pid: state.pid, file: stateFile, vips: state.loopback.map((a) => a.address).join(',') || undefined });
+      if (steering && state.steering) steering.adopt(state.steering);
+      await loopback.adopt(state.loopback);
     }
     // IFF_VNET_HDR belongs to the device and each queue's open sets it: the
     // other queues follow what the first one ended up with.

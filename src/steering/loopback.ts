@@ -27,6 +27,12 @@ interface IpAddrJson {
 
 const normalised = (address: string): string => ipaddr.parse(address).toNormalizedString();
 
+/**
+ * 127.0.0.0/8 and ::1 belong to lo itself (the kernel delivers all of
+ * 127.0.0.0/8 locally anyway): never added, never taken over, never removed.
+ */
+export const isLoopbackAddress = (address: string): boolean => ipaddr.parse(address).range() === 'loopback';
+
 export class LoopbackVips {
   readonly device: string;
   readonly dryRun: boolean;
@@ -51,7 +57,7 @@ export class LoopbackVips {
     const commands: string[][] = [];
     for (const a of addresses) {
       const key = normalised(a.address);
-      if (present.has(key)) continue;
+      if (present.has(key) || isLoopbackAddress(a.address)) continue;
       present.add(key);
       const args = [`-${a.family}`, 'addr', 'add', `${a.address}/${HOST_LENGTH[a.family]}`, 'dev', this.device, ...(a.family === 6 ? ['nodad'] : [])];
       commands.push(commandLine('ip', args, this.#where));
@@ -71,7 +77,7 @@ export class LoopbackVips {
     const ours = new Set(this.#added.map((a) => normalised(a.address)));
     for (const a of addresses) {
       const key = normalised(a.address);
-      if (present.has(key) && !ours.has(key)) {
+      if (present.has(key) && !ours.has(key) && !isLoopbackAddress(a.address)) {
         this.#added.push(a);
         ours.add(key);
       }
