@@ -3,6 +3,7 @@
 // status and metrics; SIGHUP reloads the config, SIGTERM/SIGINT drain and
 // tear everything down; a failing TUN ends the daemon with an error.
 
+import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { loadConfig, type OffloadMode } from '../config/config.js';
@@ -10,7 +11,7 @@ import type { Rule } from '../core/types.js';
 import type { Logger } from '../log.js';
 import { LoopbackVips, Steering } from '../steering/index.js';
 import { formatCommand, ip, ipJson } from '../system/index.js';
-import { netnsInode, processStartTime } from '../system/process.js';
+import { CAP_NET_ADMIN, hasCapability, netnsInode, processStartTime } from '../system/process.js';
 import { loadAddon } from '../tun/addon.js';
 import { OFFLOAD_MIN_SLOT_SIZE, VNET_HEADER_BYTES } from '../tun/device.js';
 import { ControlServers } from './control.js';
@@ -40,8 +41,14 @@ const TUN_TX_QUEUE_LEN = 4096;
  * runtime directory and the control socket's path ready.
  */
 async function preflight(opts: DaemonOptions): Promise<number> {
-  if (process.getuid?.() !== 0) throw new StartError('l3dsr run needs root (CAP_NET_ADMIN) to open a TUN device and install tc filters', 'EPERM');
-  await access('/dev/net/tun').catch(() => { throw new StartError('/dev/net/tun is missing: load the tun module (modprobe tun)', 'ENOENT'); });
+  const uid = process.geteuid!();
+  if (!(await hasCapability(CAP_NET_ADMIN))) {
+    throw new StartError(`l3dsr run needs CAP_NET_ADMIN to create its TUN device, tc filters and VIPs on lo and to set rp_filter; uid ${uid} does not have it: run it as root, or with the capability (systemd: AmbientCapabilities=CAP_NET_ADMIN, as in deploy/l3dsr.service)`, 'EPERM');
+  }
+  await access('/dev/net/tun', constants.R_OK | constants.W_OK).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new StartError('/dev/net/tun is missing: load the tun module (modprobe tun)', 'ENOENT');
+    throw new StartError(`/dev/net/tun: uid ${uid} may not open it (${err.code}); distributions ship it with mode 0666 (crw-rw-rw-)`, err.code);
+  });
   let mtu = DEFAULT_MTU;
   for (const dev of opts.steer) {
     const links = await ipJson<{ mtu?: number }[]>(['link', 'show', 'dev', dev]).catch(() => undefined);
