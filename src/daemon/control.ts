@@ -1,6 +1,6 @@
-// The daemon's own endpoints: a root-only Unix socket serving /status and
-// /metrics (what `l3dsr status` reads), and optionally /metrics on TCP for
-// Prometheus.
+// The daemon's own endpoints: a Unix socket only its user and root can
+// reach (mode 0600) serving /status and /metrics (what `l3dsr status`
+// reads), and optionally /metrics on TCP for Prometheus.
 
 import { createServer, type Server } from 'node:http';
 import { renderMetrics } from '../metrics/prometheus.js';
