@@ -11,6 +11,7 @@
         "native/device.c",
         "native/engine_readwrite.c",
         "native/engine_uring.c",
+        "native/netns.c",
         "native/offload.c",
         "native/tun_open.c",
         "native/uring.c"

@@ -1,6 +1,7 @@
 /* The N-API surface: class TunHandle { constructor(name, multiQueue,
  * options?); name; fd; mode; detail; fallbackReason; vnetHeaderBytes;
- * offloads; attach(); stats(); writePacket(); ref(); unref(); close() }.
+ * offloads; attach(); stats(); writePacket(); ref(); unref(); close() },
+ * and netnsCookie().
  * Argument checking and conversion live here; the data path is in
  * device.c and the engines, offload probing in offload.c.
  *
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "netns.h"
 #include "tun_open.h"
 
 #define CHECK(call)                                 \
@@ -531,6 +533,20 @@ static napi_value set_ref(napi_env env, napi_callback_info info, int ref) {
 static napi_value js_ref(napi_env env, napi_callback_info info) { return set_ref(env, info, 1); }
 static napi_value js_unref(napi_env env, napi_callback_info info) { return set_ref(env, info, 0); }
 
+/* netnsCookie(): bigint — the cookie of the caller's network namespace. */
+static napi_value js_netns_cookie(napi_env env, napi_callback_info info) {
+  (void)info;
+  uint64_t cookie;
+  int rc = netns_cookie(&cookie);
+  if (rc < 0) {
+    throw_errno(env, -rc, "getsockopt(SO_NETNS_COOKIE)", "the network namespace");
+    return NULL;
+  }
+  napi_value v;
+  CHECK(napi_create_bigint_uint64(env, cookie, &v));
+  return v;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"name", NULL, NULL, js_get_name, NULL, NULL, napi_default, NULL},
@@ -552,5 +568,8 @@ NAPI_MODULE_INIT() {
                         props, &cls) != napi_ok)
     return NULL;
   if (napi_set_named_property(env, exports, "TunHandle", cls) != napi_ok) return NULL;
+  napi_value cookie_fn;
+  if (napi_create_function(env, "netnsCookie", NAPI_AUTO_LENGTH, js_netns_cookie, NULL, &cookie_fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "netnsCookie", cookie_fn) != napi_ok) return NULL;
   return exports;
 }

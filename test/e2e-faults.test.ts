@@ -79,7 +79,7 @@ describe('l3dsr run in the lab: faults', privileged('runs the daemon in the thre
 
   it('kill -9 in the middle of a 10 MB upload, restart: the upload completes intact, one set of filters', async () => {
     const vip = vips[0]!.address;
-    // One control socket for both runs, as /run/l3dsr/dsr0.sock would be: its state file sits beside it.
+    // One control socket for both runs, as the default one in /run/l3dsr would be: its state file sits beside it.
     const socket = join(dir, 'kill9.sock');
     const first = await start(daemonArgs({ vips }), socket);
     // 160 writes of 64 KiB, 20 ms apart: the upload lasts a few seconds.

@@ -5,9 +5,10 @@
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { ruleText } from '../core/rules.js';
-import { controlSocketPath } from '../daemon/options.js';
+import { controlSocketPath } from '../daemon/runtime-dir.js';
 import type { DaemonSnapshot } from '../daemon/snapshot.js';
 import { table } from './table.js';
+import { interfaceNameProblem } from '../system/interface-name.js';
 
 const USAGE = 'usage: l3dsr status [--tun NAME | --control-socket PATH] [--json] [--metrics]';
 
@@ -52,7 +53,14 @@ export async function statusCommand(argv: string[]): Promise<number> {
     process.stderr.write(`l3dsr status: ${(err as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  const socket = v['control-socket'] ?? controlSocketPath(v.tun ?? 'dsr0');
+  const tun = v.tun ?? 'dsr0';
+  const problem = interfaceNameProblem(tun);
+  if (problem) {
+    process.stderr.write(`l3dsr status: --tun: ${problem.message}\n`);
+    return 2;
+  }
+  // The default socket is named after this process's network namespace: the daemon's, when run where it runs.
+  const socket = v['control-socket'] ?? controlSocketPath(tun);
   let body: string;
   try {
     body = await get(socket, v.metrics ? '/metrics' : '/status');

@@ -1,12 +1,11 @@
-// The daemon's own endpoints: a root-only Unix socket serving /status and
-// /metrics (what `l3dsr status` reads), and optionally /metrics on TCP for
-// Prometheus.
+// The daemon's own endpoints: a Unix socket only its user and root can
+// reach (mode 0600) serving /status and /metrics (what `l3dsr status`
+// reads), and optionally /metrics on TCP for Prometheus.
 
 import type { Server } from 'node:http';
-import { chmod, mkdir, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { HttpEndpoints, type Snapshotter } from './http-endpoints.js';
 import { parseListenAddress } from '../config/config.js';
+import { HttpEndpoints, type Snapshotter } from './http-endpoints.js';
+import { listenPrivately } from './runtime-dir.js';
 
 function listen(server: Server, target: string | { host: string; port: number }): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -26,18 +25,13 @@ export function hostPort(addr: string): { host: string; port: number } {
 
 export class ControlServers {
   readonly #servers: Server[] = [];
-  #socketPath?: string;
 
+  /** `socketPath` must be free (claimSocketPath) in a checked runtime directory (prepareRuntimeDirectory). */
   async start(snapshot: Snapshotter, socketPath: string, metrics?: string): Promise<void> {
-    await mkdir(dirname(socketPath), { recursive: true, mode: 0o755 });
-    // A socket left by a daemon that was killed: nobody listens on it any more.
-    await rm(socketPath, { force: true });
     const endpoints = new HttpEndpoints(snapshot);
     const control = endpoints.server('control');
-    await listen(control, socketPath);
-    await chmod(socketPath, 0o600);
     this.#servers.push(control);
-    this.#socketPath = socketPath;
+    await listenPrivately(control, socketPath);
     if (metrics) {
       const server = endpoints.server('metrics');
       await listen(server, hostPort(metrics));
@@ -47,7 +41,7 @@ export class ControlServers {
 
   async close(): Promise<void> {
     await Promise.all(this.#servers.map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); })));
+    // Closing a listening Unix socket server removes its socket file (libuv unlinks it).
     this.#servers.length = 0;
-    if (this.#socketPath) await rm(this.#socketPath, { force: true });
   }
 }

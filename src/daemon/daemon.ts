@@ -3,25 +3,29 @@
 // status and metrics; SIGHUP reloads the config, SIGTERM/SIGINT drain and
 // tear everything down; a failing TUN ends the daemon with an error.
 
+import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { OffloadMode } from '../config/config.js';
 import { loadConfiguration, type L2dsrVip } from '../config/load.js';
 import type { Rule } from '../core/types.js';
 import type { Logger } from '../log.js';
 import { LoopbackVips, Steering } from '../steering/index.js';
 import { formatCommand, ip, ipJson } from '../system/index.js';
+import { CAP_NET_ADMIN, hasCapability, netnsInode, processStartTime } from '../system/process.js';
+import { loadAddon } from '../tun/addon.js';
 import { OFFLOAD_MIN_SLOT_SIZE, VNET_HEADER_BYTES } from '../tun/device.js';
 import { ControlServers } from './control.js';
 import type { DaemonOptions } from './options.js';
 import type { FromWorker } from './messages.js';
 import { QueueWorker } from './queues.js';
+import { claimSocketPath, prepareRuntimeDirectory, statePath } from './runtime-dir.js';
 import type { DaemonSnapshot } from './snapshot.js';
-import { readState, removeState, statePath, writeState } from './state-file.js';
+import { StartError } from './start-error.js';
+import { earlierRun, removeState, writeState, type EarlierRun, type NetnsIdentity } from './state-file.js';
 import { vipRows } from './vip-state.js';
 
-export class StartError extends Error {
-  constructor(message: string, readonly code = 'ERR_L3DSR_START') { super(message); }
-}
+export { StartError };
 
 const SLOT_ALIGN = 64;
 const DEFAULT_MTU = 1500;
@@ -34,10 +38,19 @@ const DEFAULT_MTU = 1500;
  */
 const TUN_TX_QUEUE_LEN = 4096;
 
-/** Checks what can be checked without changing anything. */
+/**
+ * Checks what can be checked without changing anything, then makes the
+ * runtime directory and the control socket's path ready.
+ */
 async function preflight(opts: DaemonOptions): Promise<number> {
-  if (process.getuid?.() !== 0) throw new StartError('l3dsr run needs root (CAP_NET_ADMIN) to open a TUN device and install tc filters', 'EPERM');
-  await access('/dev/net/tun').catch(() => { throw new StartError('/dev/net/tun is missing: load the tun module (modprobe tun)', 'ENOENT'); });
+  const uid = process.geteuid!();
+  if (!(await hasCapability(CAP_NET_ADMIN))) {
+    throw new StartError(`l3dsr run needs CAP_NET_ADMIN to create its TUN device, tc filters and VIPs on lo and to set rp_filter; uid ${uid} does not have it: run it as root, or with the capability (systemd: AmbientCapabilities=CAP_NET_ADMIN, as in deploy/l3dsr.service)`, 'EPERM');
+  }
+  await access('/dev/net/tun', constants.R_OK | constants.W_OK).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new StartError('/dev/net/tun is missing: load the tun module (modprobe tun)', 'ENOENT');
+    throw new StartError(`/dev/net/tun: uid ${uid} may not open it (${err.code}); distributions ship it with mode 0666 (crw-rw-rw-)`, err.code);
+  });
   let mtu = DEFAULT_MTU;
   for (const dev of opts.steer) {
     const links = await ipJson<{ mtu?: number }[]>(['link', 'show', 'dev', dev]).catch(() => undefined);
@@ -50,7 +63,32 @@ async function preflight(opts: DaemonOptions): Promise<number> {
     // (or is a persistent TUN of another tool).
     throw new StartError(`--tun ${opts.tun}: an interface of that name already exists (another l3dsr, or another tool)`, 'EEXIST');
   }
+  await prepareRuntimeDirectory(dirname(opts.controlSocket));
+  await claimSocketPath(opts.controlSocket);
   return mtu;
+}
+
+/** Which network namespace this is: the inode names it among the living, the cookie forever. */
+function thisNetns(): NetnsIdentity {
+  try {
+    return { inode: netnsInode(), cookie: String(loadAddon().netnsCookie()) };
+  } catch (err) {
+    throw new StartError(`cannot tell which network namespace this is: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code);
+  }
+}
+
+/** What a crashed run left in the state file, judged before anything is changed; refuses to start beside a live one. */
+async function judgeEarlierRun(stateFile: string, tun: string, netns: NetnsIdentity): Promise<EarlierRun> {
+  let earlier: EarlierRun;
+  try {
+    earlier = await earlierRun(stateFile, tun, netns);
+  } catch (err) {
+    throw new StartError(`state file ${stateFile}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code);
+  }
+  if (earlier.kind === 'running') {
+    throw new StartError(`state file ${stateFile}: the l3dsr that wrote it (pid ${earlier.pid}) is still running; stop it first`, 'EBUSY');
+  }
+  return earlier;
 }
 
 /** Says once which offloads the kernel granted on the TUN: TCP throughput hangs on it. */
@@ -88,8 +126,11 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
   // Always there, so that VIPs an earlier run added are removed even if this run adds none.
   const loopback = new LoopbackVips();
   const stateFile = statePath(opts.controlSocket);
+  const netns = thisNetns();
+  const startTime = (await processStartTime('self'))!;
+  const earlier = await judgeEarlierRun(stateFile, opts.tun, netns);
   const saveState = () => writeState(stateFile, {
-    pid: process.pid, tun: opts.tun, steering: steering?.ownership, loopback: [...loopback.added],
+    pid: process.pid, startTime, netns, tun: opts.tun, steering: steering?.ownership, loopback: [...loopback.added],
   });
   const control = new ControlServers();
   let failure: { code: string; message: string } | undefined;
@@ -97,6 +138,7 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
   const finished = new Promise<number>((r) => { finish = r; });
 
   for (const w of opts.warnings) log.warn(w);
+  if (earlier.kind === 'refused') log.warn('state file refused: nothing in it is taken over', { error: earlier.reason, kept_as: earlier.keptAs });
 
   // Prometheus scrapes /metrics often: it does not need the steering, which is read with tc.
   const snapshot = async (full: boolean): Promise<DaemonSnapshot> => {
@@ -149,12 +191,12 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
   };
 
   try {
-    const earlier = await readState(stateFile);
-    if (earlier) {
+    if (earlier.kind === 'dead') {
       // A run that died (kill -9) left qdiscs, sysctls or VIPs: ours to undo now.
-      log.info('taking over what an earlier run left', { pid: earlier.pid, vips: earlier.loopback.map((a) => a.address).join(',') || undefined });
-      if (steering && earlier.steering) steering.adopt(earlier.steering);
-      await loopback.adopt(earlier.loopback);
+      const { state } = earlier;
+      log.info('taking over what an earlier run left', { pid: state.pid, file: stateFile, vips: state.loopback.map((a) => a.address).join(',') || undefined });
+      if (steering && state.steering) steering.adopt(state.steering);
+      await loopback.adopt(state.loopback);
     }
     // IFF_VNET_HDR belongs to the device and each queue's open sets it: the
     // other queues follow what the first one ended up with.

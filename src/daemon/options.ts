@@ -6,6 +6,7 @@ import { parseListenAddress, type DaemonSettings, type Engine, type OffloadMode 
 import { loadConfiguration, type L2dsrVip } from '../config/load.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
 import type { Rule } from '../core/types.js';
+import { controlSocketPath } from './runtime-dir.js';
 
 export interface DaemonOptions {
   tun: string;
@@ -77,8 +78,6 @@ function flagChoice<T extends string>(v: string | undefined, flag: string, allow
   if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${flag}: expected one of ${allowed.join(', ')}, got "${v}"`);
   return v as T;
 }
-
-export const controlSocketPath = (tun: string): string => `/run/l3dsr/${tun}.sock`;
 
 export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
   // Strict parseArgs calls a value that starts with "-" ambiguous; say which value is missing instead.

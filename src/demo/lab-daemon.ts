@@ -4,8 +4,8 @@
 //
 // The control socket is a path on the shared file system (Unix sockets do
 // not belong to a network namespace), so the caller reaches it from
-// anywhere; each daemon gets its own directory, so two labs never collide
-// on the default /run/l3dsr/dsr0.sock.
+// anywhere. Each daemon gets its own directory unless told otherwise, so
+// that tests and the demo leave nothing in the host's /run/l3dsr.
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
@@ -34,8 +34,22 @@ export interface DaemonExit {
 export interface LabDaemonOptions {
   /** Namespace to run in; default srv. */
   role?: LabRole;
-  /** Control socket path; default one in a fresh directory that goes away with the daemon. */
-  controlSocket?: string;
+  /**
+   * Control socket path; default one in a fresh directory that goes away
+   * with the daemon. `null`: no --control-socket, the daemon's own default
+   * in its runtime directory (learnt from its `running` line).
+   */
+  controlSocket?: string | null;
+  /** Programs that run the daemon inside the namespace (e.g. `setpriv …`, `nsenter …`). */
+  prefix?: readonly string[];
+  /** The l3dsr binary; default this checkout's. */
+  bin?: string;
+  /** The daemon's environment; default this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** The daemon's working directory. */
+  cwd?: string;
+  /** The daemon's files are only visible in its own mount namespace: reach its socket through /proc/PID/root. */
+  ownMountNamespace?: boolean;
   readyTimeoutMs?: number;
   /** Called with every log line as it arrives (the demo prints some). */
   onLine?: (line: string) => void;
@@ -50,7 +64,8 @@ export class LabDaemonError extends Error {
 
 export class LabDaemon {
   readonly child: ChildProcess;
-  readonly controlSocket: string;
+  #controlSocket: string | undefined;
+  readonly #ownMountNamespace: boolean;
   /** Resolves once the process has exited (never rejects). */
   readonly exited: Promise<DaemonExit>;
   /** The directory made for the control socket, if we made one. */
@@ -61,9 +76,12 @@ export class LabDaemon {
 
   private constructor(lab: Lab, args: readonly string[], options: LabDaemonOptions) {
     if (options.controlSocket === undefined) this.#dir = mkdtempSync(join(tmpdir(), 'l3dsr-daemon-'));
-    this.controlSocket = options.controlSocket ?? join(this.#dir!, 'control.sock');
-    this.child = lab.spawn(options.role ?? 'srv', process.execPath, [L3DSR_BIN, 'run', ...args, '--control-socket', this.controlSocket], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+    this.#controlSocket = options.controlSocket === null ? undefined : options.controlSocket ?? join(this.#dir!, 'control.sock');
+    this.#ownMountNamespace = options.ownMountNamespace ?? false;
+    const socketArgs = this.#controlSocket === undefined ? [] : ['--control-socket', this.#controlSocket];
+    const [file, ...prefixArgs] = [...(options.prefix ?? []), process.execPath];
+    this.child = lab.spawn(options.role ?? 'srv', file!, [...prefixArgs, options.bin ?? L3DSR_BIN, 'run', ...args, ...socketArgs], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: options.env, cwd: options.cwd,
     });
     // Each stream keeps its own unfinished line.
     const partial = { stdout: '', stderr: '' };
@@ -101,7 +119,8 @@ export class LabDaemon {
   static async start(lab: Lab, args: readonly string[], options: LabDaemonOptions = {}): Promise<LabDaemon> {
     const daemon = LabDaemon.spawn(lab, args, options);
     try {
-      await daemon.waitForLine(/\bmsg=running\b|"msg":"running"/, options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+      const running = await daemon.waitForLine(/\bmsg=running\b|"msg":"running"/, options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+      daemon.#controlSocket ??= /\bcontrol="?([^"\s]+)|"control":"([^"]+)"/.exec(running)?.slice(1).find((m) => m !== undefined);
     } catch (err) {
       daemon.child.kill('SIGKILL');
       await daemon.exited;
@@ -156,15 +175,27 @@ export class LabDaemon {
     return this.get('/metrics');
   }
 
+  /** The control socket as the daemon names it (see LabDaemonOptions.controlSocket). */
+  get controlSocket(): string {
+    if (this.#controlSocket === undefined) throw new Error(`l3dsr run: no control socket known (it has not said \`running\`); its log:\n${this.#log}`);
+    return this.#controlSocket;
+  }
+
+  /** Where this process reaches the control socket. */
+  get socketPath(): string {
+    return this.#ownMountNamespace ? `/proc/${this.pid}/root${this.controlSocket}` : this.controlSocket;
+  }
+
   get(path: string): Promise<string> {
+    const socketPath = this.socketPath;
     return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.controlSocket, path, method: 'GET', timeout: 5000 }, (res) => {
+      const req = request({ socketPath, path, method: 'GET', timeout: 5000 }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => { body += c; });
         res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${path}: HTTP ${res.statusCode}: ${body}`))));
       });
-      req.on('timeout', () => req.destroy(new Error(`${path}: no answer from ${this.controlSocket} within 5 s`)));
+      req.on('timeout', () => req.destroy(new Error(`${path}: no answer from ${socketPath} within 5 s`)));
       req.on('error', reject);
       req.end();
     });

@@ -28,6 +28,12 @@ interface IpAddrJson {
 /** One text per address, so that 2001:DB8::1 and 2001:db8:0::1 compare equal. */
 export const normalised = (address: string): string => ipaddr.parse(address).toNormalizedString();
 
+/**
+ * 127.0.0.0/8 and ::1 belong to lo itself (the kernel delivers all of
+ * 127.0.0.0/8 locally anyway): never added, never taken over, never removed.
+ */
+export const isLoopbackAddress = (address: string): boolean => ipaddr.parse(address).range() === 'loopback';
+
 export class LoopbackVips {
   readonly device: string;
   readonly dryRun: boolean;
@@ -52,7 +58,7 @@ export class LoopbackVips {
     const commands: string[][] = [];
     for (const a of addresses) {
       const key = normalised(a.address);
-      if (present.has(key)) continue;
+      if (present.has(key) || isLoopbackAddress(a.address)) continue;
       present.add(key);
       const args = [`-${a.family}`, 'addr', 'add', `${a.address}/${HOST_LENGTH[a.family]}`, 'dev', this.device, ...(a.family === 6 ? ['nodad'] : [])];
       commands.push(commandLine('ip', args, this.#where));
@@ -73,7 +79,7 @@ export class LoopbackVips {
     const ours = new Set(this.#added.map((a) => normalised(a.address)));
     for (const a of addresses) {
       const key = normalised(a.address);
-      if (present.has(key) && !ours.has(key)) {
+      if (present.has(key) && !ours.has(key) && !isLoopbackAddress(a.address)) {
         this.#added.push(a);
         ours.add(key);
       }

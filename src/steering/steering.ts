@@ -54,6 +54,10 @@ export class SteeringError extends Error {
 
 /** Sysctl keys in slash form: interface names may contain dots. */
 const rpFilterKey = (dev: string): string => `net/ipv4/conf/${dev}/rp_filter`;
+/** The only sysctls steering changes (and so the only ones a state file may name): rp_filter of `all` and of the TUN. */
+export const rpFilterKeys = (tun: string): string[] => [rpFilterKey('all'), rpFilterKey(tun)];
+/** Off, strict, loose: every value rp_filter can have, and so every value we may restore. */
+export const RP_FILTER_VALUES: readonly string[] = ['0', '1', '2'];
 const RP_FILTER_OFF = '0';
 
 interface BandChange {
@@ -104,12 +108,14 @@ export class Steering {
 
   /**
    * Takes over what an earlier run that died had changed, so that remove()
-   * undoes it too. Call before install(); only our own interfaces count.
+   * undoes it too. Call before install(); only our own interfaces and
+   * sysctls count.
    */
   adopt(earlier: SteeringOwnership): void {
     for (const dev of earlier.createdClsact) if (this.interfaces.includes(dev)) this.#createdClsact.add(dev);
+    const ours = rpFilterKeys(this.tun);
     for (const [key, previous] of Object.entries(earlier.sysctls)) {
-      if (!this.#savedSysctls.has(key)) this.#savedSysctls.set(key, { previous });
+      if (ours.includes(key) && !this.#savedSysctls.has(key)) this.#savedSysctls.set(key, { previous });
     }
   }
 
@@ -132,8 +138,7 @@ export class Steering {
         plan.push({ tool: 'tc', args: ['qdisc', 'add', 'dev', dev, 'clsact'], done: () => this.#createdClsact.add(dev) });
       }
     }
-    for (const dev of ['all', this.tun]) {
-      const key = rpFilterKey(dev);
+    for (const key of rpFilterKeys(this.tun)) {
       // Only a dry run gets here without the TUN: then plan the write.
       const current = await readSysctl(key, this.#where).catch(() => undefined);
       if (current === RP_FILTER_OFF) continue;

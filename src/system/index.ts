@@ -6,4 +6,4 @@ export type { Where } from './tools.js';
 export { readSysctl, writeSysctl, sysctlKey, sysctlPath } from './sysctl.js';
 export type { SysctlKey } from './sysctl.js';
 export { addNamespace, deleteNamespace, execInNamespace, namespaceExists, spawnInNamespace } from './netns.js';
-export { MAX_INTERFACE_NAME, interfaceNameProblem, type InterfaceNameProblem } from './interface-name.js';
+export { MAX_INTERFACE_NAME, interfaceNameProblem, isInterfaceName, type InterfaceNameProblem } from './interface-name.js';

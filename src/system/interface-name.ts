@@ -2,7 +2,9 @@
 // --steer, the config file, TunDevice.open), checked before the name reaches
 // the kernel, a tool or the native addon. The rule is the kernel's own
 // (dev_valid_name, on the UTF-8 bytes) plus no control characters, so a name
-// that passes is never cut short or refused later.
+// that passes is never cut short or refused later. A leading "-" is refused
+// too: ip and tc would read the name as an option (a state file written by
+// someone else could smuggle "-batch" into their arguments).
 
 /** Linux limit on interface names, in bytes (IFNAMSIZ − 1). */
 export const MAX_INTERFACE_NAME = 15;
@@ -35,6 +37,7 @@ export function interfaceNameProblem(name: string): InterfaceNameProblem | undef
     return { errno: 'ENAMETOOLONG', message: `${JSON.stringify(name)} is not an interface name: ${length}, and the kernel's limit is ${MAX_INTERFACE_NAME} bytes` };
   }
   if (name === '.' || name === '..') return invalid('the kernel refuses "." and ".."');
+  if (name.startsWith('-')) return invalid('it starts with "-", which ip and tc would read as an option');
   for (const ch of name) {
     for (const b of Buffer.from(ch, 'utf8')) {
       if (b === SLASH || b === COLON) return invalid(`the kernel refuses "${ch}" in a name`);
@@ -43,4 +46,9 @@ export function interfaceNameProblem(name: string): InterfaceNameProblem | undef
     }
   }
   return undefined;
+}
+
+/** Whether `name` is a string that names a Linux interface (for values read back from a file). */
+export function isInterfaceName(name: unknown): name is string {
+  return typeof name === 'string' && interfaceNameProblem(name) === undefined;
 }

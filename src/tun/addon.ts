@@ -81,6 +81,8 @@ export interface NativeTunHandle {
 
 export interface NativeAddon {
   TunHandle: new (name: string, multiQueue: boolean, options?: { offload?: boolean }) => NativeTunHandle;
+  /** SO_NETNS_COOKIE of the calling thread's network namespace: never given to another namespace before a reboot. */
+  netnsCookie(): bigint;
 }
 
 let cached: NativeAddon | undefined;

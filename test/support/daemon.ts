@@ -56,11 +56,21 @@ export interface CliRun {
   stderr: string;
 }
 
+export interface RunL3dsrOptions {
+  role?: LabRole;
+  /** Programs that run l3dsr inside the namespace (e.g. `unshare --user`, `nsenter …`). */
+  prefix?: readonly string[];
+  /** The l3dsr binary; default this checkout's. */
+  bin?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
 /** Runs `l3dsr ARGS` to completion in a namespace of the lab (default srv). */
-export function runL3dsr(lab: Lab, args: readonly string[], options: { role?: LabRole; prefix?: readonly string[] } = {}): Promise<CliRun> {
-  const argv = ['netns', 'exec', lab.namespaces[options.role ?? 'srv'], ...(options.prefix ?? []), process.execPath, L3DSR_BIN, ...args];
+export function runL3dsr(lab: Lab, args: readonly string[], options: RunL3dsrOptions = {}): Promise<CliRun> {
+  const argv = ['netns', 'exec', lab.namespaces[options.role ?? 'srv'], ...(options.prefix ?? []), process.execPath, options.bin ?? L3DSR_BIN, ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', argv, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env, cwd: options.cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });

@@ -1,0 +1,95 @@
+// deploy/l3dsr.service, checked offline (systemd need not run): systemd
+// accepts it; it runs the daemon as a user of its own with CAP_NET_ADMIN
+// and nothing else, keeps the runtime directory across restarts (the state
+// file is how a run after a crash takes over), and every sandboxing option
+// `systemd-analyze security` rates is on except those the daemon needs off
+// — the ones the unit's comments name, with why. Skipped where
+// systemd-analyze is not installed.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { L3DSR_BIN } from './support/daemon.js';
+
+const UNIT = join(dirname(dirname(L3DSR_BIN)), 'deploy', 'l3dsr.service');
+const hasAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
+
+/**
+ * What `systemd-analyze security` may hold against the unit: each is
+ * something the daemon needs (see the comments in the unit).
+ */
+const NEEDED = new Set([
+  'AmbientCapabilities=', // CAP_NET_ADMIN for ip and tc, its children
+  'CapabilityBoundingSet=~CAP_NET_ADMIN', // the TUN, tc, VIPs on lo, rp_filter
+  'PrivateNetwork=', // all of that in the host's network namespace
+  'PrivateUsers=', // CAP_NET_ADMIN must count there
+  'PrivateDevices=', // /dev/net/tun (DeviceAllow= lets only it in)
+  'DeviceAllow=',
+  'ProtectKernelTunables=', // writes rp_filter under /proc/sys/net
+  'ProcSubset=', // the same
+  'MemoryDenyWriteExecute=', // V8 compiles to machine code
+  'RestrictAddressFamilies=~AF_NETLINK', // ip and tc
+  'RestrictAddressFamilies=~AF_UNIX', // the control socket
+  'RestrictAddressFamilies=~AF_(INET|INET6)', // the metrics endpoint
+  'IPAddressDeny=', // Prometheus must reach the metrics endpoint
+  'RootDirectory=/RootImage=', // node, ip and tc of the host
+]);
+
+/** Values of `key` in the unit, in order (a key may be given several times). */
+function values(text: string, key: string): string[] {
+  return text.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1).trim());
+}
+
+describe('deploy/l3dsr.service', { skip: hasAnalyze ? false : 'systemd-analyze is not installed' }, () => {
+  let text: string;
+  let dir: string;
+  /** The unit with ExecStart's node as this process's: verify checks that the program exists. */
+  let copy: string;
+
+  before(() => {
+    text = readFileSync(UNIT, 'utf8');
+    dir = mkdtempSync(join(tmpdir(), 'l3dsr-unit-'));
+    copy = join(dir, 'l3dsr.service');
+    writeFileSync(copy, text.replace(/^(ExecStart=)\S+/m, `$1${process.execPath}`));
+  });
+
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('systemd-analyze verify accepts it, without a warning', () => {
+    const r = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr.trim(), '', 'systemd-analyze verify warned');
+  });
+
+  it('runs as a user of its own with CAP_NET_ADMIN only, and keeps /run/l3dsr across restarts', () => {
+    assert.ok(values(text, 'DynamicUser').includes('yes') || values(text, 'User').some((u) => u !== 'root' && u !== '0'), 'no DynamicUser= or User=');
+    assert.deepEqual(values(text, 'AmbientCapabilities'), ['CAP_NET_ADMIN']);
+    assert.deepEqual(values(text, 'CapabilityBoundingSet'), ['CAP_NET_ADMIN']);
+    assert.deepEqual(values(text, 'RuntimeDirectory'), ['l3dsr']);
+    assert.deepEqual(values(text, 'RuntimeDirectoryPreserve'), ['restart']);
+    const families = values(text, 'RestrictAddressFamilies').join(' ').split(/\s+/);
+    for (const f of ['AF_UNIX', 'AF_INET', 'AF_INET6', 'AF_NETLINK']) assert.ok(families.includes(f), `RestrictAddressFamilies lacks ${f}`);
+    const syscalls = values(text, 'SystemCallFilter').filter((v) => !v.startsWith('~')).join(' ').split(/\s+/);
+    for (const s of ['io_uring_setup', 'io_uring_enter', 'io_uring_register']) assert.ok(syscalls.includes(s), `SystemCallFilter does not allow ${s}`);
+    for (const [key, breaks] of [['ProtectKernelTunables', 'yes'], ['PrivateDevices', 'yes'], ['PrivateUsers', 'yes'], ['PrivateNetwork', 'yes'], ['MemoryDenyWriteExecute', 'yes'], ['ProcSubset', 'pid']]) {
+      assert.ok(!values(text, key!).includes(breaks!), `${key}=${breaks} would break the daemon`);
+    }
+    if (values(text, 'DevicePolicy').some((p) => p !== 'auto')) assert.ok(values(text, 'DeviceAllow').includes('/dev/net/tun rw'), 'the device policy shuts out /dev/net/tun');
+  });
+
+  it('systemd-analyze security: every option it rates is on, except what the daemon needs', (t) => {
+    const r = spawnSync('systemd-analyze', ['security', '--offline=true', '--json=short', UNIT], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const checks = JSON.parse(r.stdout) as { name: string; set: boolean; exposure: number | null }[];
+    const held = checks.filter((c) => !c.set && (c.exposure ?? 0) > 0).map((c) => c.name);
+    assert.deepEqual(held.filter((n) => !NEEDED.has(n)), [], 'sandboxing options left off without a reason');
+    const overall = /Overall exposure level for l3dsr\.service: ([\d.]+) (\w+)/.exec(
+      spawnSync('systemd-analyze', ['security', '--offline=true', UNIT], { encoding: 'utf8' }).stdout,
+    );
+    t.diagnostic(`exposure ${overall?.[1]} ${overall?.[2]}; held against it: ${held.join(', ')}`);
+  });
+});
