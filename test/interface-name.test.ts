@@ -1,5 +1,5 @@
 // One rule for interface names (the kernel's dev_valid_name on the UTF-8
-// bytes, no control characters), the same through --tun/--steer and the
+// bytes, no control characters, no leading "-"), the same through --tun/--steer and the
 // config file. The TUN addon's own refusal is tested in tun.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { ConfigError } from '../src/config/parse.js';
 import { parseRunOptions, UsageError } from '../src/daemon/options.js';
 import { MAX_INTERFACE_NAME, interfaceNameProblem } from '../src/system/interface-name.js';
 
-const VALID = ['eth0', 'dsr0', 'a', 'x'.repeat(MAX_INTERFACE_NAME), 'eth0.100', 'br-lan_2', '-h', 'tün0', `${'a'.repeat(MAX_INTERFACE_NAME - 3)}€`, 'vlan@3', '...'];
+const VALID = ['eth0', 'dsr0', 'a', 'x'.repeat(MAX_INTERFACE_NAME), 'eth0.100', 'br-lan_2', 'tün0', `${'a'.repeat(MAX_INTERFACE_NAME - 3)}€`, 'vlan@3', '...'];
 
 const INVALID: [string, 'ENAMETOOLONG' | 'EINVAL', RegExp][] = [
   ['', 'EINVAL', /it is empty/],
@@ -27,6 +27,8 @@ const INVALID: [string, 'ENAMETOOLONG' | 'EINVAL', RegExp][] = [
   ['tà', 'EINVAL', /"à" holds byte 0xA0/],
   ['a\u00a0b', 'EINVAL', /holds byte 0xA0/],
   ['t\ud800', 'EINVAL', /lone UTF-16 surrogate/],
+  // The kernel takes it; ip and tc would read it as an option.
+  ['-h', 'EINVAL', /starts with "-", which ip and tc would read as an option/],
 ];
 
 test('interfaceNameProblem: the kernel\'s rule on UTF-8 bytes', () => {
@@ -46,7 +48,8 @@ test('--tun and --steer follow the rule', async () => {
   assert.deepEqual(ok.steer, ['eth0', 'vlan@3']);
   for (const [name, , why] of INVALID.filter(([n]) => n !== '')) {
     for (const flag of ['--tun', '--steer']) {
-      const args = flag === '--tun' ? [...base, '--steer', 'eth0', '--tun', name] : [...base, '--steer', name];
+      // Inline (--tun=NAME), so that a name starting with "-" reaches the name check.
+      const args = flag === '--tun' ? [...base, '--steer', 'eth0', `--tun=${name}`] : [...base, `--steer=${name}`];
       await assert.rejects(parseRunOptions(args), (err: unknown) => {
         assert.ok(err instanceof UsageError, String(err));
         assert.ok(err.message.startsWith(`${flag}: ${JSON.stringify(name)} is not an interface name: `), err.message);
