@@ -16,8 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRewriter } from '../src/core/rewriter.js';
-import { buildPacket, tcp, udp, PROTO } from '../src/oracle/build.js';
-import { oracleRewrite } from '../src/oracle/oracle.js';
+import { buildPacket, tcp, udp, PROTO } from '../tools/oracle/build.js';
+import { oracleRewrite } from '../tools/oracle/oracle.js';
 
 const BATCH = 256;
 const RULES = ['1=203.0.113.10', '1=2001:db8:203::10'];

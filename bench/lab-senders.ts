@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LAB_INTERFACES, LAB_PLAN, type Lab, type LabRole } from '../src/lab/index.js';
+import { LAB_INTERFACES, LAB_PLAN, type Lab, type LabRole } from '../tools/lab/index.js';
 import { ipJson } from '../src/system/index.js';
 import { flood } from '../test/support/daemon-traffic.js';
 

@@ -22,12 +22,13 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { LabDaemon, type StatusJson } from '../src/demo/lab-daemon.js';
-import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit, lbRuleset, type LabVip } from '../src/lab/index.js';
-import { deleteTableCommands, LB_TABLE } from '../src/lab/nft-rulesets.js';
+import { LabDaemon, type StatusJson } from '../tools/demo/lab-daemon.js';
+import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit, lbRuleset, type LabVip } from '../tools/lab/index.js';
+import { deleteTableCommands, LB_TABLE } from '../tools/lab/nft-rulesets.js';
 import { ip, nft, nftApply } from '../src/system/index.js';
 import { startSink } from '../test/support/daemon-traffic.js';
 import { hasTrafgen, socketFlood, trafgenFlood, type FloodSpec, type Offered } from './lab-senders.js';
+import { median } from './support/stats.js';
 
 const IPERF_PORT = 5201;
 const FLOOD_PORT = 9000;
@@ -189,10 +190,6 @@ async function udpTrial(lab: Lab, offload: boolean, sender: string, spec: Omit<F
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
 const pad = (s: string, n: number) => s.padStart(n);
 const k = (pps: number) => `${(pps / 1000).toFixed(1)}k`;
 

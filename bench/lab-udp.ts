@@ -20,11 +20,12 @@ import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { LabDaemon, type StatusJson } from '../src/demo/lab-daemon.js';
-import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit } from '../src/lab/index.js';
+import { LabDaemon, type StatusJson } from '../tools/demo/lab-daemon.js';
+import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit } from '../tools/lab/index.js';
 import { writeSysctl } from '../src/system/index.js';
 import { roundTrips, startEcho, startSink } from '../test/support/daemon-traffic.js';
 import { hasTrafgen, linkStats, socketFlood, trafgenFlood, type FloodSpec, type Offered } from './lab-senders.js';
+import { median, percentile } from './support/stats.js';
 
 const FLOOD_PORT = 9000;
 const UDP_ECHO_PORT = 9001;
@@ -215,14 +216,6 @@ async function latency(lab: Lab, ids: CaseId[], count: number, reps: number): Pr
   return results;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
 const k = (pps: number) => `${(pps / 1000).toFixed(1)}k`;
 const us = (ns: number) => `${(ns / 1000).toFixed(1)}`;
 const pad = (s: string, n: number) => s.padStart(n);

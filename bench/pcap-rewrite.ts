@@ -12,10 +12,11 @@ import { tmpdir } from 'node:os';
 import { delimiter, join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { GENERATED, generateCapture } from '../src/pcap/generate.js';
-import { onesSum, pseudoHeaderSum } from '../src/oracle/checksum.js';
+import { GENERATED, generateCapture } from '../tools/capture/generate.js';
+import { onesSum, pseudoHeaderSum } from '../tools/oracle/checksum.js';
 import { openCapture } from '../src/pcap/reader.js';
 import { locateL3 } from '../src/pcap/linklayer.js';
+import { median } from './support/stats.js';
 
 const VIP4 = '203.0.113.10';
 const VIP6 = '2001:db8:203::10';
@@ -66,10 +67,6 @@ function timed(argv: string[], dir: string): Timing {
   return { seconds, cpu: user + system, rssMb: rssKb / 1024 };
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** Full recomputation of the generated traffic's checksums (IPv4 header, TCP/UDP with pseudo-header; no extension headers). */
 function checksumsValid(l3: Uint8Array): boolean {

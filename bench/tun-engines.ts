@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TunDevice, type TunOpenOptions } from '../src/tun/device.js';
 import { PYTHON } from '../test/support/python.js';
+import { median } from './support/stats.js';
 
 const SINK_ADDRESS = '198.51.100.1';
 const TARGET_ADDRESS = '203.0.113.7';
@@ -303,10 +304,6 @@ function tunTxDropped(ns: string, name: string): number {
   return link.stats64.tx.dropped;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const k = (pps: number) => `${(pps / 1000).toFixed(0)}k`;
 
 async function main(): Promise<void> {

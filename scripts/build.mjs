@@ -3,7 +3,7 @@
 // core, the native TUN addon and the TypeScript. A step is skipped when its
 // outputs are newer than its inputs, so `npm test` on a built tree is quick.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildAddon } from './addon.mjs';
@@ -55,7 +55,11 @@ if (existsSync(join(root, 'binding.gyp'))) {
   step('native TUN addon', ['native', 'binding.gyp', 'scripts/addon.mjs'], ['build/Release/l3dsr_tun.node', 'build/Release/l3dsr_test_netns.node'], buildAddon);
 }
 
-step('TypeScript', ['src', 'test', 'bench', 'tsconfig.json', 'src/core/abi.generated.ts'], ['dist/.tsbuilt'], () => {
+const TS_DIRS = ['src', 'tools', 'test', 'bench'];
+step('TypeScript', [...TS_DIRS, 'tsconfig.json', 'src/core/abi.generated.ts'], ['dist/.tsbuilt'], () => {
+  // From scratch: JavaScript of a source that was moved or deleted must not
+  // linger in dist/, where npm pack would ship it and tests could load it.
+  for (const d of TS_DIRS) rmSync(join(root, 'dist', d), { recursive: true, force: true });
   sh(bin('tsc'), ['-p', 'tsconfig.json']);
   sh('touch', [join(root, 'dist/.tsbuilt')]);
 });

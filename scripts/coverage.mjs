@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds dist/wasm/core.cov.wasm: the WASM core with a counter on every
-// branch outcome, for the fuzzer (src/fuzz/). The release core is not
+// branch outcome, for the fuzzer (tools/fuzz/). The release core is not
 // touched. The counters are added to an in-memory copy of the AssemblyScript
 // source, located with the TypeScript parser so that each one maps back to a
 // file, line and column; the copy is compiled with the release target's own

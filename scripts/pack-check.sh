@@ -42,7 +42,7 @@ node --input-type=module -e "
   if (typeof loadAddon().TunHandle !== 'function') throw new Error('the installed addon has no TunHandle');"
 
 node --input-type=module -e "
-  const { generateCapture } = await import('$root/dist/src/pcap/generate.js');
+  const { generateCapture } = await import('$root/dist/tools/capture/generate.js');
   await generateCapture('in.pcap', { packets: 2000, seed: 9, ipv6Share: 0.5, markedShare: 0.6, payloadBytes: [0, 1400] });"
 rules=(--rule 1=203.0.113.10 --rule 1=2001:db8:203::10)
 l3dsr rewrite -q "${rules[@]}" --verdicts verdicts-installed.jsonl in.pcap out-installed.pcap

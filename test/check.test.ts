@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CHECK_USAGE, checkCommand, type CheckedVip } from '../src/cli/check.js';
-import { parseRunOptions } from '../src/daemon/options.js';
+import { parseRunOptions } from '../src/cli/run-options.js';
 
 const BIN = fileURLToPath(new URL('../../bin/l3dsr.js', import.meta.url));
 

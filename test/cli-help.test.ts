@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { L3DSR_BIN } from '../src/demo/lab-daemon.js';
+import { L3DSR_BIN } from '../tools/demo/lab-daemon.js';
 
 const RULE = ['--rule', '1=203.0.113.10'];
 

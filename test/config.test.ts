@@ -13,7 +13,7 @@ import { MAX_CONFIG_FILE_BYTES, MAX_CONFIG_FILES } from '../src/config/files.js'
 import { configurationFrom, loadConfiguration, type Configuration } from '../src/config/load.js';
 import { ConfigErrors } from '../src/config/parse.js';
 import { hostPort } from '../src/daemon/control.js';
-import { parseRunOptions, UsageError } from '../src/daemon/options.js';
+import { parseRunOptions, UsageError } from '../src/cli/run-options.js';
 
 const F = '/etc/l3dsr.conf';
 const fromText = (text: string, rules: string[] = []) => configurationFrom([{ file: F, text }], rules);

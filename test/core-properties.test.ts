@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createRewriter, decodeResult, type Rewriter } from '../src/core/rewriter.js';
 import { packet, RULES } from './support/arbitraries.js';
-import { checksumReport, oracleRewrite } from '../src/oracle/oracle.js';
+import { checksumReport, oracleRewrite } from '../tools/oracle/oracle.js';
 import type { Rule } from '../src/core/types.js';
 
 const RUNS = 3000;

@@ -6,9 +6,9 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRewriter, type Rewriter } from '../src/core/rewriter.js';
 import { validateRules } from '../src/core/rules.js';
-import { buildPacket, tcp, udp, dccp, echo, PROTO, type PacketSpec } from '../src/oracle/build.js';
-import { checksumReport, oracleRewrite } from '../src/oracle/oracle.js';
-import { onesSum, read16, pseudoHeaderSum } from '../src/oracle/checksum.js';
+import { buildPacket, tcp, udp, dccp, echo, PROTO, type PacketSpec } from '../tools/oracle/build.js';
+import { checksumReport, oracleRewrite } from '../tools/oracle/oracle.js';
+import { onesSum, read16, pseudoHeaderSum } from '../tools/oracle/checksum.js';
 
 const RULES = ['1=203.0.113.10', '1=2001:db8:203::10', '17=203.0.113.20', '17=2001:db8:203::20'];
 const V4 = { src: '192.0.2.1', dst: '198.51.100.2' };

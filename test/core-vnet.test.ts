@@ -6,11 +6,11 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createRewriter, decodeResult, type Rewriter } from '../src/core/rewriter.js';
-import { buildPacket, tcp, udp, PROTO, type ExtHeader } from '../src/oracle/build.js';
-import { onesSum, pseudoHeaderSum, read16, write16 } from '../src/oracle/checksum.js';
-import { findTransport, parseFixedHeader } from '../src/oracle/packet.js';
-import { checksumReport, oracleRewrite } from '../src/oracle/oracle.js';
-import { transportChecksum } from '../src/oracle/transport.js';
+import { buildPacket, tcp, udp, PROTO, type ExtHeader } from '../tools/oracle/build.js';
+import { onesSum, pseudoHeaderSum, read16, write16 } from '../tools/oracle/checksum.js';
+import { findTransport, parseFixedHeader } from '../tools/oracle/packet.js';
+import { checksumReport, oracleRewrite } from '../tools/oracle/oracle.js';
+import { transportChecksum } from '../tools/oracle/transport.js';
 
 const RULES = ['1=203.0.113.10', '1=2001:db8:203::10'];
 const VNET = 10;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, LAB_INTERFACES, type LabVip } from '../src/lab/index.js';
+import { Lab, LAB_INTERFACES, type LabVip } from '../tools/lab/index.js';
 import { assertNothingInstalled, requireLabRoot, runL3dsr, STEER } from './support/daemon.js';
 import { privileged } from './support/privilege.js';
 

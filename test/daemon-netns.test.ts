@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { DEFAULT_LAB_VIPS, Lab, probe, sameAddress, startEchoService, type EchoService, type LabVip } from '../src/lab/index.js';
+import { DEFAULT_LAB_VIPS, Lab, probe, sameAddress, startEchoService, type EchoService, type LabVip } from '../tools/lab/index.js';
 import { FreshRun } from './support/fresh-run.js';
 import {
   LabDaemon, assertNothingInstalled, assertOneFilterSet, daemonArgs, loopbackAddresses, onLoopback, requireLabRoot, rulePackets, runL3dsr,

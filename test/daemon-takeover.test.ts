@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, type LabVip } from '../src/lab/index.js';
+import { Lab, type LabVip } from '../tools/lab/index.js';
 import { ip, ipJson, readSysctl } from '../src/system/index.js';
 import { processStartTime } from '../src/system/process.js';
 import { LabDaemon, assertNothingInstalled, daemonArgs, loopbackAddresses, onLoopback, requireLabRoot } from './support/daemon.js';

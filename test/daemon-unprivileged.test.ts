@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { DEFAULT_LAB_VIPS, Lab, probe, sameAddress, startEchoService, type LabVip } from '../src/lab/index.js';
+import { DEFAULT_LAB_VIPS, Lab, probe, sameAddress, startEchoService, type LabVip } from '../tools/lab/index.js';
 import { readSysctl, writeSysctl } from '../src/system/index.js';
 import { FreshRun } from './support/fresh-run.js';
 import {

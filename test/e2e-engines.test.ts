@@ -4,8 +4,8 @@
 // checked by SHA-256, as in e2e-traffic. Needs root (skipped without it).
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lab, probe, sameAddress, startEchoService } from '../src/lab/index.js';
-import type { EchoService } from '../src/lab/index.js';
+import { Lab, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
+import type { EchoService } from '../tools/lab/index.js';
 import { writeSysctl } from '../src/system/index.js';
 import { LabDaemon, assertNothingInstalled, daemonArgs, requireLabRoot, ruleBytes, sumQueues, totals } from './support/daemon.js';
 import { MIB, startBulkService, transfer, type BulkService } from './support/daemon-traffic.js';

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_LAB_VIPS, LAB_INTERFACES, Lab, probe, sameAddress, startEchoService } from '../src/lab/index.js';
-import type { EchoService, LabVip, ProbeResult } from '../src/lab/index.js';
+import { DEFAULT_LAB_VIPS, LAB_INTERFACES, Lab, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
+import type { EchoService, LabVip, ProbeResult } from '../tools/lab/index.js';
 import { writeSysctl } from '../src/system/index.js';
 import {
   LabDaemon, assertNothingInstalled, assertOneFilterSet, daemonArgs, loopbackAddresses, metric, onLoopback, requireLabRoot,

@@ -6,7 +6,7 @@
 // scrape is answered during the flood and right after it.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { LAB_PLAN, Lab } from '../src/lab/index.js';
+import { LAB_PLAN, Lab } from '../tools/lab/index.js';
 import { LabDaemon, daemonArgs, metric, requireLabRoot, waitFor } from './support/daemon.js';
 import { httpGet, memoryOf, rawExchange, startHttpFlood, type ClientPlace, type HttpTarget } from './support/http-flood.js';
 import { privileged } from './support/privilege.js';

@@ -4,9 +4,9 @@
 // Needs root (skipped without it).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { installReturnPathCounters, readReturnPathCounters } from '../src/demo/observe.js';
-import { Lab, LAB_INTERFACES, LAB_PLAN, probe, sameAddress, startEchoService } from '../src/lab/index.js';
-import type { EchoService, LabVip, ProbeResult } from '../src/lab/index.js';
+import { installReturnPathCounters, readReturnPathCounters } from '../tools/demo/observe.js';
+import { Lab, LAB_INTERFACES, LAB_PLAN, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
+import type { EchoService, LabVip, ProbeResult } from '../tools/lab/index.js';
 import { ipJson } from '../src/system/index.js';
 import {
   LabDaemon, assertNothingInstalled, assertOneFilterSet, daemonArgs, loopbackAddresses, metric, onLoopback, requireLabRoot,

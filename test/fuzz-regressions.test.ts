@@ -5,10 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeResult } from '../src/core/rewriter.js';
-import { defaultCorpusDir, defaultCrashDir, loadCorpus, loadCrashes } from '../src/fuzz/files.js';
-import { Harness, type FuzzInput } from '../src/fuzz/harness.js';
-import { runAlone } from '../src/fuzz/replay.js';
-import { FUZZ_RULES } from '../src/fuzz/ruleset.js';
+import { defaultCorpusDir, defaultCrashDir, loadCorpus, loadCrashes } from '../tools/fuzz/files.js';
+import { Harness, type FuzzInput } from '../tools/fuzz/harness.js';
+import { runAlone } from '../tools/fuzz/replay.js';
+import { FUZZ_RULES } from '../tools/fuzz/ruleset.js';
 
 const h = await Harness.create({ rules: FUZZ_RULES, batchSize: 1, slotSize: 2048 });
 

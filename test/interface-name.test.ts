@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/config/parse.js';
-import { parseRunOptions, UsageError } from '../src/daemon/options.js';
+import { parseRunOptions, UsageError } from '../src/cli/run-options.js';
 import { MAX_INTERFACE_NAME, interfaceNameProblem } from '../src/system/interface-name.js';
 
 const VALID = ['eth0', 'dsr0', 'a', 'x'.repeat(MAX_INTERFACE_NAME), 'eth0.100', 'br-lan_2', 'tün0', `${'a'.repeat(MAX_INTERFACE_NAME - 3)}€`, 'vlan@3', '...'];

@@ -5,8 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { Lab, LabError, LAB_INTERFACES, LAB_PLAN, probe, sameAddress, startEchoService } from '../src/lab/index.js';
-import type { EchoService, LabVip, ProbeTarget } from '../src/lab/index.js';
+import { Lab, LabError, LAB_INTERFACES, LAB_PLAN, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
+import type { EchoService, LabVip, ProbeTarget } from '../tools/lab/index.js';
 import { MAX_INTERFACE_NAME, ip, ipJson, namespaceExists, nft, nftApply, type Where } from '../src/system/index.js';
 import { privileged } from './support/privilege.js';
 
@@ -146,7 +146,7 @@ describe('lab lifecycle', privileged('builds and removes network namespaces'), (
   });
 
   it('destroyLabsOnExit(): SIGINT removes the labs of a process', async () => {
-    const labModule = new URL('../src/lab/index.js', import.meta.url).href;
+    const labModule = new URL('../tools/lab/index.js', import.meta.url).href;
     const script = `
       const { Lab, destroyLabsOnExit } = await import(${JSON.stringify(labModule)});
       destroyLabsOnExit();

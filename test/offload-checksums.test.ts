@@ -10,7 +10,7 @@
 // same checks catch it. Needs root, tcpdump and tshark (skipped without them).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lab, LAB_INTERFACES, type LabVip } from '../src/lab/index.js';
+import { Lab, LAB_INTERFACES, type LabVip } from '../tools/lab/index.js';
 import { checksumVerdicts, startCapture, type CaptureResult, type ChecksumVerdicts } from './support/checksum-capture.js';
 import { LabDaemon, daemonArgs, requireLabRoot, sumQueues, waitFor, type StatusJson } from './support/daemon.js';
 import {

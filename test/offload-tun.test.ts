@@ -7,11 +7,11 @@
 // GSO packet, because the device now has TSO/USO.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildPacket, PROTO, tcp, udp } from '../src/oracle/build.js';
-import { pseudoHeaderSum, read16 } from '../src/oracle/checksum.js';
+import { buildPacket, PROTO, tcp, udp } from '../tools/oracle/build.js';
+import { pseudoHeaderSum, read16 } from '../tools/oracle/checksum.js';
 import { OFFLOAD_MIN_SLOT_SIZE, TunDevice, VNET_HEADER_BYTES, type Offload, type TunOpenOptions } from '../src/tun/device.js';
 import { offloadState } from './support/ethtool.js';
-import { BatchMemory, Lab, REMOTE_ADDRESS, REMOTE_PREFIX, sh, waitFor } from './tun-lab.js';
+import { BatchMemory, Lab, REMOTE_ADDRESS, REMOTE_PREFIX, sh, waitFor } from './support/tun-lab.js';
 import { privileged } from './support/privilege.js';
 
 const quiet = { log: () => {} };

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rewriteCommand } from '../src/cli/rewrite.js';
 import { CaptureReader } from '../src/pcap/reader.js';
-import { generateCapture } from '../src/pcap/generate.js';
+import { generateCapture } from '../tools/capture/generate.js';
 import { locateL3 } from '../src/pcap/linklayer.js';
 import { rewriteWithKernel } from './support/kernel-nft.js';
 import { privileged } from './support/privilege.js';

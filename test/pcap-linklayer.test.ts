@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ETHERTYPE, LINKTYPE, isSupportedLinkType, linkTypeName, locateL3, locateRecordL3 } from '../src/pcap/linklayer.js';
 import { PcapError } from '../src/pcap/errors.js';
-import { buildIpPacket, ethernetFrame } from '../src/pcap/generate.js';
+import { buildIpPacket, ethernetFrame } from '../tools/capture/generate.js';
 import { ByteBuilder, concat } from './support/pcap-bytes.js';
 
 const v4 = buildIpPacket({ family: 4, protocol: 'udp', source: '192.0.2.1', destination: '198.51.100.2', dscp: 1 });

@@ -12,7 +12,7 @@ import { openCapture } from '../src/pcap/reader.js';
 import { PcapWriter, classicOptionsFor } from '../src/pcap/writer.js';
 import { PcapError } from '../src/pcap/errors.js';
 import { LINKTYPE, locateL3 } from '../src/pcap/linklayer.js';
-import { generateCapture } from '../src/pcap/generate.js';
+import { generateCapture } from '../tools/capture/generate.js';
 import type { CaptureRecord } from '../src/pcap/record.js';
 import { addNamespace, deleteNamespace, ip, spawnInNamespace, execInNamespace } from '../src/system/index.js';
 import { epochText, mustRun, runTool, toHex, tsharkFrames } from './support/pcap-tools.js';

@@ -10,7 +10,7 @@ import { PcapWriter, classicOptionsFor, precisionFor } from '../src/pcap/writer.
 import { openCapture } from '../src/pcap/reader.js';
 import { PcapError } from '../src/pcap/errors.js';
 import type { WritableRecord } from '../src/pcap/record.js';
-import { buildIpPacket, ethernetFrame } from '../src/pcap/generate.js';
+import { buildIpPacket, ethernetFrame } from '../tools/capture/generate.js';
 import { ByteBuilder, pattern } from './support/pcap-bytes.js';
 import { epochText, mustRun, toHex, tsharkFrames } from './support/pcap-tools.js';
 import { tools } from './support/privilege.js';

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The checkout: this file runs as dist/test/references.test.js. */
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const CODE_DIRS = ['src', 'test', 'bench', 'assembly', 'scripts', 'native'];
+const CODE_DIRS = ['src', 'tools', 'test', 'bench', 'assembly', 'scripts', 'native'];
 
 // Written with escapes (and described without them), so that this file
 // does not cite them itself.

@@ -11,7 +11,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, re
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, type LabVip } from '../src/lab/index.js';
+import { Lab, type LabVip } from '../tools/lab/index.js';
 import { FreshRun } from './support/fresh-run.js';
 import { LabDaemon, STEER, assertNothingInstalled, requireLabRoot, runL3dsr } from './support/daemon.js';
 import { privileged } from './support/privilege.js';

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatStatus } from '../src/cli/status.js';
-import { Lab, type LabVip } from '../src/lab/index.js';
+import { Lab, type LabVip } from '../tools/lab/index.js';
 import type { DaemonSnapshot } from '../src/daemon/snapshot.js';
 import type { VipRow } from '../src/daemon/vip-state.js';
 import {

@@ -23,7 +23,7 @@ import {
   parseUdp,
   sh,
   waitFor,
-} from './tun-lab.js';
+} from './support/tun-lab.js';
 import { privileged } from './support/privilege.js';
 
 const SERVICE_PORT = 9000;
@@ -401,8 +401,8 @@ async function runScript(script: string, args: string[], nodeFlags: string[] = [
   return { code, signal, out, err };
 }
 
-const runChild = (engine: string, name: string, where: string) => runScript('./tun-child.js', [engine, name, where]);
-const runMemoryChild = (engine: string, name: string, mode: string) => runScript('./tun-memory-child.js', [engine, name, mode], ['--expose-gc'], 30000);
+const runChild = (engine: string, name: string, where: string) => runScript('./support/tun-child.js', [engine, name, where]);
+const runMemoryChild = (engine: string, name: string, mode: string) => runScript('./support/tun-memory-child.js', [engine, name, mode], ['--expose-gc'], 30000);
 
 describe('memory the data path writes into', TUN_LAB, () => {
   for (const engine of ['io_uring', 'readwrite'] as const) {
@@ -460,7 +460,7 @@ describe('lifetime', TUN_LAB, () => {
   }
 
   it('loads the addon in two worker threads at once, each with its own device', async () => {
-    const script = new URL('./tun-worker.js', import.meta.url);
+    const script = new URL('./support/tun-worker.js', import.meta.url);
     const names = [devName(), devName()];
     const prefixes = ['203.0.113.0/25', '203.0.113.128/25'];
     const targets = ['203.0.113.7', '203.0.113.200'];
@@ -505,7 +505,7 @@ describe('lifetime', TUN_LAB, () => {
   for (const engine of ['io_uring', 'readwrite'] as const) {
     it(`${engine}: an exception thrown by onBatch is uncaught, and the crashed worker's device is released`, async () => {
       const name = devName();
-      const worker = new Worker(new URL('./tun-worker.js', import.meta.url), { workerData: { name, engine, throwInBatch: true } });
+      const worker = new Worker(new URL('./support/tun-worker.js', import.meta.url), { workerData: { name, engine, throwInBatch: true } });
       const opened = new Promise<void>((r) => worker.once('message', () => r()));
       const failed = new Promise<Error>((r) => worker.once('error', r));
       const exited = new Promise<number>((r) => worker.once('exit', r));

@@ -38,7 +38,7 @@ type Options = ParseArgsConfig['options'];
  * loaded only when its help is asked for.
  */
 const COMMAND_HELP: Record<string, { text: () => Promise<string>; options?: () => Promise<Options> }> = {
-  run: { text: async () => (await import('./run.js')).RUN_HELP, options: async () => (await import('../daemon/options.js')).RUN_OPTIONS },
+  run: { text: async () => (await import('./run.js')).RUN_HELP, options: async () => (await import('./run-options.js')).RUN_OPTIONS },
   rewrite: { text: async () => (await import('./rewrite.js')).REWRITE_USAGE, options: async () => (await import('./rewrite.js')).REWRITE_OPTIONS },
   status: { text: async () => (await import('./status.js')).STATUS_HELP, options: async () => (await import('./status.js')).STATUS_OPTIONS },
   check: { text: async () => `${(await import('./check.js')).CHECK_USAGE}\n`, options: async () => (await import('./check.js')).CHECK_OPTIONS },

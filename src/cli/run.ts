@@ -3,7 +3,7 @@
 import { ConfigError, ConfigErrors } from '../config/parse.js';
 import { RuleError } from '../core/rules.js';
 import { runDaemon, StartError } from '../daemon/daemon.js';
-import { parseRunOptions, RUN_USAGE, UsageError } from '../daemon/options.js';
+import { parseRunOptions, RUN_USAGE, UsageError } from './run-options.js';
 import { createLogger } from '../log.js';
 
 export const RUN_HELP = `${RUN_USAGE}

@@ -217,11 +217,6 @@ export class PcapWriter {
   }
 }
 
-/** Shorthand for PcapWriter.create. */
-export function createPcapWriter(path: string, options: WriterOptions): Promise<PcapWriter> {
-  return PcapWriter.create(path, options);
-}
-
 function newChunk(size: number): Chunk {
   const bytes = new Uint8Array(size);
   return { bytes, view: new DataView(bytes.buffer) };

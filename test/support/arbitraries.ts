@@ -3,7 +3,7 @@
 // wrong checksums), shared by the property tests and the kernel comparison.
 
 import fc from 'fast-check';
-import { buildPacket, tcp, udp, dccp, echo, PROTO, type ExtHeader, type PacketSpec } from '../../src/oracle/build.js';
+import { buildPacket, tcp, udp, dccp, echo, PROTO, type ExtHeader, type PacketSpec } from '../../tools/oracle/build.js';
 
 /** Rules the generators aim at: DSCP 1 and 17 for both families, and prefix + set-DSCP rules on DSCP 5. */
 export const RULES = [

@@ -2,7 +2,7 @@
 // independent verdict on every checksum in it (tshark, whose IP and TCP
 // checksum validation is off unless asked for).
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand, spawnInNamespace } from '../../src/system/index.js';
@@ -38,6 +38,20 @@ export interface Capture {
   dispose(): void;
 }
 
+/** Resolves once `file` kept its size for a second (at most 30 s). */
+async function settled(file: string): Promise<void> {
+  const size = () => { try { return statSync(file).size; } catch { return -1; } };
+  const deadline = Date.now() + 30_000;
+  let last = size();
+  let still = 0;
+  while (still < 5 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = size();
+    still = now === last ? still + 1 : 0;
+    last = now;
+  }
+}
+
 /** Starts tcpdump on `dev` in `netns`, inbound only, full packets, with a BPF `filter`; resolves once it listens. */
 export async function startCapture(netns: string, dev: string, filter: string): Promise<Capture> {
   const dir = mkdtempSync(join(tmpdir(), 'l3dsr-capture-'));
@@ -58,6 +72,10 @@ export async function startCapture(netns: string, dev: string, filter: string): 
   });
   return {
     async stop() {
+      // tcpdump leaves what is still in its ring unwritten when it stops: on a
+      // loaded machine that was two thirds of a transfer. Stop once the file
+      // has stopped growing.
+      await settled(file);
       child.kill('SIGINT');
       await closed;
       const count = (what: string) => {

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Lab, LabRole } from '../../src/lab/index.js';
+import type { Lab, LabRole } from '../../tools/lab/index.js';
 import { LABTOOL_SOURCE } from './labtool-source.js';
 
 export const BULK_PORT = 9100;

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { L3DSR_BIN, LabDaemon, rulePackets, sumQueues, type LabDaemonOptions, type StatusJson } from '../../src/demo/lab-daemon.js';
-import { LAB_INTERFACES, sameAddress, type Lab, type LabRole, type LabVip } from '../../src/lab/index.js';
+import { L3DSR_BIN, LabDaemon, rulePackets, sumQueues, type LabDaemonOptions, type StatusJson } from '../../tools/demo/lab-daemon.js';
+import { LAB_INTERFACES, sameAddress, type Lab, type LabRole, type LabVip } from '../../tools/lab/index.js';
 import { inspectSteering, type InstalledFilter } from '../../src/steering/index.js';
 import { ipJson, tc } from '../../src/system/index.js';
 

@@ -5,7 +5,7 @@
 // the daemon's memory from /proc.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import type { Lab, LabRole } from '../../src/lab/index.js';
+import type { Lab, LabRole } from '../../tools/lab/index.js';
 
 export type HttpTarget = { host: string; port: number } | { path: string };
 /** Where a client runs: a namespace of the lab; by default this host's (where the control socket is reachable too). */

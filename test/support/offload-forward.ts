@@ -10,7 +10,7 @@
 //   cli ── veth-c ─── veth-s [srv]                     (answers: fwd → srv → cli)
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { Lab, LabVip } from '../../src/lab/index.js';
+import type { Lab, LabVip } from '../../tools/lab/index.js';
 import {
   addNamespace, deleteNamespace, execInNamespace, ip, spawnInNamespace, writeSysctl, type Where,
 } from '../../src/system/index.js';

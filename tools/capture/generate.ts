@@ -4,10 +4,10 @@
 // addressed elsewhere. Deterministic for a seed; written streaming, so a
 // capture of millions of packets needs no more memory than one chunk.
 import ipaddr from 'ipaddr.js';
-import type { Family } from '../core/types.js';
-import { ETHERNET, ETHERTYPE, LINKTYPE } from './linklayer.js';
-import { NANOSECONDS, MICROSECONDS } from './record.js';
-import { PcapWriter, type TimestampPrecision } from './writer.js';
+import type { Family } from '../../src/core/types.js';
+import { ETHERNET, ETHERTYPE, LINKTYPE } from '../../src/pcap/linklayer.js';
+import { NANOSECONDS, MICROSECONDS } from '../../src/pcap/record.js';
+import { PcapWriter, type TimestampPrecision } from '../../src/pcap/writer.js';
 import { checksumFor, onesSum, pseudoHeaderSum } from '../oracle/checksum.js';
 
 export const IPV4 = { VERSION_IHL: 0, TOS: 1, TOTAL_LENGTH: 2, ID: 4, FLAGS_FRAGMENT: 6, TTL: 8, PROTOCOL: 9, CHECKSUM: 10, SOURCE: 12, DESTINATION: 16, SIZE: 20 } as const;

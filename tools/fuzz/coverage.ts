@@ -2,7 +2,7 @@
 // dist/wasm/core.cov.wasm) and the record of which edges a campaign has hit.
 
 import { readFileSync } from 'node:fs';
-import { corePath } from '../core/loader.js';
+import { corePath } from '../../src/core/loader.js';
 
 export type EdgeKind = 'entry' | 'true' | 'false' | 'case' | 'default';
 

@@ -6,7 +6,7 @@
 //
 // Interfaces are created inside their namespaces, so their names only have
 // to be unique per namespace and can stay the same in every lab instance.
-import type { Family } from '../core/types.js';
+import type { Family } from '../../src/core/types.js';
 
 export type LabRole = 'cli' | 'lb' | 'srv';
 

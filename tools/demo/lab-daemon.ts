@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sameAddress, type Lab, type LabRole } from '../lab/index.js';
-import type { DaemonSnapshot } from '../daemon/snapshot.js';
+import type { DaemonSnapshot } from '../../src/daemon/snapshot.js';
 
 /** bin/l3dsr.js of this checkout (dist/src/demo → ../../../bin). */
 export const L3DSR_BIN = fileURLToPath(new URL('../../../bin/l3dsr.js', import.meta.url));

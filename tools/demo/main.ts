@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, LAB_INTERFACES, LAB_PLAN, probe, sameAddress, startEchoService, ECHO_PORT } from '../lab/index.js';
 import type { EchoService, ProbeResult, ProbeTarget } from '../lab/index.js';
-import { inspectSteering } from '../steering/index.js';
-import { ipJson } from '../system/index.js';
+import { inspectSteering } from '../../src/steering/index.js';
+import { ipJson } from '../../src/system/index.js';
 import { L3DSR_BIN, LabDaemon, rulePackets } from './lab-daemon.js';
 import { installReturnPathCounters, lbForwarded, readReturnPathCounters, startCapture, type Capture } from './observe.js';
 

@@ -16,7 +16,7 @@
 //   pseudo-header. Where no pseudo-header fix applies, the header does not
 //   matter.
 
-import type { Rule } from '../core/types.js';
+import type { Rule } from '../../src/core/types.js';
 import { pseudoHeaderSum, read16 } from '../oracle/checksum.js';
 import { oracleRewrite, type OracleOutcome } from '../oracle/oracle.js';
 import { findTransport, parseFixedHeader, type ParsedPacket, type TransportInfo } from '../oracle/packet.js';

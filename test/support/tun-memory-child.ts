@@ -11,8 +11,8 @@
 // grow: attaches a WebAssembly.Memory and grows it outside and inside the
 //   batch callback; every datagram must still be answered.
 import dgram from 'node:dgram';
-import { TunDevice, type TunError } from '../src/tun/device.js';
-import type { BatchLayout } from '../src/tun/device.js';
+import { TunDevice, type TunError } from '../../src/tun/device.js';
+import type { BatchLayout } from '../../src/tun/device.js';
 import { LOCAL_ADDRESS, REMOTE_ADDRESS, answerInPlace, delay, parseUdp, sh, waitFor } from './tun-lab.js';
 
 const PORT = 9000;

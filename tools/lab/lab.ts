@@ -5,11 +5,11 @@
 import { execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { isIPv4, isIPv6 } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import type { Family } from '../core/types.js';
+import type { Family } from '../../src/core/types.js';
 import {
   addNamespace, deleteNamespace, execInNamespace, ip, namespaceExists, nft, nftApply, spawnInNamespace, writeSysctl,
   type Where,
-} from '../system/index.js';
+} from '../../src/system/index.js';
 import { LB_TABLE, SERVER_TABLE, deleteTableCommands, lbRuleset, serverRewriteRuleset } from './nft-rulesets.js';
 import { DEFAULT_LAB_VIPS, LAB_INTERFACES, LAB_PLAN, type LabRole, type LabVip } from './plan.js';
 

@@ -3,8 +3,8 @@
 // kept. Deterministic for a given seed: the n-th input is the same on any
 // machine; only where a time-limited campaign stops depends on speed.
 
-import type { RuleInput } from '../core/rules.js';
-import type { Rule } from '../core/types.js';
+import type { RuleInput } from '../../src/core/rules.js';
+import type { Rule } from '../../src/core/types.js';
 import { CoverageTracker, loadCoverageMap, type CoverageSummary, type Edge } from './coverage.js';
 import { defaultCorpusDir, hashOf, inputOf, loadCorpus, saveCrash, writeCorpusFile } from './files.js';
 import { Harness, type CoreRun, type DescriptorLie, type FuzzInput } from './harness.js';

@@ -2,7 +2,7 @@
 // datagrams through the batch callback (or throws from it), and closes
 // (or not) on request.
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { TunDevice } from '../src/tun/device.js';
+import { TunDevice } from '../../src/tun/device.js';
 import { BatchMemory, answerInPlace, parseUdp } from './tun-lab.js';
 
 interface FixtureData {

@@ -2,8 +2,8 @@
 // TypeScript, with every checksum recomputed from scratch. Property tests
 // and the fuzzer hold the WASM core to it byte for byte.
 
-import { parseAddress } from '../core/address.js';
-import type { PacketResult, Rule } from '../core/types.js';
+import { parseAddress } from '../../src/core/address.js';
+import type { PacketResult, Rule } from '../../src/core/types.js';
 import { checksumFor, onesSum, write16 } from './checksum.js';
 import { findTransport, parseFixedHeader, type ParsedPacket, type TransportInfo } from './packet.js';
 import { storedChecksum, transportChecksum, transportSum } from './transport.js';

@@ -8,9 +8,9 @@
 // pair of cores runs in it, and inputs that carry a header go there.
 
 import { Buffer } from 'node:buffer';
-import type { RuleInput } from '../core/rules.js';
-import { createRewriter, type Rewriter } from '../core/rewriter.js';
-import type { Rule } from '../core/types.js';
+import type { RuleInput } from '../../src/core/rules.js';
+import { createRewriter, type Rewriter } from '../../src/core/rewriter.js';
+import type { Rule } from '../../src/core/types.js';
 import { VNET_HEADER_BYTES } from './vnet.js';
 
 /**

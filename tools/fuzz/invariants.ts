@@ -1,12 +1,12 @@
 // What must hold for every input (docs/semantics.md),
-// checked against the oracle (src/oracle/) and from first principles:
+// checked against the oracle (tools/oracle/) and from first principles:
 // untouched bytes stay untouched, checksums are recomputed from scratch
 // before and after, and nothing outside the packet is written.
 
-import { REASON_COUNT, REASON_NAMES, REASON_SLOT_OVERFLOW, REASON_VERDICTS, VERDICT_COUNT, VERDICT_NAMES } from '../core/abi.generated.js';
-import { parseAddress } from '../core/address.js';
-import { decodeResult } from '../core/rewriter.js';
-import type { PacketResult, Rule } from '../core/types.js';
+import { REASON_COUNT, REASON_NAMES, REASON_SLOT_OVERFLOW, REASON_VERDICTS, VERDICT_COUNT, VERDICT_NAMES } from '../../src/core/abi.generated.js';
+import { parseAddress } from '../../src/core/address.js';
+import { decodeResult } from '../../src/core/rewriter.js';
+import type { PacketResult, Rule } from '../../src/core/types.js';
 import { onesSum, read16 } from '../oracle/checksum.js';
 import { oracleRewrite } from '../oracle/oracle.js';
 import { findTransport, parseFixedHeader, type ParsedPacket, type TransportInfo } from '../oracle/packet.js';

@@ -2,8 +2,8 @@
 // one per reason, and per rule the packets rewritten and their L3 bytes;
 // and the release and coverage builds count alike.
 
-import { REASON_COUNT, VERDICT_COUNT, VERDICT_REWRITTEN } from '../core/abi.generated.js';
-import type { Rule } from '../core/types.js';
+import { REASON_COUNT, VERDICT_COUNT, VERDICT_REWRITTEN } from '../../src/core/abi.generated.js';
+import type { Rule } from '../../src/core/types.js';
 import { parseFixedHeader } from '../oracle/packet.js';
 import type { FuzzInput, Harness, Observed } from './harness.js';
 import type { Violation } from './invariants.js';

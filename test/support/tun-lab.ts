@@ -7,9 +7,9 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BatchLayout } from '../src/tun/device.js';
+import type { BatchLayout } from '../../src/tun/device.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const NETNS_ADDON = join(root, 'build', 'Release', 'l3dsr_test_netns.node');
 
 interface NetnsAddon {

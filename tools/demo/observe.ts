@@ -3,9 +3,9 @@
 // arriving via the LB, the LB's own per-VIP counters, and a tcpdump of the
 // direct link.
 import { createInterface } from 'node:readline';
-import type { Family } from '../core/types.js';
+import type { Family } from '../../src/core/types.js';
 import { LAB_INTERFACES, LB_TABLE, sameAddress, type Lab } from '../lab/index.js';
-import { nft, nftApply } from '../system/index.js';
+import { nft, nftApply } from '../../src/system/index.js';
 
 const OBSERVE_TABLE = 'l3dsr_observe';
 /** Where the lab's VIPs live (cli routes these via the LB). */

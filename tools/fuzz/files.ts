@@ -11,7 +11,7 @@ import { slotContent, type FuzzInput } from './harness.js';
 import type { Violation } from './invariants.js';
 import { VNET_HEADER_BYTES } from './vnet.js';
 
-/** The repository root, from dist/src/fuzz/ (compiled) where this module runs. */
+/** The repository root, from dist/tools/fuzz/ (compiled) where this module runs. */
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 export const defaultCorpusDir = join(repoRoot, 'test', 'fuzz', 'corpus');
 export const defaultCrashDir = join(repoRoot, 'test', 'fuzz', 'crashes');

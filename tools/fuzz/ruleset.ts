@@ -4,7 +4,7 @@
 // a DSCP whose only rules have prefixes, so packets outside them pass (DSCP 9),
 // and rules that also set the DSCP (the load-balancer side, DSCP 5 and 63).
 
-import type { RuleInput } from '../core/rules.js';
+import type { RuleInput } from '../../src/core/rules.js';
 
 export const FUZZ_RULES: readonly RuleInput[] = [
   { dscp: 1, destination: '203.0.113.10', origin: 'fuzz:v4-dscp1' },

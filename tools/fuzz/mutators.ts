@@ -3,8 +3,8 @@
 // lengths, IHL, the extension-header chain, fragment fields, DSCP, the
 // destination, checksum fields and the transport protocol.
 
-import { parseAddress } from '../core/address.js';
-import type { Rule } from '../core/types.js';
+import { parseAddress } from '../../src/core/address.js';
+import type { Rule } from '../../src/core/types.js';
 import { checksumFor, onesSum } from '../oracle/checksum.js';
 import { findRule } from '../oracle/oracle.js';
 import { findTransport, parseFixedHeader } from '../oracle/packet.js';

@@ -1,7 +1,7 @@
 // Builds IPv4/IPv6 packets with correct lengths and checksums, for tests,
 // the fuzzer's seed corpus and benchmarks.
 
-import { parseAddress } from '../core/address.js';
+import { parseAddress } from '../../src/core/address.js';
 import { checksumFor, onesSum, pseudoHeaderSum, write16 } from './checksum.js';
 import { transportChecksum } from './transport.js';
 

@@ -2,7 +2,7 @@
 // the in-kernel server-side rewrite in `srv` (the reference our userspace
 // rewriter replaces, also the benchmarks' baseline). nft 1.0.6 rejects the
 // one-line `table { chain { … } }` form, hence one statement per line.
-import type { Family } from '../core/types.js';
+import type { Family } from '../../src/core/types.js';
 import { LAB_PLAN, type LabVip } from './plan.js';
 
 export const LB_TABLE = 'l3dsr_lab_lb';

@@ -5,9 +5,9 @@
 // exports' limits and the counter reset. Run on both builds (plain mode), so
 // the coverage build also records these edges.
 
-import { MAX_RULES, VERDICT_COUNT, REASON_COUNT, REASON_TOO_SHORT, VERDICT_MALFORMED, RESULT_REASON_SHIFT } from '../core/abi.generated.js';
-import type { Rewriter } from '../core/rewriter.js';
-import type { Rule } from '../core/types.js';
+import { MAX_RULES, VERDICT_COUNT, REASON_COUNT, REASON_TOO_SHORT, VERDICT_MALFORMED, RESULT_REASON_SHIFT } from '../../src/core/abi.generated.js';
+import type { Rewriter } from '../../src/core/rewriter.js';
+import type { Rule } from '../../src/core/types.js';
 import type { FuzzInput, Harness, Observed } from './harness.js';
 import { checkOutcome, compareBuilds, type CheckStats, type Violation } from './invariants.js';
 

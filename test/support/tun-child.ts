@@ -6,7 +6,7 @@
 //
 //   node tun-child.js io_uring|readwrite DEVICE inside|outside|unref
 import dgram from 'node:dgram';
-import { TunDevice } from '../src/tun/device.js';
+import { TunDevice } from '../../src/tun/device.js';
 import { BatchMemory, REMOTE_ADDRESS, LOCAL_ADDRESS, answerInPlace, parseUdp, sh } from './tun-lab.js';
 
 const FLOOD_BURST = 64;
