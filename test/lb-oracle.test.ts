@@ -485,6 +485,15 @@ describe('lb model: the connection table', () => {
     assert.ok(flows(model, 1800).slice(600).some((r) => r.backend === '198.51.100.3'));
   });
 
+  it('health belongs to a backend of a section: removed and added again, a backend starts up', () => {
+    const model = new LbModel(VIPS);
+    model.setHealth('web', '198.51.100.4', false);
+    const without = load(CONFIG.replace('198.51.100.3 weight=2, 198.51.100.4', '198.51.100.3 weight=2'));
+    model.configure(without);
+    model.configure(VIPS);
+    assert.ok([...model.tableOf('web').table].some((x) => model.tableOf('web').backends[x] === '198.51.100.4'));
+  });
+
   it('bounded: a full bucket evicts its least recently used entry, and counts it', () => {
     const model = new LbModel(VIPS, { connections: 4 });
     const send = (port: number) => model.process(buildPacket({ src: V4.client, dst: V4.vip, protocol: PROTO.TCP, transport: tcp(0, [port, 80]) }));

@@ -79,7 +79,11 @@ export class LbModel {
       const backends = canonicalOrder(vip.backends.map((b): Backend => ({ address: bytesOf(b.address), text: b.address, weight: b.weight, drain: b.drain })));
       return [vip.name, { vip, backends, table: new Uint16Array(0) }];
     }));
-    for (const name of [...this.down.keys()]) if (!this.sections.has(name)) this.down.delete(name);
+    // Health is known per backend of a section: a backend removed and added again starts up, like a new one.
+    for (const [name, down] of this.down) {
+      const s = this.sections.get(name);
+      for (const address of down) if (!s?.backends.some((b) => b.text === address)) down.delete(address);
+    }
     this.byAddress = new Map();
     for (const s of this.sections.values()) {
       const key = hex(bytesOf(s.vip.vip));
