@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CHECK_USAGE, checkCommand, type CheckedVip } from '../src/cli/check.js';
+import type { CheckedLbVip } from '../src/cli/check-lb.js';
 import { parseRunOptions } from '../src/cli/run-options.js';
 
 const BIN = fileURLToPath(new URL('../../bin/l3dsr.js', import.meta.url));
@@ -40,8 +41,9 @@ describe('l3dsr check', () => {
   it('--json: what would be loaded, VIPs after resolution, each with its source; exit 0', async () => {
     const r = await check(['--config', dsr, '--rule', '5=198.51.100.5', '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { ok: boolean; files: string[]; rules: CheckedVip[]; warnings: string[] };
+    const out = JSON.parse(r.stdout) as { ok: boolean; command: string; files: string[]; rules: CheckedVip[]; warnings: string[] };
     assert.equal(out.ok, true);
+    assert.equal(out.command, 'run');
     assert.deepEqual(out.files, [join(dsr, '10-web.conf'), join(dsr, '20-vip.conf')]);
     assert.deepEqual(out.rules, [
       { type: 'l3dsr', vip: '198.51.100.5', family: 4, dscp: 5, match: null, setDscp: null, source: '--rule 5=198.51.100.5' },
@@ -103,6 +105,76 @@ describe('l3dsr check', () => {
     ];
     assert.deepEqual(printed.rules.map(({ type, vip, family, dscp, source }) => ({ type, vip, family, dscp, source })), loaded);
     assert.equal(loaded.length, 6);
+  });
+
+  const LB = `[daemon]
+tun = lb0
+steer = lb-c
+connections = 4096
+
+[lb web]
+vip = 203.0.113.10
+dscp = 1
+ports = tcp/8080, udp/53
+backends = 198.51.100.2, 198.51.100.3 weight=2, 198.51.100.4 drain
+check = tcp 8080
+interval = 500ms
+
+[lb web6]
+vip = 2001:db8:203::10
+dscp = 0x2
+backends = 2001:db8:198::2
+check = none
+`;
+
+  it('a load-balancer configuration: --json lists each VIP with its backends, for l3dsr lb', async () => {
+    const file = join(dir, 'lb.conf');
+    writeFileSync(file, LB);
+    const r = await check(['--config', file, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { ok: boolean; command: string; files: string[]; daemon: object; vips: CheckedLbVip[]; warnings: string[] };
+    assert.deepEqual([out.ok, out.command, out.files, out.daemon], [true, 'lb', [file], { tun: 'lb0', steer: ['lb-c'], connections: 4096 }]);
+    assert.deepEqual(out.vips, [
+      {
+        name: 'web', vip: '203.0.113.10', family: 4, dscp: 1,
+        ports: [{ protocol: 'tcp', from: 8080, to: 8080 }, { protocol: 'udp', from: 53, to: 53 }],
+        hash: '5-tuple', tableSize: 65537, check: { type: 'tcp', port: 8080 }, intervalMs: 500, timeoutMs: 500, rise: 2, fall: 2,
+        backends: [
+          { address: '198.51.100.2', weight: 1, drain: false, source: `${file}:10` },
+          { address: '198.51.100.3', weight: 2, drain: false, source: `${file}:10` },
+          { address: '198.51.100.4', weight: 1, drain: true, source: `${file}:10` },
+        ],
+        source: `${file}:6 [lb web]`,
+      },
+      {
+        name: 'web6', vip: '2001:db8:203::10', family: 6, dscp: 2, ports: null, hash: '5-tuple', tableSize: 65537,
+        check: { type: 'none' }, intervalMs: 1000, timeoutMs: 1000, rise: 2, fall: 2,
+        backends: [{ address: '2001:db8:198::2', weight: 1, drain: false, source: `${file}:17` }],
+        source: `${file}:14 [lb web6]`,
+      },
+    ]);
+    assert.deepEqual(out.warnings, []);
+  });
+
+  it('a load-balancer configuration as a table: one row per backend; a mixed one refused, each line saying why', async () => {
+    const file = join(dir, 'lb.conf');
+    writeFileSync(file, LB);
+    const r = await check(['--config', file]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout.split('\n');
+    assert.match(rows[0], /^lb +VIP +DSCP +ports +check +backend +weight +source$/);
+    assert.match(rows[1], /^web +203\.0\.113\.10 +1 +tcp\/8080,udp\/53 +tcp 8080 every 500ms +198\.51\.100\.2 +1 +\S+lb\.conf:6 \[lb web\]$/);
+    assert.match(rows[3], /^ +198\.51\.100\.4 +1 drain$/);
+    assert.match(rows[4], /^web6 +2001:db8:203::10 +2 +all +none +2001:db8:198::2 +1 +\S+lb\.conf:14 \[lb web6\]$/);
+    assert.match(r.stdout, /valid for l3dsr lb: 2 VIPs, 4 backends \(1 taking no new flows\), from 1 file/);
+
+    const mixed = join(dir, 'mixed.conf');
+    writeFileSync(mixed, `203.0.113.5 = 1\n${LB}`);
+    const bad = await check(['--config', mixed, '--rule', '2=203.0.113.6']);
+    assert.equal(bad.code, 2);
+    assert.deepEqual(bad.stderr.split('\n').filter(Boolean).map((l) => l.replace(/: .*/, '')), ['l3dsr check', 'l3dsr check']);
+    assert.match(bad.stderr, /--rule 2=203\.0\.113\.6: --rule is a real-server rule, for l3dsr run/);
+    assert.match(bad.stderr, /mixed\.conf:1: the VIP line 203\.0\.113\.5 = 1 is a real-server rule, for l3dsr run/);
   });
 
   it('is a command of the l3dsr binary: dispatched, listed in the usage, with its own --help', () => {

@@ -81,7 +81,7 @@ set-dscp = 0
     ['queues out of range', '[daemon]\nqueues = 0', `${F}:2: queues: expected an integer 1-64, got "0"`],
     ['a bad metrics address', '[daemon]\nmetrics = localhost', `${F}:2: metrics: expected HOST:PORT`],
     ['a too-long interface name', '[daemon]\ntun = this-name-is-too-long', `${F}:2: tun: "this-name-is-too-long" is not an interface name`],
-    ['an unknown section', '[vip]\n203.0.113.10 = 1', `${F}:1: unknown section [vip]; expected [daemon], [vips] or [rule NAME]`],
+    ['an unknown section', '[vip]\n203.0.113.10 = 1', `${F}:1: unknown section [vip]; expected [daemon], [vips], [rule NAME] or [lb NAME]`],
     ['a VIP line with a space inside', '203.0.113.10 1', `${F}:1: expected "VIP = DSCP", or a VIP alone for L2DSR (e.g. 203.0.113.10 = 1), got "203.0.113.10 1"`],
     ['an L2DSR line with a bad VIP', '203.0.113.300', `${F}:1: destination: "203.0.113.300": expected a dotted-quad`],
     ['an address the resolver would read as hex', '0x0a.1.1.1 = 1', `${F}:1: destination: "0x0a.1.1.1": expected an IPv4 address`],

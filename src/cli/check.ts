@@ -1,24 +1,30 @@
 // `l3dsr check`: validates a configuration without touching the system (as
 // `nginx -t` or `nft -c` do) and prints what `l3dsr run` would load. Both
 // get their VIPs from the same loader (src/config/load.ts), so what check
-// prints is what run loads.
+// prints is what run loads. A configuration with [lb] sections is for the
+// load balancer (l3dsr lb): its VIPs and backends are printed instead
+// (check-lb.ts).
 
 import { parseArgs } from 'node:util';
-import { loadConfiguration, type Configuration } from '../config/load.js';
+import { loadAnyConfiguration, type AnyConfiguration, type Configuration } from '../config/load.js';
 import { ConfigError, ConfigErrors } from '../config/parse.js';
 import type { Family } from '../core/types.js';
+import { checkedLbVips, formatLbCheck } from './check-lb.js';
 import { table } from './table.js';
 
 export const CHECK_USAGE = `usage: l3dsr check [--config PATH ...] [--rule DSCP=VIP ...] [--json]
 
 Reads the configuration as l3dsr run does (config files, directories of
 *.conf files, --rule flags), resolves host names, and prints the VIPs it
-would load, or every problem found. Changes nothing on the system.
+would load, or every problem found. A configuration with [lb NAME]
+sections is for the load balancer (l3dsr lb): check prints its VIPs, each
+with its backends. Changes nothing on the system.
 Exit status: 0 valid, 2 not (or bad usage).
 
   --config PATH      a config file or a directory of *.conf files (repeatable, read in order)
   --rule DSCP=VIP    a rule as given to l3dsr run (repeatable)
-  --json             {"ok": true, "rules": [...]} or {"ok": false, "errors": [...]}`;
+  --json             {"ok": true, "command": "run", "rules": [...]},
+                     {"ok": true, "command": "lb", "vips": [...]} or {"ok": false, "errors": [...]}`;
 
 /** The flags of `l3dsr check` (the dispatcher reads them to find --help). */
 export const CHECK_OPTIONS = {
@@ -77,9 +83,9 @@ export async function checkCommand(argv: string[], io: CheckIo = process): Promi
     io.stderr.write(`l3dsr check: nothing to check: give --config PATH or --rule DSCP=VIP\n${CHECK_USAGE}\n`);
     return EXIT_INVALID;
   }
-  let config: Configuration;
+  let loaded: AnyConfiguration;
   try {
-    config = await loadConfiguration({ configs: v.config ?? [], rules: v.rule ?? [] });
+    loaded = await loadAnyConfiguration({ configs: v.config ?? [], rules: v.rule ?? [] });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     const problems = err instanceof ConfigErrors ? err.problems : [err];
@@ -87,11 +93,22 @@ export async function checkCommand(argv: string[], io: CheckIo = process): Promi
     else for (const p of problems) io.stderr.write(`l3dsr check: ${p.message}\n`);
     return EXIT_INVALID;
   }
+  if (loaded.command === 'lb') {
+    const { config } = loaded;
+    if (v.json) {
+      io.stdout.write(`${JSON.stringify({ ok: true, command: 'lb', files: config.files, daemon: config.daemon, vips: checkedLbVips(config), warnings: config.warnings })}\n`);
+      return EXIT_VALID;
+    }
+    io.stdout.write(formatLbCheck(config));
+    for (const w of config.warnings) io.stderr.write(`l3dsr check: warning: ${w}\n`);
+    return EXIT_VALID;
+  }
+  const { config } = loaded;
   const warnings = [...config.warnings];
   if (config.rules.length === 0) warnings.push('no L3DSR rules: l3dsr run needs at least one to start');
   const vips = checkedVips(config);
   if (v.json) {
-    io.stdout.write(`${JSON.stringify({ ok: true, files: config.files, daemon: config.daemon, rules: vips, warnings })}\n`);
+    io.stdout.write(`${JSON.stringify({ ok: true, command: 'run', files: config.files, daemon: config.daemon, rules: vips, warnings })}\n`);
     return EXIT_VALID;
   }
   io.stdout.write(formatCheck(config, vips));

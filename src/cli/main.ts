@@ -13,7 +13,7 @@ usage:
   l3dsr status [--tun dsr0] [--json | --metrics]
         rules, counters and steering of a running daemon
   l3dsr check [--config PATH ...] [--rule DSCP=VIP ...] [--json]
-        validate a configuration and print what run would load; changes nothing
+        validate a configuration (the real server's, or a balancer's [lb] sections) and print what it loads; changes nothing
   l3dsr version
   l3dsr help [COMMAND]
 

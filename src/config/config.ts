@@ -1,9 +1,11 @@
 // What a configuration file's text means: daemon settings, dsr.conf VIP
 // lines and [rule] sections, with errors that name the file, the line and
-// the field. Reading the files and settling the VIPs is load.ts.
+// the field. [lb] sections are collected here and read by lb.ts. Reading the
+// files and settling the VIPs is load.ts.
 
 import { parseAddress } from '../core/address.js';
 import type { RuleError, RuleInput } from '../core/rules.js';
+import { MAX_CONNECTIONS, MIN_CONNECTIONS } from '../lb/connections.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
 import { ConfigError, parseIni, type Entry, type Section } from './parse.js';
 
@@ -24,6 +26,8 @@ export interface DaemonSettings {
   offload?: OffloadMode;
   batch?: number;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** l3dsr lb: connection-table entries per TUN queue (docs/lb.md#connection-table). */
+  connections?: number;
 }
 
 type Setter = (v: string, e: Entry, file: string, out: DaemonSettings) => void;
@@ -40,7 +44,15 @@ const DAEMON_KEYS = new Map<string, Setter>([
   ['offload', (v, e, f, o) => { o.offload = oneOf(v, e, f, ['auto', 'yes', 'no'] as const); }],
   ['batch', (v, e, f, o) => { o.batch = integer(v, e, f, 1, 4096); }],
   ['log-level', (v, e, f, o) => { o.logLevel = oneOf(v, e, f, ['debug', 'info', 'warn', 'error'] as const); }],
+  ['connections', (v, e, f, o) => { o.connections = powerOfTwo(v, e, f, MIN_CONNECTIONS, MAX_CONNECTIONS); }],
 ]);
+
+/**
+ * [daemon] settings that mean something to one command only: the VIPs on
+ * lo are the real server's, the connection table is the balancer's. The
+ * loader of the other command refuses them at their line.
+ */
+export const DAEMON_KEY_COMMAND = new Map<string, 'run' | 'lb'>([['loopback-vips', 'run'], ['connections', 'lb']]);
 
 /** The keys of a [rule NAME] section, named as validateRule names its fields. */
 const RULE_KEYS = ['dscp', 'destination', 'match', 'set-dscp'] as const;
@@ -62,16 +74,25 @@ export interface PendingVip {
   section?: string;
 }
 
+/** An [lb NAME] section as read, for lb.ts. */
+export interface PendingLb {
+  section: Section;
+  file: string;
+}
+
 /** What the files read so far have given: each file adds to it, as if the files were one. */
 export interface ConfigState {
   daemon: DaemonSettings;
+  /** Where each [daemon] setting was written (lower-case key), so a command can refuse another's. */
+  daemonKeys: { key: string; file: string; line: number }[];
   vips: PendingVip[];
+  lb: PendingLb[];
   problems: ConfigError[];
   /** Rule section name -> where it was first given (`FILE:LINE`). */
   ruleNames: Map<string, string>;
 }
 
-export const newConfigState = (): ConfigState => ({ daemon: {}, vips: [], problems: [], ruleNames: new Map() });
+export const newConfigState = (): ConfigState => ({ daemon: {}, daemonKeys: [], vips: [], lb: [], problems: [], ruleNames: new Map() });
 
 /**
  * Reads one file's text into `state`: [daemon] settings (a later file's
@@ -97,7 +118,10 @@ export function parseConfig(text: string, file: string, state: ConfigState = new
           const set = DAEMON_KEYS.get(e.key.toLowerCase());
           if (e.value === undefined) problems.push(new ConfigError(file, e.line, `expected "key = value" in [daemon], got "${e.key}"`));
           else if (!set) problems.push(new ConfigError(file, e.line, `unknown setting "${e.key}" in [daemon]; known: ${[...DAEMON_KEYS.keys()].join(', ')}`));
-          else collect(problems, () => set(e.value!, e, file, state.daemon));
+          else {
+            state.daemonKeys.push({ key: e.key.toLowerCase(), file, line: e.line });
+            collect(problems, () => set(e.value!, e, file, state.daemon));
+          }
         }
         break;
       case 'rule': {
@@ -106,8 +130,11 @@ export function parseConfig(text: string, file: string, state: ConfigState = new
         else state.vips.push(vip);
         break;
       }
+      case 'lb':
+        state.lb.push({ section, file });
+        break;
       default:
-        problems.push(new ConfigError(file, section.line, `unknown section [${section.kind}]; expected [daemon], [vips] or [rule NAME]`));
+        problems.push(new ConfigError(file, section.line, `unknown section [${section.kind}]; expected [daemon], [vips], [rule NAME] or [lb NAME]`));
     }
   }
   return state;
@@ -180,9 +207,23 @@ function interfaceName(v: string, e: Entry, file: string): string {
   return v;
 }
 
-function integer(v: string, e: Entry, file: string, min: number, max: number): number {
+/** A decimal integer min..max, or a sentence saying why `v` is not one. */
+export function integerValue(v: string, min: number, max: number): number | string {
   const n = Number(v);
-  if (!/^\d+$/.test(v) || n < min || n > max) throw new ConfigError(file, e.line, `${e.key}: expected an integer ${min}-${max}, got "${v}"`);
+  return /^\d+$/.test(v) && n >= min && n <= max ? n : `expected an integer ${min}-${max}, got "${v}"`;
+}
+
+function integer(v: string, e: Entry, file: string, min: number, max: number): number {
+  const n = integerValue(v, min, max);
+  if (typeof n === 'string') throw new ConfigError(file, e.line, `${e.key}: ${n}`);
+  return n;
+}
+
+function powerOfTwo(v: string, e: Entry, file: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max || (n & (n - 1)) !== 0) {
+    throw new ConfigError(file, e.line, `${e.key}: expected a power of two ${min}-${max}, got "${v}"`);
+  }
   return n;
 }
 

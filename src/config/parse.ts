@@ -17,6 +17,10 @@
 //   destination = 203.0.113.20
 //   match = 198.51.100.0/24
 //   set-dscp = 0
+//
+//   [lb web]              # a VIP of the load balancer (l3dsr lb): src/config/lb.ts
+//   vip = 203.0.113.10
+//   backends = 198.51.100.2, 198.51.100.3 weight=2
 
 export class ConfigError extends Error {
   readonly code = 'ERR_L3DSR_CONFIG';
@@ -51,7 +55,7 @@ export interface Entry {
 }
 
 export interface Section {
-  /** `daemon`, `vips`, `rule` (with a name), or `` for lines before any section. */
+  /** `daemon`, `vips`, `rule` or `lb` (with a name), or `` for lines before any section. */
   kind: string;
   name?: string;
   /** The header could not be read (already reported): its entries mean nothing. */
@@ -73,7 +77,7 @@ export function parseIni(text: string, file: string, problems: ConfigError[]): S
       return;
     }
     if (s.startsWith('[')) {
-      problems.push(new ConfigError(file, line, `expected a section header such as [daemon], [vips] or [rule NAME], got "${s}"`));
+      problems.push(new ConfigError(file, line, `expected a section header such as [daemon], [vips], [rule NAME] or [lb NAME], got "${s}"`));
       // Its lines belong to no known section: reading them as VIPs would only add false errors.
       sections.push({ kind: s, invalid: true, line, entries: [] });
       return;

@@ -34,7 +34,7 @@ const DSCP_TEXT = /^(?:0|[1-9]\d*|0[0-7]+|0[xX][0-9a-fA-F]+)$/;
 const DSCP_BASES = 'decimal 33, octal 041 or hex 0x21';
 
 /** The DSCP a text (or number) stands for, or a sentence saying why it is not one. */
-function dscpValue(value: unknown): number | string {
+export function dscpValue(value: unknown): number | string {
   let n = value;
   if (typeof value === 'string') {
     const t = value.trim();
