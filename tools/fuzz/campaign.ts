@@ -5,6 +5,7 @@
 
 import type { RuleInput } from '../../src/core/rules.js';
 import type { Rule } from '../../src/core/types.js';
+import { Rng } from '../packets/rng.js';
 import { CoverageTracker, loadCoverageMap, type CoverageSummary, type Edge } from './coverage.js';
 import { defaultCorpusDir, hashOf, inputOf, loadCorpus, saveCrash, writeCorpusFile } from './files.js';
 import { Harness, type CoreRun, type DescriptorLie, type FuzzInput } from './harness.js';
@@ -13,7 +14,6 @@ import { checkOutcome, compareBuilds, newCheckStats, type CheckStats, type Viola
 import { mutateInput, type MutationContext } from './mutators.js';
 import { probeExports } from './probe.js';
 import { runAlone } from './replay.js';
-import { Rng } from './rng.js';
 import { FUZZ_RULES } from './ruleset.js';
 import { seedInputs } from './seeds.js';
 

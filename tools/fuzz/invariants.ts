@@ -7,10 +7,12 @@ import { REASON_COUNT, REASON_NAMES, REASON_SLOT_OVERFLOW, REASON_VERDICTS, VERD
 import { parseAddress } from '../../src/core/address.js';
 import { decodeResult } from '../../src/core/rewriter.js';
 import type { PacketResult, Rule } from '../../src/core/types.js';
-import { onesSum, read16 } from '../oracle/checksum.js';
+import { read16 } from '../packets/bytes.js';
+import { onesSum } from '../packets/checksum.js';
+import { transportChecksum, type TransportChecksum } from '../packets/layout.js';
 import { oracleRewrite } from '../oracle/oracle.js';
 import { findTransport, parseFixedHeader, type ParsedPacket, type TransportInfo } from '../oracle/packet.js';
-import { storedChecksum, transportChecksum, transportSum, type TransportChecksum } from '../oracle/transport.js';
+import { storedChecksum, transportSum } from '../oracle/transport.js';
 import { slotContent, type FuzzInput, type Observed } from './harness.js';
 import { expectWithVnet, seedError, type SeedPlace, type VnetExpectation } from './vnet.js';
 

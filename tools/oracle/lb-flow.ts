@@ -5,9 +5,9 @@
 
 import type { Family } from '../../src/core/types.js';
 import { PORT_PROTOCOLS } from '../../src/lb/types.js';
-import { read16 } from './checksum.js';
+import { read16 } from '../packets/bytes.js';
+import { transportChecksum } from '../packets/layout.js';
 import { findTransport, type ParsedPacket, type TransportInfo } from './packet.js';
-import { transportChecksum } from './transport.js';
 
 /** How a packet to a VIP reads. */
 export type FlowReading =
