@@ -31,8 +31,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TunDevice, type TunOpenOptions } from '../src/tun/device.js';
 import { PYTHON } from '../test/support/python.js';
-import { IPV4, UDP } from '../tools/packets/layout.js';
 import { median } from './support/stats.js';
+import { IPV4 } from '../tools/packets/layout.js';
+import { trafgenUdp } from './support/trafgen.js';
 
 const SINK_ADDRESS = '198.51.100.1';
 const TARGET_ADDRESS = '203.0.113.7';
@@ -164,13 +165,10 @@ while True:
     time.sleep(0.001)
 `;
 
-function trafgenConfig(): string {
-  const ip = (a: string) => a.split('.').join(', ');
-  const total = IPV4.SIZE + UDP.SIZE + PAYLOAD_BYTES;
-  // trafgen pins its workers itself: -P 2 with the packet on cpu(1) keeps
-  // the sender on CPU 1 (with -P 1 it would sit on CPU 0).
-  return `cpu(${SENDER_CPU}): { 0x45, 0x00, c16(${total}), c16(0), c16(0x4000), 64, 17, csumip(0, 19), ${ip(SINK_ADDRESS)}, ${ip(TARGET_ADDRESS)}, c16(${SOURCE_PORT}), c16(${SINK_PORT}), c16(${UDP.SIZE + PAYLOAD_BYTES}), c16(0), fill(0x61, ${PAYLOAD_BYTES}) }\n`;
-}
+// trafgen pins its workers itself: -P 2 with the packet on cpu(1) keeps
+// the sender on CPU 1 (with -P 1 it would sit on CPU 0).
+const trafgenConfig = (): string =>
+  trafgenUdp({ src: SINK_ADDRESS, dst: TARGET_ADDRESS, srcPort: SOURCE_PORT, dstPort: SINK_PORT, size: PAYLOAD_BYTES, cpu: SENDER_CPU });
 
 /** A process inside the namespace spoken to line by line. */
 class Child {
