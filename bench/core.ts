@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRewriter } from '../src/core/rewriter.js';
-import { buildPacket, tcp, udp, PROTO } from '../tools/oracle/build.js';
+import { buildPacket, tcp, udp } from '../tools/packets/build.js';
+import { PROTO } from '../tools/packets/layout.js';
 import { oracleRewrite } from '../tools/oracle/oracle.js';
 
 const BATCH = 256;

@@ -10,15 +10,10 @@ import { join } from 'node:path';
 import { LAB_INTERFACES, LAB_PLAN, type Lab, type LabRole } from '../tools/lab/index.js';
 import { ipJson } from '../src/system/index.js';
 import { flood } from '../test/support/daemon-traffic.js';
+import { trafgenUdp } from './support/trafgen.js';
 
-const ETHERTYPE_IPV4 = 0x0800;
-const IPV4_HEADER = 20;
-const UDP_HEADER = 8;
-const ETHERNET_HEADER = 14;
-const TTL = 64;
-const PROTO_UDP = 17;
 /** Source ports FLOW_PORT_BASE + 0 … flows-1 (trafgen varies the low byte). */
-const FLOW_PORT_HIGH_BYTE = 0x13;
+const FLOW_PORT_BASE = 0x1300;
 const MAX_TRAFGEN_FLOWS = 256;
 
 export interface FloodSpec {
@@ -53,19 +48,11 @@ export async function hasTrafgen(): Promise<boolean> {
   });
 }
 
-const macBytes = (mac: string) => mac.split(':').map((b) => `0x${b}`).join(', ');
-const ipv4Bytes = (a: string) => a.split('.').join(', ');
-
 /** A trafgen packet: Ethernet to the LB, IPv4 from the client, UDP with per-flow source ports, checksums computed. */
-function trafgenPacket(lbMac: string, cliMac: string, spec: FloodSpec): string {
-  const ipLength = IPV4_HEADER + UDP_HEADER + spec.size;
-  const ipEnd = ETHERNET_HEADER + IPV4_HEADER - 1;
-  return `{ ${macBytes(lbMac)}, ${macBytes(cliMac)}, c16(${ETHERTYPE_IPV4}), `
-    + `0x45, 0x00, c16(${ipLength}), c16(0), c16(0x4000), ${TTL}, ${PROTO_UDP}, csumip(${ETHERNET_HEADER}, ${ipEnd}), `
-    + `${ipv4Bytes(LAB_PLAN[4].client)}, ${ipv4Bytes(spec.address)}, `
-    + `${FLOW_PORT_HIGH_BYTE}, dinc(0, ${spec.flows - 1}), c16(${spec.port}), c16(${UDP_HEADER + spec.size}), `
-    + `csumudp(${ETHERNET_HEADER}, ${ETHERNET_HEADER + IPV4_HEADER}), fill(0x61, ${spec.size}) }\n`;
-}
+const trafgenPacket = (lbMac: string, cliMac: string, spec: FloodSpec): string => trafgenUdp({
+  src: LAB_PLAN[4].client, dst: spec.address, srcPort: FLOW_PORT_BASE, dstPort: spec.port, size: spec.size, flows: spec.flows,
+  macs: { dst: lbMac, src: cliMac }, udpChecksum: true,
+});
 
 /** trafgen on cli's link to the LB for `seconds`, as fast as it goes (IPv4 only). */
 export async function trafgenFlood(lab: Lab, spec: FloodSpec): Promise<Offered> {

@@ -7,16 +7,18 @@
 //     `jhash(flow key) mod N` (the Linux kernel's jhash, bench/jhash.ts), the
 //     flows keyed as docs/lb.md#flow-hash says;
 //   - build time of a 1000-backend table, median of 9 builds.
-// Deterministic flows (a fixed-seed xorshift), so two runs differ only in
-// the times. Run: npm run bench:maglev   (or: node dist/bench/maglev.js)
+// Deterministic flows (the seeded PRNG of tools/packets/rng.ts), so two runs
+// differ only in the times. Run: npm run bench:maglev   (or: node dist/bench/maglev.js)
 
 import { table } from '../src/cli/table.js';
 import { flowHash } from '../src/lb/flow-hash.js';
 import { buildMaglevTable, canonicalOrder, DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, slotOf, type MaglevBackend } from '../src/lb/maglev.js';
+import { Rng } from '../tools/packets/rng.js';
 import { jhash } from './jhash.js';
 
 const FLOWS = 1_000_000;
 const BUILDS = 9;
+const FLOW_SEED = 1;
 
 /** `n` IPv4 backends 198.51.x.y (i = 256x + y), the documentation's sets. */
 function backends(n: number, weight: (i: number) => number = () => 1): MaglevBackend[] {
@@ -25,16 +27,10 @@ function backends(n: number, weight: (i: number) => number = () => 1): MaglevBac
 
 /** 1 M TCP flow keys to 203.0.113.10:80 from random clients and ports (13 bytes each, docs/lb.md#flow-hash). */
 function flowKeys(): Uint8Array[] {
-  let s = 0x9e3779b9;
-  const next = () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s;
-  };
+  const rng = new Rng(FLOW_SEED);
   return Array.from({ length: FLOWS }, () => {
-    const src = next();
-    const port = 1024 + (next() % 64512);
+    const src = rng.next();
+    const port = rng.range(1024, 65535);
     return Uint8Array.from([src >>> 24, (src >>> 16) & 255, (src >>> 8) & 255, src & 255, 203, 0, 113, 10, port >> 8, port & 255, 0, 80, 6]);
   });
 }

@@ -13,7 +13,7 @@ import { delimiter, join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { GENERATED, generateCapture } from '../tools/capture/generate.js';
-import { onesSum, pseudoHeaderSum } from '../tools/oracle/checksum.js';
+import { checksumReport } from '../tools/oracle/oracle.js';
 import { openCapture } from '../src/pcap/reader.js';
 import { locateL3 } from '../src/pcap/linklayer.js';
 import { median } from './support/stats.js';
@@ -68,17 +68,11 @@ function timed(argv: string[], dir: string): Timing {
 }
 
 
-/** Full recomputation of the generated traffic's checksums (IPv4 header, TCP/UDP with pseudo-header; no extension headers). */
+/** Whether every checksum of a generated packet is right, recomputed from scratch by the oracle (over IPv6, UDP must have one). */
 function checksumsValid(l3: Uint8Array): boolean {
-  const v4 = l3[0] >> 4 === 4;
-  const headerLength = v4 ? (l3[0] & 0x0f) * 4 : 40;
-  if (v4 && onesSum(l3.subarray(0, headerLength)) !== 0xffff) return false;
-  const protocol = v4 ? l3[9] : l3[6];
-  const l4Length = v4 ? ((l3[2] << 8) | l3[3]) - headerLength : (l3[4] << 8) | l3[5];
-  const checksumAt = headerLength + (protocol === 6 ? 16 : 6);
-  if (protocol === 17 && l3[checksumAt] === 0 && l3[checksumAt + 1] === 0) return v4; // "no checksum": IPv4 only
-  const [src, dst] = v4 ? [l3.subarray(12, 16), l3.subarray(16, 20)] : [l3.subarray(8, 24), l3.subarray(24, 40)];
-  return onesSum(l3.subarray(headerLength, headerLength + l4Length), pseudoHeaderSum(src, dst, protocol, l4Length)) === 0xffff;
+  const r = checksumReport(l3);
+  if (r.ipv4Header === false || r.transport === undefined) return false;
+  return r.transport.none ? l3[0] >> 4 === 4 : r.transport.valid;
 }
 
 interface Comparison {

@@ -32,16 +32,14 @@ import { parseArgs } from 'node:util';
 import { TunDevice, type TunOpenOptions } from '../src/tun/device.js';
 import { PYTHON } from '../test/support/python.js';
 import { median } from './support/stats.js';
+import { IPV4 } from '../tools/packets/layout.js';
+import { trafgenUdp } from './support/trafgen.js';
 
 const SINK_ADDRESS = '198.51.100.1';
 const TARGET_ADDRESS = '203.0.113.7';
 const SOURCE_PORT = 5000;
 const SINK_PORT = 6000;
 const PAYLOAD_BYTES = 64;
-const IPV4_HEADER = 20;
-const UDP_HEADER = 8;
-const IP_SRC = 12;
-const IP_DST = 16;
 const WARMUP_MS = 500;
 const REWRITER_CPU = 0;
 const SENDER_CPU = 1;
@@ -95,14 +93,14 @@ function rewriter(label: string, name: string, batchMax: number, slotsPerBatch: 
   dev.attach(memory, layout, (n) => {
     for (let i = 0; i < n; i++) {
       const p = slotBase + slots[i] * slotSize;
-      if (lengths[i] < IPV4_HEADER || bytes[p] >> 4 !== 4) {
+      if (lengths[i] < IPV4.SIZE || bytes[p] >> 4 !== 4) {
         lengths[i] = 0;
         continue;
       }
       // Swapping source and destination keeps every checksum valid.
-      const src = dv.getUint32(p + IP_SRC);
-      dv.setUint32(p + IP_SRC, dv.getUint32(p + IP_DST));
-      dv.setUint32(p + IP_DST, src);
+      const src = dv.getUint32(p + IPV4.SOURCE);
+      dv.setUint32(p + IPV4.SOURCE, dv.getUint32(p + IPV4.DESTINATION));
+      dv.setUint32(p + IPV4.DESTINATION, src);
     }
   });
   dev.onError = (err) => {
@@ -167,13 +165,10 @@ while True:
     time.sleep(0.001)
 `;
 
-function trafgenConfig(): string {
-  const ip = (a: string) => a.split('.').join(', ');
-  const total = IPV4_HEADER + UDP_HEADER + PAYLOAD_BYTES;
-  // trafgen pins its workers itself: -P 2 with the packet on cpu(1) keeps
-  // the sender on CPU 1 (with -P 1 it would sit on CPU 0).
-  return `cpu(${SENDER_CPU}): { 0x45, 0x00, c16(${total}), c16(0), c16(0x4000), 64, 17, csumip(0, 19), ${ip(SINK_ADDRESS)}, ${ip(TARGET_ADDRESS)}, c16(${SOURCE_PORT}), c16(${SINK_PORT}), c16(${UDP_HEADER + PAYLOAD_BYTES}), c16(0), fill(0x61, ${PAYLOAD_BYTES}) }\n`;
-}
+// trafgen pins its workers itself: -P 2 with the packet on cpu(1) keeps
+// the sender on CPU 1 (with -P 1 it would sit on CPU 0).
+const trafgenConfig = (): string =>
+  trafgenUdp({ src: SINK_ADDRESS, dst: TARGET_ADDRESS, srcPort: SOURCE_PORT, dstPort: SINK_PORT, size: PAYLOAD_BYTES, cpu: SENDER_CPU });
 
 /** A process inside the namespace spoken to line by line. */
 class Child {

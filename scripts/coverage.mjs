@@ -76,93 +76,118 @@ function functionName(node) {
   return '(anonymous)';
 }
 
-/**
- * Returns the instrumented text of one source file and records its edges.
- * Edits are insertions only; each wrap opens at a node's start and closes at
- * its end, so nested wraps must be ordered: at one position, closes come
- * before opens, outer opens before inner ones, inner closes before outer ones.
- */
-function instrument(file, text) {
-  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
-  const inserts = [];
-  const wrapped = new Set();
-  let usesCov = false;
-  let usesCovb = false;
-  const open = (pos, str, span) => inserts.push({ pos, str, close: false, span });
-  const close = (pos, str, span) => inserts.push({ pos, str, close: true, span });
+function isFunction(node) {
+  return (ts.isFunctionDeclaration(node) || ts.isMethodDeclaration(node) || ts.isFunctionExpression(node)
+    || ts.isArrowFunction(node) || ts.isConstructorDeclaration(node)) && node.body !== undefined;
+}
 
-  function wrapCondition(e, fn) {
+/**
+ * The counters of one source file, as insertions into its text: each wrap
+ * opens at a node's start and closes at its end. Records the edges as it
+ * finds them.
+ */
+class FileCounters {
+  inserts = [];
+  /** Which helpers the inserted text calls. */
+  usesCov = false;
+  usesCovb = false;
+  #wrapped = new Set();
+
+  constructor(sf, file) {
+    this.sf = sf;
+    this.file = file;
+  }
+
+  #open(pos, str, span) { this.inserts.push({ pos, str, close: false, span }); }
+  #close(pos, str, span) { this.inserts.push({ pos, str, close: true, span }); }
+
+  /** `fn` is the enclosing function's name; undefined at top level, where nothing is counted. */
+  visit(node, fn) {
+    if (isFunction(node)) {
+      fn = functionName(node);
+      if (ts.isBlock(node.body)) this.#countEntry(node, fn);
+    }
+    if (fn !== undefined) {
+      if (ts.isIfStatement(node) || ts.isWhileStatement(node) || ts.isDoStatement(node)) this.#wrapCondition(node.expression, fn);
+      else if (ts.isForStatement(node) && node.condition) this.#wrapCondition(node.condition, fn);
+      else if (ts.isConditionalExpression(node)) this.#wrapCondition(node.condition, fn);
+      else if (isLogical(node)) this.#wrapCondition(node, fn);
+      else if (ts.isSwitchStatement(node)) this.#countSwitch(node, fn);
+    }
+    ts.forEachChild(node, (child) => this.visit(child, fn));
+  }
+
+  #countEntry(node, fn) {
+    const id = addEdge(this.sf, this.file, node, fn, 'entry', fn);
+    this.#open(node.body.getStart(this.sf) + 1, ` ${helperName}(${id});`, 0);
+    this.usesCov = true;
+  }
+
+  #wrapCondition(e, fn) {
+    const { sf, file } = this;
     for (const leaf of conditionLeaves(e)) {
-      if (wrapped.has(leaf)) continue;
-      wrapped.add(leaf);
+      if (this.#wrapped.has(leaf)) continue;
+      this.#wrapped.add(leaf);
       const text = snippet(leaf, sf);
       const falseId = addEdge(sf, file, leaf, fn, 'false', text);
       addEdge(sf, file, leaf, fn, 'true', text);
       const start = leaf.getStart(sf);
       const span = leaf.end - start;
-      open(start, `${helperName}b(${falseId}, `, span);
-      close(leaf.end, ')', span);
-      usesCovb = true;
+      this.#open(start, `${helperName}b(${falseId}, `, span);
+      this.#close(leaf.end, ')', span);
+      this.usesCovb = true;
     }
   }
 
-  function isFunction(node) {
-    return (ts.isFunctionDeclaration(node) || ts.isMethodDeclaration(node) || ts.isFunctionExpression(node)
-      || ts.isArrowFunction(node) || ts.isConstructorDeclaration(node)) && node.body !== undefined;
-  }
-
-  function instrumentSwitch(node, fn) {
+  #countSwitch(node, fn) {
+    const { sf, file } = this;
     let hasDefault = false;
     for (const clause of node.caseBlock.clauses) {
       const isDefault = ts.isDefaultClause(clause);
       hasDefault ||= isDefault;
       const id = addEdge(sf, file, clause, fn, isDefault ? 'default' : 'case', isDefault ? 'default' : `case ${snippet(clause.expression, sf)}`);
-      open(clause.statements.pos, ` ${helperName}(${id});`, 0);
+      this.#open(clause.statements.pos, ` ${helperName}(${id});`, 0);
     }
     if (!hasDefault) {
       // Placed first and ending in `break`, so no clause can fall into it;
       // a default clause is chosen only when no case matches, wherever it sits.
       const id = addEdge(sf, file, node, fn, 'default', '(no default: no case matched)');
-      open(node.caseBlock.getStart(sf) + 1, ` default: { ${helperName}(${id}); break; }`, 0);
+      this.#open(node.caseBlock.getStart(sf) + 1, ` default: { ${helperName}(${id}); break; }`, 0);
     }
-    usesCov = true;
+    this.usesCov = true;
   }
+}
 
-  /** `fn` is the enclosing function's name; undefined at top level, where nothing is counted. */
-  function visit(node, fn) {
-    if (isFunction(node)) {
-      fn = functionName(node);
-      if (ts.isBlock(node.body)) {
-        const id = addEdge(sf, file, node, fn, 'entry', fn);
-        open(node.body.getStart(sf) + 1, ` ${helperName}(${id});`, 0);
-        usesCov = true;
-      }
-    }
-    if (fn !== undefined) {
-      if (ts.isIfStatement(node) || ts.isWhileStatement(node) || ts.isDoStatement(node)) wrapCondition(node.expression, fn);
-      else if (ts.isForStatement(node) && node.condition) wrapCondition(node.condition, fn);
-      else if (ts.isConditionalExpression(node)) wrapCondition(node.condition, fn);
-      else if (isLogical(node)) wrapCondition(node, fn);
-      else if (ts.isSwitchStatement(node)) instrumentSwitch(node, fn);
-    }
-    ts.forEachChild(node, (child) => visit(child, fn));
-  }
-  visit(sf, undefined);
-
-  inserts.sort((a, b) => a.pos - b.pos
+/**
+ * `text` with the insertions made. Edits are insertions only, so nested wraps
+ * must be ordered: at one position, closes come before opens, outer opens
+ * before inner ones, inner closes before outer ones.
+ */
+function applyInserts(text, inserts) {
+  const sorted = [...inserts].sort((a, b) => a.pos - b.pos
     || (a.close === b.close ? 0 : a.close ? -1 : 1)
     || (a.close ? a.span - b.span : b.span - a.span));
   let out = '';
   let at = 0;
-  for (const ins of inserts) {
+  for (const ins of sorted) {
     out += text.slice(at, ins.pos) + ins.str;
     at = ins.pos;
   }
-  out += text.slice(at);
-  const names = [usesCov && helperName, usesCovb && `${helperName}b`].filter(Boolean);
-  // On the first line, before what is there (a comment), so line numbers stay those of the source.
-  if (names.length > 0) out = `import { ${names.join(', ')} } from "./${helperName}"; ${out}`;
-  return out;
+  return out + text.slice(at);
+}
+
+/** Imports the helpers the counters call, on the first line before what is there (a comment), so line numbers stay those of the source. */
+function withHelperImport(text, counters) {
+  const names = [counters.usesCov && helperName, counters.usesCovb && `${helperName}b`].filter(Boolean);
+  return names.length > 0 ? `import { ${names.join(', ')} } from "./${helperName}"; ${text}` : text;
+}
+
+/** Returns the instrumented text of one source file and records its edges. */
+function instrument(file, text) {
+  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const counters = new FileCounters(sf, file);
+  counters.visit(sf, undefined);
+  return withHelperImport(applyInserts(text, counters.inserts), counters);
 }
 
 function helperModule(count) {

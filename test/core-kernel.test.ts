@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { createRewriter } from '../src/core/rewriter.js';
 import type { Rule } from '../src/core/types.js';
 import { findTransport, parseFixedHeader } from '../tools/oracle/packet.js';
-import { PROTO } from '../tools/oracle/build.js';
+import { PROTO } from '../tools/packets/layout.js';
 import { packet, RULES } from './support/arbitraries.js';
 import { rewriteWithKernel, type KernelRule } from './support/kernel-nft.js';
 import { privileged } from './support/privilege.js';

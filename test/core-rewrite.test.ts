@@ -6,9 +6,11 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRewriter, type Rewriter } from '../src/core/rewriter.js';
 import { validateRules } from '../src/core/rules.js';
-import { buildPacket, tcp, udp, dccp, echo, PROTO, type PacketSpec } from '../tools/oracle/build.js';
+import { buildPacket, tcp, udp, dccp, echo, type PacketSpec } from '../tools/packets/build.js';
 import { checksumReport, oracleRewrite } from '../tools/oracle/oracle.js';
-import { onesSum, read16, pseudoHeaderSum } from '../tools/oracle/checksum.js';
+import { read16 } from '../tools/packets/bytes.js';
+import { checksumFor, onesSum, pseudoHeaderSum } from '../tools/packets/checksum.js';
+import { PROTO } from '../tools/packets/layout.js';
 
 const RULES = ['1=203.0.113.10', '1=2001:db8:203::10', '17=203.0.113.20', '17=2001:db8:203::20'];
 const V4 = { src: '192.0.2.1', dst: '198.51.100.2' };
@@ -84,7 +86,7 @@ describe('IPv4 rewrite', () => {
     const after = buildPacket({ ...V4, dst: '203.0.113.10', dscp: 1, protocol: PROTO.UDP, transport: base, checksum: 'zero' });
     const seed = pseudoHeaderSum(after.subarray(12, 16), after.subarray(16, 20), PROTO.UDP, base.length);
     const rest = onesSum(after.subarray(20), seed);
-    const word = (0xffff - rest + 0xffff) % 0xffff;
+    const word = checksumFor(rest);
     base[8] = word >> 8; base[9] = word & 0xff;
     const { out } = run({ ...V4, dscp: 1, protocol: PROTO.UDP, transport: base });
     assert.equal(read16(out, 26), 0xffff);

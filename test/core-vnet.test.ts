@@ -6,19 +6,18 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createRewriter, decodeResult, type Rewriter } from '../src/core/rewriter.js';
-import { buildPacket, tcp, udp, PROTO, type ExtHeader } from '../tools/oracle/build.js';
-import { onesSum, pseudoHeaderSum, read16, write16 } from '../tools/oracle/checksum.js';
+import { buildPacket, tcp, udp, type ExtHeader } from '../tools/packets/build.js';
+import { read16, write16 } from '../tools/packets/bytes.js';
+import { checksumFor, onesSum, pseudoHeaderSum } from '../tools/packets/checksum.js';
+import { PROTO, transportChecksum } from '../tools/packets/layout.js';
+import { VNET, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, readVnet, vnetHeader } from '../tools/packets/vnet.js';
 import { findTransport, parseFixedHeader } from '../tools/oracle/packet.js';
 import { checksumReport, oracleRewrite } from '../tools/oracle/oracle.js';
-import { transportChecksum } from '../tools/oracle/transport.js';
 
 const RULES = ['1=203.0.113.10', '1=2001:db8:203::10'];
-const VNET = 10;
-const NEEDS_CSUM = 1;
-const DATA_VALID = 2;
 
 let rw: Rewriter;
-before(async () => { rw = await createRewriter({ rules: RULES, vnetHeaderBytes: VNET, slotSize: 70000, slotCount: 4 }); });
+before(async () => { rw = await createRewriter({ rules: RULES, vnetHeaderBytes: VNET.SIZE, slotSize: 70000, slotCount: 4 }); });
 
 interface Gso { type: number; size: number; hdrLen: number }
 
@@ -31,15 +30,11 @@ function partial(ip: Uint8Array, gso: Gso): { frame: Uint8Array; field: number }
   const c = transportChecksum(h.family, t.protocol)!;
   const field = t.offset + c.field;
   write16(ip, field, seedOf(ip));
-  const frame = new Uint8Array(VNET + ip.length);
-  frame[0] = NEEDS_CSUM;
-  frame[1] = gso.type;
-  new DataView(frame.buffer).setUint16(2, gso.hdrLen, true);
-  new DataView(frame.buffer).setUint16(4, gso.size, true);
-  new DataView(frame.buffer).setUint16(6, t.offset, true);
-  new DataView(frame.buffer).setUint16(8, c.field, true);
-  frame.set(ip, VNET);
-  return { frame, field: VNET + field };
+  const header = vnetHeader({ flags: VNET_F_NEEDS_CSUM, gsoType: gso.type, hdrLen: gso.hdrLen, gsoSize: gso.size, csumStart: t.offset, csumOffset: c.field });
+  const frame = new Uint8Array(VNET.SIZE + ip.length);
+  frame.set(header);
+  frame.set(ip, VNET.SIZE);
+  return { frame, field: VNET.SIZE + field };
 }
 
 /** The folded pseudo-header sum, computed from scratch: what the kernel puts in the field. */
@@ -56,8 +51,7 @@ function finish(ip: Uint8Array, fieldInIp: number, l4Start: number): Uint8Array 
   const out = ip.slice();
   const seed = read16(out, fieldInIp);
   write16(out, fieldInIp, 0);
-  const c = ~onesSum(out.subarray(l4Start), seed) & 0xffff;
-  write16(out, fieldInIp, c === 0 ? 0xffff : c);
+  write16(out, fieldInIp, checksumFor(onesSum(out.subarray(l4Start), seed)));
   return out;
 }
 
@@ -99,15 +93,14 @@ describe('NEEDS_CSUM packets (IFF_VNET_HDR)', () => {
       const { out, result, length } = runOne(frame);
       assert.equal(result & 0xff, 1, 'rewritten');
       assert.equal(length, frame.length);
-      const outIp = out.subarray(VNET);
-      assert.deepEqual(out.subarray(0, VNET), frame.subarray(0, VNET), 'virtio-net header unchanged');
+      const outIp = out.subarray(VNET.SIZE);
+      assert.deepEqual(out.subarray(0, VNET.SIZE), frame.subarray(0, VNET.SIZE), 'virtio-net header unchanged');
       assert.equal(read16(out, field), seedOf(outIp), 'seed = pseudo-header sum over the new addresses');
       const v6 = outIp[0] >> 4 === 6;
       assert.equal(v6 ? outIp[39] : outIp[19], v6 ? 0x10 : 0x0a, 'destination is the VIP');
       if (!v6) assert.equal(onesSum(outIp.subarray(0, 20)), 0xffff, 'IPv4 header checksum valid');
       // Finished the way the kernel would, the transport checksum is valid.
-      const l4Start = new DataView(out.buffer, out.byteOffset).getUint16(6, true);
-      assert.equal(checksumReport(finish(outIp, field - VNET, l4Start)).transport?.valid, true);
+      assert.equal(checksumReport(finish(outIp, field - VNET.SIZE, readVnet(out).csumStart)).transport?.valid, true);
     }), { numRuns: 400 });
   });
 
@@ -121,9 +114,9 @@ describe('NEEDS_CSUM packets (IFF_VNET_HDR)', () => {
 
   it('a header that points somewhere else than the transport checksum: dropped, untouched', () => {
     const ip = buildPacket({ src: '192.0.2.1', dst: '198.51.100.2', dscp: 1, protocol: PROTO.TCP, transport: tcp(16) });
-    for (const [at, value] of [[6, 24], [8, 6]]) {
+    for (const wrong of [{ csumStart: 24 }, { csumOffset: 6 }]) {
       const { frame } = partial(ip.slice(), { type: 1, size: 1448, hdrLen: 52 });
-      new DataView(frame.buffer).setUint16(at, value, true);
+      frame.set(vnetHeader({ ...readVnet(frame), ...wrong }));
       const { out, result, length } = runOne(frame);
       assert.equal(result & 0xff, 3);
       assert.equal(decodeResult(result).reason, 'vnet-inconsistent');
@@ -134,19 +127,19 @@ describe('NEEDS_CSUM packets (IFF_VNET_HDR)', () => {
   });
 
   it('packets without NEEDS_CSUM follow the ordinary rules, byte for byte as the oracle says', () => {
-    for (const flags of [0, DATA_VALID]) {
+    for (const flags of [0, VNET_F_DATA_VALID]) {
       const ip = buildPacket({ src: '2001:db8:192::1', dst: '2001:db8:198::2', dscp: 1, protocol: PROTO.UDP, transport: udp(40) });
-      const frame = new Uint8Array(VNET + ip.length);
-      frame[0] = flags;
-      frame.set(ip, VNET);
+      const frame = new Uint8Array(VNET.SIZE + ip.length);
+      frame.set(vnetHeader({ flags, csumStart: 0, csumOffset: 0 }));
+      frame.set(ip, VNET.SIZE);
       const { out } = runOne(frame);
-      assert.deepEqual(out.subarray(VNET), oracleRewrite(ip, rw.rules).output);
+      assert.deepEqual(out.subarray(VNET.SIZE), oracleRewrite(ip, rw.rules).output);
     }
   });
 
   it('a slot shorter than the virtio-net header is malformed', () => {
     rw.batchSlots[0] = 0;
-    rw.batchLengths[0] = VNET - 1;
+    rw.batchLengths[0] = VNET.SIZE - 1;
     rw.runBatch(1);
     assert.equal(rw.batchResults[0] & 0xff, 2);
     assert.equal(rw.counters().reasons['vnet-header'], 1n);

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { installReturnPathCounters, readReturnPathCounters } from '../tools/demo/observe.js';
 import { Lab, LAB_INTERFACES, LAB_PLAN, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
+import { IPV4, IPV6, UDP } from '../tools/packets/layout.js';
 import type { EchoService, LabVip, ProbeResult } from '../tools/lab/index.js';
 import { ipJson } from '../src/system/index.js';
 import {
@@ -18,8 +19,7 @@ import { privileged } from './support/privilege.js';
 const UDP_REQUESTS = 10;
 /** The probe's UDP payload is the five bytes `probe`. */
 const PROBE_PAYLOAD = 5;
-const IP_HEADER = { 4: 20, 6: 40 } as const;
-const UDP_HEADER = 8;
+const IP_HEADER = { 4: IPV4.SIZE, 6: IPV6.SIZE } as const;
 const TRANSFER_BYTES = 10 * MIB;
 /** --metrics inside srv (its own loopback). */
 const METRICS = '127.0.0.1:9109';
@@ -98,7 +98,7 @@ describe('l3dsr run in the lab, real traffic (io_uring, 1 queue, VIPs on DSCP 1 
         assert.equal(delta, other === vip ? BigInt(UDP_REQUESTS) : 0n, `rule for ${other.address} after UDP to ${vip.address}`);
       }
       const bytes = ruleBytes(now, vip.address) - ruleBytes(before, vip.address);
-      assert.equal(bytes, BigInt(UDP_REQUESTS * (IP_HEADER[vip.family] + UDP_HEADER + PROBE_PAYLOAD)), `bytes counted for ${vip.address}`);
+      assert.equal(bytes, BigInt(UDP_REQUESTS * (IP_HEADER[vip.family] + UDP.SIZE + PROBE_PAYLOAD)), `bytes counted for ${vip.address}`);
     }
   });
 

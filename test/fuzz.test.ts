@@ -9,19 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeResult } from '../src/core/rewriter.js';
 import { validateRules } from '../src/core/rules.js';
+import { transportChecksum } from '../tools/packets/layout.js';
+import { Rng } from '../tools/packets/rng.js';
+import { readVnet } from '../tools/packets/vnet.js';
 import { checksumReport, oracleRewrite } from '../tools/oracle/oracle.js';
 import { findTransport, parseFixedHeader } from '../tools/oracle/packet.js';
-import { transportChecksum } from '../tools/oracle/transport.js';
 import { runCampaign } from '../tools/fuzz/campaign.js';
 import { loadCoverageMap } from '../tools/fuzz/coverage.js';
 import { corpusFileName, defaultCorpusDir, inputOf, loadCorpus } from '../tools/fuzz/files.js';
 import { Harness, type FuzzInput, type Observed } from '../tools/fuzz/harness.js';
 import { checkOutcome, type ViolationKind } from '../tools/fuzz/invariants.js';
 import { MUTATORS, checksumToZero, mutate, mutateInput, type MutationContext } from '../tools/fuzz/mutators.js';
-import { Rng } from '../tools/fuzz/rng.js';
 import { FUZZ_RULES } from '../tools/fuzz/ruleset.js';
 import { seedInputs } from '../tools/fuzz/seeds.js';
-import { expectWithVnet, readVnet, seedError, seedPlace } from '../tools/fuzz/vnet.js';
+import { expectWithVnet, seedError, seedPlace } from '../tools/fuzz/vnet.js';
 
 const allSeeds = seedInputs();
 /** The plain-mode seeds. */

@@ -7,10 +7,12 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rewriteWithKernel, undoIpv4TtlDecrement, type KernelResult, type KernelRule } from './support/kernel-nft.js';
 import { privileged } from './support/privilege.js';
-import {
-  PROTO, authHeader, bytes, dccp, fragmentHeader, icmpEcho, icmpv6Echo, ipv4, ipv6, opaque, optionsHeader, parseIpv4, parseIpv6,
-  routingHeader, tcp, udp, udpLite, type ExtensionHeader, type Segment,
-} from './support/kernel-nft-packets.js';
+import { addressBytes } from '../tools/packets/address.js';
+import { buildPacket, dccp, echo, tcp, udp, type ExtHeader, type PacketSpec } from '../tools/packets/build.js';
+import { read16 as word } from '../tools/packets/bytes.js';
+import { onesSum, pseudoHeaderSum } from '../tools/packets/checksum.js';
+import { EXT, ICMP, PROTO, transportChecksum } from '../tools/packets/layout.js';
+import { Rng } from '../tools/packets/rng.js';
 
 const RIP4 = '198.51.100.2';
 const RIP6 = '2001:db8:198::2';
@@ -31,16 +33,8 @@ function requireRoot(): void {
 
 // ---- checksums from scratch ---------------------------------------------------
 
-function onesSum(parts: readonly Uint8Array[]): number {
-  let sum = 0;
-  for (const p of parts) {
-    for (let k = 0; k < p.length; k += 2) sum += (p[k]! << 8) | (p[k + 1] ?? 0);
-  }
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum;
-}
-
-const word = (p: Uint8Array, at: number): number => (p[at]! << 8) | p[at + 1]!;
+/** The one's-complement sum of `parts` one after the other. */
+const sumOf = (...parts: Uint8Array[]): number => parts.reduce((sum, p) => onesSum(p, sum), 0);
 
 interface L4View {
   protocol: number;
@@ -48,7 +42,8 @@ interface L4View {
   offset: number;
   /** L4 length according to the IP header. */
   length: number;
-  pseudo: Uint8Array;
+  /** The pseudo-header's sum. */
+  pseudo: number;
   /** Fragment offset (non-zero: no L4 header here). */
   fragmentOffset: number;
 }
@@ -57,49 +52,44 @@ function l4Of(p: Uint8Array, finalDestination?: Uint8Array): L4View {
   if (p[0]! >> 4 === 4) {
     const ihl = (p[0]! & 0x0f) * 4;
     const length = word(p, 2) - ihl;
-    const pseudo = new Uint8Array([...p.subarray(12, 20), 0, p[9]!, length >> 8, length & 0xff]);
+    const pseudo = pseudoHeaderSum(p.subarray(12, 16), p.subarray(16, 20), p[9]!, length);
     return { protocol: p[9]!, offset: ihl, length, pseudo, fragmentOffset: word(p, 6) & 0x1fff };
   }
   let next = p[6]!;
   let at = 40;
   let fragmentOffset = 0;
   for (;;) {
-    if (next === PROTO.hopByHop || next === PROTO.ipv6Routing || next === PROTO.ipv6DestOpts) {
+    if (next === EXT.HOP_BY_HOP || next === EXT.ROUTING || next === EXT.DEST_OPTS) {
       [next, at] = [p[at]!, at + (p[at + 1]! + 1) * 8];
-    } else if (next === PROTO.ipv6Fragment) {
+    } else if (next === EXT.FRAGMENT) {
       fragmentOffset = word(p, at + 2) >> 3;
       [next, at] = [p[at]!, at + 8];
     } else break;
   }
   const length = 40 + word(p, 4) - at;
-  const dst = finalDestination ?? p.subarray(24, 40);
-  const pseudo = new Uint8Array([...p.subarray(8, 24), ...dst, 0, 0, length >> 8, length & 0xff, 0, 0, 0, next]);
+  const pseudo = pseudoHeaderSum(p.subarray(8, 24), finalDestination ?? p.subarray(24, 40), next, length);
   return { protocol: next, offset: at, length, pseudo, fragmentOffset };
 }
 
-/** Where the L4 checksum of a protocol sits and whether it covers a pseudo-header. */
-const L4_CHECKSUM: Record<number, { at: number; pseudo: boolean }> = {
-  [PROTO.tcp]: { at: 16, pseudo: true },
-  [PROTO.udp]: { at: 6, pseudo: true },
-  [PROTO.udpLite]: { at: 6, pseudo: true },
-  [PROTO.dccp]: { at: 6, pseudo: true },
-  [PROTO.icmpv6]: { at: 2, pseudo: true },
-  [PROTO.icmp]: { at: 2, pseudo: false },
-};
+/** Where the L4 checksum of a protocol sits and whether it covers a pseudo-header (all but ICMP's do). */
+function l4Checksum(p: Uint8Array, protocol: number): { at: number; pseudo: boolean } | undefined {
+  if (protocol === PROTO.ICMP) return { at: ICMP.CHECKSUM, pseudo: false };
+  const c = transportChecksum(p[0]! >> 4 === 4 ? 4 : 6, protocol);
+  return c && { at: c.field, pseudo: true };
+}
 
-const ipv4HeaderValid = (p: Uint8Array): boolean => onesSum([p.subarray(0, (p[0]! & 0x0f) * 4)]) === 0xffff;
+const ipv4HeaderValid = (p: Uint8Array): boolean => sumOf(p.subarray(0, (p[0]! & 0x0f) * 4)) === 0xffff;
 
 function l4ChecksumValid(p: Uint8Array, finalDestination?: Uint8Array): boolean {
   const l4 = l4Of(p, finalDestination);
-  const spec = L4_CHECKSUM[l4.protocol];
+  const spec = l4Checksum(p, l4.protocol);
   assert.ok(spec !== undefined && l4.fragmentOffset === 0, 'no L4 checksum to check');
-  const segment = p.subarray(l4.offset, l4.offset + l4.length);
-  return onesSum(spec.pseudo ? [l4.pseudo, segment] : [segment]) === 0xffff;
+  return onesSum(p.subarray(l4.offset, l4.offset + l4.length), spec.pseudo ? l4.pseudo : 0) === 0xffff;
 }
 
 const l4ChecksumField = (p: Uint8Array): number => {
   const l4 = l4Of(p);
-  return word(p, l4.offset + L4_CHECKSUM[l4.protocol]!.at);
+  return word(p, l4.offset + l4Checksum(p, l4.protocol)!.at);
 };
 
 const destinationOf = (p: Uint8Array): Uint8Array => (p[0]! >> 4 === 4 ? p.subarray(16, 20) : p.subarray(24, 40));
@@ -128,24 +118,23 @@ function corpus(): Case[] {
     const family = k % 2 === 0 ? 4 : 6;
     const dscp = dscps[k % dscps.length]!;
     const ecn = (k >> 3) % 4;
-    const payload = bytes((k * 37) % 301, seed++);
+    const payload = new Rng(seed++).bytes((k * 37) % 301);
     const kind = Math.floor(k / 2) % 4;
-    const segments: Segment[] = [
-      tcp(1024 + k, 80, payload),
-      udp(2048 + k, 53, payload),
-      udpLite(4096 + k, 5000, payload),
-      family === 4 ? icmpEcho(k, payload) : icmpv6Echo(k, payload),
+    const segments: Pick<PacketSpec, 'protocol' | 'transport'>[] = [
+      { protocol: PROTO.TCP, transport: tcp(payload, [1024 + k, 80]) },
+      { protocol: PROTO.UDP, transport: udp(payload, [2048 + k, 53]) },
+      { protocol: PROTO.UDPLITE, transport: udp(payload, [4096 + k, 5000], true) },
+      { protocol: family === 4 ? PROTO.ICMP : PROTO.ICMPV6, transport: echo(family === 6, payload, k) },
     ];
     const seg = segments[kind]!;
     const rule = RULES.find((r) => r.family === family && r.dscp === dscp);
-    const tos = (dscp << 2) | ecn;
     let packet: Uint8Array;
     if (family === 4) {
       const options = k % 7 === 0 ? new Uint8Array([1, 1, 1, 0]) : undefined; // NOP NOP NOP EOL
-      packet = ipv4({ src: CLIENT4, dst: RIP4, tos, id: k, dontFragment: k % 3 === 0, options }, seg);
+      packet = buildPacket({ src: CLIENT4, dst: RIP4, dscp, ecn, id: k, dontFragment: k % 3 === 0, options, ...seg });
     } else {
-      const ext: ExtensionHeader[] = k % 5 === 0 ? [optionsHeader(PROTO.hopByHop), optionsHeader(PROTO.ipv6DestOpts)] : [];
-      packet = ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos, flowLabel: k * 977 }, seg, ext);
+      const ext: ExtHeader[] = k % 5 === 0 ? [{ type: 'hop-by-hop' }, { type: 'destination-options' }] : [];
+      packet = buildPacket({ src: CLIENT6, dst: RIP6, dscp, ecn, flowLabel: k * 977, ext, ...seg });
     }
     cases.push({ label: `#${k} IPv${family} proto ${seg.protocol} DSCP ${dscp} len ${packet.length}`, packet, expect: rule?.destination });
   }
@@ -184,11 +173,11 @@ describe('kernel reference harness', privileged('runs nftables in a network name
       }
       rewritten++;
       const v4 = c.packet[0]! >> 4 === 4;
-      assert.deepEqual(destinationOf(out), v4 ? parseIpv4(c.expect) : parseIpv6(c.expect), `${c.label}: destination`);
+      assert.deepEqual(destinationOf(out), addressBytes(c.expect), `${c.label}: destination`);
       if (v4) assert.ok(ipv4HeaderValid(out), `${c.label}: IPv4 header checksum ${hex(out)}`);
       assert.ok(l4ChecksumValid(out), `${c.label}: L4 checksum ${hex(out)}`);
       const l4 = l4Of(c.packet);
-      const csum = l4.offset + L4_CHECKSUM[l4.protocol]!.at;
+      const csum = l4.offset + l4Checksum(c.packet, l4.protocol)!.at;
       const allowed = new Set([...(v4 ? [10, 11, 16, 17, 18, 19] : Array.from({ length: 16 }, (_, j) => 24 + j)), csum, csum + 1]);
       for (const at of differences(c.packet, out)) assert.ok(allowed.has(at), `${c.label}: byte ${at} changed`);
     });
@@ -211,14 +200,14 @@ describe('kernel reference harness', privileged('runs nftables in a network name
       { family: 4, dscp: 1, match: '198.51.100.0/25', setDscp: 9, destination: VIP4 },
       { family: 6, dscp: 1, match: '2001:db8:198::/64', setDscp: 9, destination: VIP6 },
     ];
-    const inside4 = ipv4({ src: CLIENT4, dst: RIP4, tos: (1 << 2) | 3 }, udp(1, 2, bytes(30, 5)));
-    const outside4 = ipv4({ src: CLIENT4, dst: '198.51.100.200', tos: 1 << 2 }, udp(1, 2, bytes(30, 5)));
-    const inside6 = ipv6({ src: CLIENT6, dst: RIP6, trafficClass: (1 << 2) | 1, flowLabel: 0xabcde }, tcp(1, 2, bytes(30, 6)));
+    const inside4 = buildPacket({ src: CLIENT4, dst: RIP4, dscp: 1, ecn: 3, protocol: PROTO.UDP, transport: udp(new Rng(5).bytes(30), [1, 2]) });
+    const outside4 = buildPacket({ src: CLIENT4, dst: '198.51.100.200', dscp: 1, protocol: PROTO.UDP, transport: udp(new Rng(5).bytes(30), [1, 2]) });
+    const inside6 = buildPacket({ src: CLIENT6, dst: RIP6, dscp: 1, ecn: 1, flowLabel: 0xabcde, protocol: PROTO.TCP, transport: tcp(new Rng(6).bytes(30), [1, 2]) });
     const [a, b, c] = await rewriteWithKernel([inside4, outside4, inside6], rules);
     const o4 = emitted(a, 'inside4');
     assert.equal(o4[1], (9 << 2) | 3, 'DSCP set, ECN kept');
     assert.ok(ipv4HeaderValid(o4) && l4ChecksumValid(o4));
-    assert.deepEqual(destinationOf(o4), parseIpv4(VIP4));
+    assert.deepEqual(destinationOf(o4), addressBytes(VIP4));
     assert.deepEqual(emitted(b, 'outside4'), outside4);
     const o6 = emitted(c, 'inside6');
     assert.equal(((o6[0]! & 0x0f) << 4) | (o6[1]! >> 4), (9 << 2) | 1, 'traffic class: DSCP set, ECN kept');
@@ -255,69 +244,69 @@ function zeroAfterRewrite(family: 4 | 6, build: (fill: number, dst: string) => U
 function l4SumWithoutChecksum(p: Uint8Array): number {
   const l4 = l4Of(p);
   const seg = p.slice(l4.offset, l4.offset + l4.length);
-  const at = L4_CHECKSUM[l4.protocol]!.at;
+  const at = l4Checksum(p, l4.protocol)!.at;
   seg[at] = 0;
   seg[at + 1] = 0;
-  return onesSum([l4.pseudo, seg]);
+  return onesSum(seg, l4.pseudo);
 }
 
 function headerSumWithoutChecksum(p: Uint8Array): number {
   const h = p.slice(0, (p[0]! & 0x0f) * 4);
   h[10] = 0;
   h[11] = 0;
-  return onesSum([h]);
+  return sumOf(h);
 }
 
 describe('what the kernel nftables rewrite does (measured, reference for docs/semantics.md)', privileged('runs nftables in a network namespace with TUN devices'), () => {
-  const tos1 = 1 << 2;
-  const p = (n: number) => bytes(n, 99);
+  const p = (n: number) => new Rng(99).bytes(n);
+  /** Marked DSCP 1, from the client to the real server unless the spec says otherwise. */
+  const v4 = (spec: Partial<PacketSpec> & Pick<PacketSpec, 'protocol' | 'transport'>) => buildPacket({ src: CLIENT4, dst: RIP4, dscp: 1, ...spec });
+  const v6 = (spec: Partial<PacketSpec> & Pick<PacketSpec, 'protocol' | 'transport'>) => buildPacket({ src: CLIENT6, dst: RIP6, dscp: 1, ...spec });
   const edge: Record<string, Uint8Array> = {};
   const add = (name: string, packet: Uint8Array) => { edge[name] = packet; };
 
   // Zero results: the fill word sits right after each L4 header.
   const filled = (w: number) => new Uint8Array([w >> 8, w & 0xff, ...p(10)]);
-  add('tcp4-zero', zeroAfterRewrite(4, (w, dst) => ipv4({ src: CLIENT4, dst, tos: tos1 }, tcp(1, 2, filled(w))), 40, l4SumWithoutChecksum));
-  add('udp4-zero', zeroAfterRewrite(4, (w, dst) => ipv4({ src: CLIENT4, dst, tos: tos1 }, udp(1, 2, filled(w))), 28, l4SumWithoutChecksum));
-  add('udplite4-zero', zeroAfterRewrite(4, (w, dst) => ipv4({ src: CLIENT4, dst, tos: tos1 }, udpLite(1, 2, filled(w))), 28, l4SumWithoutChecksum));
-  add('icmpv6-zero', zeroAfterRewrite(6, (w, dst) => ipv6({ src: CLIENT6, dst, trafficClass: tos1 }, icmpv6Echo(7, filled(w))), 48, l4SumWithoutChecksum));
-  add('tcp6-zero', zeroAfterRewrite(6, (w, dst) => ipv6({ src: CLIENT6, dst, trafficClass: tos1 }, tcp(1, 2, filled(w))), 60, l4SumWithoutChecksum));
-  add('ipv4-header-zero', zeroAfterRewrite(4, (w, dst) => ipv4({ src: CLIENT4, dst, tos: tos1, id: w }, icmpEcho(1, p(8))), 4, headerSumWithoutChecksum));
+  add('tcp4-zero', zeroAfterRewrite(4, (w, dst) => v4({ dst, protocol: PROTO.TCP, transport: tcp(filled(w), [1, 2]) }), 40, l4SumWithoutChecksum));
+  add('udp4-zero', zeroAfterRewrite(4, (w, dst) => v4({ dst, protocol: PROTO.UDP, transport: udp(filled(w), [1, 2]) }), 28, l4SumWithoutChecksum));
+  add('udplite4-zero', zeroAfterRewrite(4, (w, dst) => v4({ dst, protocol: PROTO.UDPLITE, transport: udp(filled(w), [1, 2], true) }), 28, l4SumWithoutChecksum));
+  add('icmpv6-zero', zeroAfterRewrite(6, (w, dst) => v6({ dst, protocol: PROTO.ICMPV6, transport: echo(true, filled(w), 7) }), 48, l4SumWithoutChecksum));
+  add('tcp6-zero', zeroAfterRewrite(6, (w, dst) => v6({ dst, protocol: PROTO.TCP, transport: tcp(filled(w), [1, 2]) }), 60, l4SumWithoutChecksum));
+  add('ipv4-header-zero', zeroAfterRewrite(4, (w, dst) => v4({ dst, id: w, protocol: PROTO.ICMP, transport: echo(false, p(8), 1) }), 4, headerSumWithoutChecksum));
 
-  const udp4 = ipv4({ src: CLIENT4, dst: RIP4, tos: tos1 }, udp(5, 6, p(20)));
-  add('udp4-no-checksum', ipv4({ src: CLIENT4, dst: RIP4, tos: tos1 }, udp(5, 6, p(20), true)));
-  add('udp6-zero-checksum', ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos1 }, udp(5, 6, p(20), true)));
-  const liteZero = ipv4({ src: CLIENT4, dst: RIP4, tos: tos1 }, udpLite(5, 6, p(20)));
-  liteZero[26] = 0;
-  liteZero[27] = 0;
-  add('udplite4-zero-checksum', liteZero);
-  add('dccp4', ipv4({ src: CLIENT4, dst: RIP4, tos: tos1 }, dccp(5, 6, p(24))));
-  add('dccp6', ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos1 }, dccp(5, 6, p(24))));
+  const udp4 = v4({ protocol: PROTO.UDP, transport: udp(p(20), [5, 6]) });
+  add('udp4-no-checksum', v4({ protocol: PROTO.UDP, transport: udp(p(20), [5, 6]), checksum: 'zero' }));
+  add('udp6-zero-checksum', v6({ protocol: PROTO.UDP, transport: udp(p(20), [5, 6]), checksum: 'zero' }));
+  add('udplite4-zero-checksum', v4({ protocol: PROTO.UDPLITE, transport: udp(p(20), [5, 6], true), checksum: 'zero' }));
+  add('dccp4', v4({ protocol: PROTO.DCCP, transport: dccp(p(24), [5, 6]) }));
+  add('dccp6', v6({ protocol: PROTO.DCCP, transport: dccp(p(24), [5, 6]) }));
 
   // Fragments: the first carries the whole datagram's checksum, later ones no L4 header.
-  const whole4 = udp(7, 8, p(64));
-  add('udp4-whole', ipv4({ src: CLIENT4, dst: RIP4, tos: tos1, id: 77 }, whole4));
-  const full4 = ipv4({ src: CLIENT4, dst: RIP4, tos: tos1, id: 77 }, whole4);
-  add('udp4-first-fragment', ipv4({ src: CLIENT4, dst: RIP4, tos: tos1, id: 77, moreFragments: true }, opaque(PROTO.udp, full4.subarray(20, 20 + 48)), false));
-  add('udp4-later-fragment', ipv4({ src: CLIENT4, dst: RIP4, tos: tos1, id: 77, fragmentOffset: 6 }, opaque(PROTO.udp, full4.subarray(20 + 48)), false));
-  const whole6 = udp(7, 8, p(64));
-  add('udp6-whole', ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos1 }, whole6));
-  const full6 = ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos1 }, whole6);
-  add('udp6-first-fragment', ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos1 }, opaque(PROTO.udp, full6.subarray(40, 40 + 48)), [fragmentHeader(0, true, 9)], undefined, false));
-  add('udp6-later-fragment', ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos1 }, opaque(PROTO.udp, full6.subarray(40 + 48)), [fragmentHeader(6, false, 9)], undefined, false));
+  const whole4: Pick<PacketSpec, 'protocol' | 'transport'> = { protocol: PROTO.UDP, transport: udp(p(64), [7, 8]) };
+  add('udp4-whole', v4({ id: 77, ...whole4 }));
+  const full4 = v4({ id: 77, ...whole4 });
+  add('udp4-first-fragment', v4({ id: 77, fragment: { offset: 0, more: true }, protocol: PROTO.UDP, transport: full4.subarray(20, 20 + 48), checksum: 'keep' }));
+  add('udp4-later-fragment', v4({ id: 77, fragment: { offset: 6, more: false }, protocol: PROTO.UDP, transport: full4.subarray(20 + 48) }));
+  const whole6: Pick<PacketSpec, 'protocol' | 'transport'> = { protocol: PROTO.UDP, transport: udp(p(64), [7, 8]) };
+  add('udp6-whole', v6(whole6));
+  const full6 = v6(whole6);
+  add('udp6-first-fragment', v6({ protocol: PROTO.UDP, transport: full6.subarray(40, 40 + 48), ext: [{ type: 'fragment', offset: 0, more: true, id: 9 }], checksum: 'keep' }));
+  add('udp6-later-fragment', v6({ protocol: PROTO.UDP, transport: full6.subarray(40 + 48), ext: [{ type: 'fragment', offset: 6, more: false, id: 9 }] }));
 
   const final = '2001:db8:77::1';
-  add('tcp6-routing-left1', ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos1 }, tcp(1, 2, p(16)), [routingHeader(0, 1, [final])], final));
-  add('tcp6-routing-left0', ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos1 }, tcp(1, 2, p(16)), [routingHeader(0, 0, [final])]));
-  add('tcp6-hbh-dstopts', ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos1 }, tcp(1, 2, p(16)), [optionsHeader(PROTO.hopByHop), optionsHeader(PROTO.ipv6DestOpts)]));
-  add('tcp6-ah', ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos1 }, tcp(1, 2, p(16)), [authHeader(0x100)]));
-  add('esp6', ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos1 }, opaque(PROTO.esp, p(40))));
+  const tcp16 = { protocol: PROTO.TCP, transport: tcp(p(16), [1, 2]) };
+  add('tcp6-routing-left1', v6({ ...tcp16, ext: [{ type: 'routing', routingType: 0, segmentsLeft: 1, addresses: [final] }], finalDestination: final }));
+  add('tcp6-routing-left0', v6({ ...tcp16, ext: [{ type: 'routing', routingType: 0, segmentsLeft: 0, addresses: [final] }] }));
+  add('tcp6-hbh-dstopts', v6({ ...tcp16, ext: [{ type: 'hop-by-hop' }, { type: 'destination-options' }] }));
+  add('tcp6-ah', v6({ ...tcp16, ext: [{ type: 'ah', spi: 0x100 }] }));
+  add('esp6', v6({ protocol: PROTO.ESP, transport: p(40) }));
 
   // Record Route (7), length 11, pointer 4, room for two addresses, then EOL.
-  add('udp4-options', ipv4({ src: CLIENT4, dst: RIP4, tos: tos1, options: new Uint8Array([7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }, udp(5, 6, p(20))));
-  add('tcp4-truncated', ipv4({ src: CLIENT4, dst: RIP4, tos: tos1 }, opaque(PROTO.tcp, tcp(1, 2, new Uint8Array(0)).bytes.subarray(0, 10))));
-  add('udp4-truncated', ipv4({ src: CLIENT4, dst: RIP4, tos: tos1 }, opaque(PROTO.udp, udp(1, 2, new Uint8Array(0)).bytes.subarray(0, 6))));
-  add('tcp6-truncated', ipv6({ src: CLIENT6, dst: RIP6, trafficClass: tos1 }, opaque(PROTO.tcp, tcp(1, 2, new Uint8Array(0)).bytes.subarray(0, 10))));
-  add('proto58-in-ipv4', ipv4({ src: CLIENT4, dst: RIP4, tos: tos1 }, opaque(PROTO.icmpv6, icmpv6Echo(3, p(12)).bytes)));
+  add('udp4-options', v4({ options: new Uint8Array([7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]), protocol: PROTO.UDP, transport: udp(p(20), [5, 6]) }));
+  add('tcp4-truncated', v4({ protocol: PROTO.TCP, transport: tcp(0, [1, 2]).subarray(0, 10) }));
+  add('udp4-truncated', v4({ protocol: PROTO.UDP, transport: udp(0, [1, 2]).subarray(0, 6) }));
+  add('tcp6-truncated', v6({ protocol: PROTO.TCP, transport: tcp(0, [1, 2]).subarray(0, 10) }));
+  add('proto58-in-ipv4', v4({ protocol: PROTO.ICMPV6, transport: echo(true, p(12), 3) }));
   add('udp4-padded', new Uint8Array([...udp4, 0xde, 0xad, 0xbe, 0xef]));
   const badHeader = udp4.slice();
   badHeader[11] ^= 0x5a;
@@ -350,13 +339,13 @@ describe('what the kernel nftables rewrite does (measured, reference for docs/se
 
   it('leaves a UDP checksum of 0 alone (IPv4 "none", and IPv6 too), but updates a UDP-Lite checksum of 0', () => {
     assert.equal(l4ChecksumField(out('udp4-no-checksum')), 0);
-    assert.deepEqual(destinationOf(out('udp4-no-checksum')), parseIpv4(VIP4));
+    assert.deepEqual(destinationOf(out('udp4-no-checksum')), addressBytes(VIP4));
     assert.equal(l4ChecksumField(out('udp6-zero-checksum')), 0);
     // RFC 1624 eqn. 3 from an old checksum of 0: ~(~0 + ~m + m').
-    const old = parseIpv4(RIP4);
-    const vip = parseIpv4(VIP4);
+    const old = addressBytes(RIP4);
+    const vip = addressBytes(VIP4);
     const notOld = old.map((b) => ~b & 0xff);
-    const expected = ~onesSum([new Uint8Array([0xff, 0xff]), notOld, vip]) & 0xffff;
+    const expected = ~sumOf(Uint8Array.of(0xff, 0xff), notOld, vip) & 0xffff;
     assert.equal(l4ChecksumField(out('udplite4-zero-checksum')), expected || 0xffff);
     assert.notEqual(expected, 0);
   });
@@ -378,14 +367,14 @@ describe('what the kernel nftables rewrite does (measured, reference for docs/se
       const input = edge[`udp${f}-later-fragment`]!;
       const tail = (q: Uint8Array) => q.subarray(q.length - 16);
       assert.deepEqual(tail(later), tail(input), `IPv${f} later fragment payload touched`);
-      assert.deepEqual(destinationOf(later), f === '4' ? parseIpv4(VIP4) : parseIpv6(VIP6));
+      assert.deepEqual(destinationOf(later), f === '4' ? addressBytes(VIP4) : addressBytes(VIP6));
       if (f === '4') assert.ok(ipv4HeaderValid(later));
     }
   });
 
   it('applies the L4 delta under a Routing header with Segments Left > 0 (breaking a checksum made for the final destination)', () => {
     const left1 = out('tcp6-routing-left1');
-    const final = parseIpv6('2001:db8:77::1');
+    const final = addressBytes('2001:db8:77::1');
     assert.ok(l4ChecksumValid(edge['tcp6-routing-left1']!, final), 'input valid for its final destination');
     assert.notEqual(l4ChecksumField(left1), l4ChecksumField(edge['tcp6-routing-left1']!));
     assert.equal(l4ChecksumValid(left1, final), false);
@@ -395,23 +384,23 @@ describe('what the kernel nftables rewrite does (measured, reference for docs/se
   it('finds TCP behind Hop-by-Hop and Destination Options, and stops at AH and ESP', () => {
     assert.ok(l4ChecksumValid(out('tcp6-hbh-dstopts')));
     const ah = out('tcp6-ah');
-    assert.deepEqual(destinationOf(ah), parseIpv6(VIP6));
+    assert.deepEqual(destinationOf(ah), addressBytes(VIP6));
     assert.deepEqual(ah.subarray(40), edge['tcp6-ah']!.subarray(40), 'nothing after the IPv6 header changed');
     const esp = out('esp6');
     assert.deepEqual(esp.subarray(40), edge.esp6!.subarray(40));
-    assert.deepEqual(destinationOf(esp), parseIpv6(VIP6));
+    assert.deepEqual(destinationOf(esp), addressBytes(VIP6));
   });
 
   it('handles IPv4 options: L4 found after them, both checksums valid', () => {
     const o = out('udp4-options');
     assert.ok(ipv4HeaderValid(o));
     assert.ok(l4ChecksumValid(o));
-    assert.deepEqual(destinationOf(o), parseIpv4(VIP4));
+    assert.deepEqual(destinationOf(o), addressBytes(VIP4));
   });
 
   it('IPv4 TCP shorter than 18 bytes: header checksum patched, address not written (leaves a broken header)', () => {
     const o = out('tcp4-truncated');
-    assert.deepEqual(destinationOf(o), parseIpv4(RIP4));
+    assert.deepEqual(destinationOf(o), addressBytes(RIP4));
     assert.notEqual(word(o, 10), word(edge['tcp4-truncated']!, 10));
     assert.equal(ipv4HeaderValid(o), false);
     assert.deepEqual(o.subarray(20), edge['tcp4-truncated']!.subarray(20));
@@ -419,7 +408,7 @@ describe('what the kernel nftables rewrite does (measured, reference for docs/se
 
   it('truncated UDP (IPv4) is rewritten without an L4 fix; truncated TCP over IPv6 is left entirely alone', () => {
     const u = out('udp4-truncated');
-    assert.deepEqual(destinationOf(u), parseIpv4(VIP4));
+    assert.deepEqual(destinationOf(u), addressBytes(VIP4));
     assert.ok(ipv4HeaderValid(u));
     assert.deepEqual(u.subarray(20), edge['udp4-truncated']!.subarray(20));
     assert.deepEqual(out('tcp6-truncated'), edge['tcp6-truncated']);
@@ -436,8 +425,8 @@ describe('what the kernel nftables rewrite does (measured, reference for docs/se
     assert.deepEqual(padded.subarray(padded.length - 4), new Uint8Array([0xde, 0xad, 0xbe, 0xef]));
     assert.ok(l4ChecksumValid(padded));
     const bad = out('udp4-bad-header-checksum');
-    assert.deepEqual(destinationOf(bad), parseIpv4(VIP4));
-    assert.equal(onesSum([bad.subarray(0, 20)]), onesSum([edge['udp4-bad-header-checksum']!.subarray(0, 20)]), 'the error residue is preserved');
+    assert.deepEqual(destinationOf(bad), addressBytes(VIP4));
+    assert.equal(sumOf(bad.subarray(0, 20)), sumOf(edge['udp4-bad-header-checksum']!.subarray(0, 20)), 'the error residue is preserved');
   });
 
   it('forward path differs only where the IP stack acts: bad header dropped, padding trimmed, options rewritten', () => {

@@ -1,6 +1,6 @@
 // The balancer's reference model (tools/oracle/lb.ts) against docs/lb.md:
 // every balanced packet is compared byte for byte with the same packet built
-// afresh with the backend as destination and the VIP's DSCP (tools/oracle/
+// afresh with the backend as destination and the VIP's DSCP (tools/packets/
 // build.ts computes every checksum from scratch), and its backend with the
 // Maglev table's choice for the documented flow key.
 
@@ -10,12 +10,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lbConfigurationFrom } from '../src/config/load.js';
-import { parseAddress } from '../src/core/address.js';
 import { flowHash, flowKey, type FlowTuple } from '../src/lb/flow-hash.js';
 import { buildMaglevTable, canonicalOrder, slotOf } from '../src/lb/maglev.js';
 import type { LbVip } from '../src/lb/types.js';
-import { buildPacket, dccp, echo, PROTO, tcp, udp, type PacketSpec } from '../tools/oracle/build.js';
-import { checksumFor, onesSum, read16, write16 } from '../tools/oracle/checksum.js';
+import { addressBytes as bytes } from '../tools/packets/address.js';
+import { buildPacket, dccp, echo, icmp, tcp, udp, type PacketSpec } from '../tools/packets/build.js';
+import { read16, write16, write32 } from '../tools/packets/bytes.js';
+import { PROTO } from '../tools/packets/layout.js';
 import { ConnectionTableModel } from '../tools/oracle/connection-table.js';
 import { LbModel, type LbOutcome } from '../tools/oracle/lb.js';
 import { checksumReport } from '../tools/oracle/oracle.js';
@@ -56,12 +57,6 @@ const load = (text: string): LbVip[] => lbConfigurationFrom([{ file: 'lb.conf', 
 const VIPS = load(CONFIG);
 const vipNamed = (vips: readonly LbVip[], name: string): LbVip => vips.find((v) => v.name === name)!;
 
-const bytes = (text: string): Uint8Array => {
-  const a = parseAddress(text);
-  if (typeof a === 'string') throw new Error(a);
-  return a.bytes;
-};
-
 /** The backend the Maglev table gives a key, worked out here from the documented pieces. */
 function maglevChoice(vip: LbVip, tuple: FlowTuple, down: readonly string[] = []): string {
   const list = canonicalOrder(vip.backends.map((b) => ({ address: bytes(b.address), text: b.address, weight: b.drain || down.includes(b.address) ? 0 : b.weight })));
@@ -73,20 +68,12 @@ function sctp(ports: [number, number]): Uint8Array {
   const b = new Uint8Array(28);
   write16(b, 0, ports[0]);
   write16(b, 2, ports[1]);
-  b.set([0xde, 0xad, 0xbe, 0xef], 4);
+  write32(b, 4, 0xdeadbeef);
   return b;
 }
 
-/** An ICMP (v4: checksum over the message) or ICMPv6 (buildPacket fills the checksum) error quoting `quoted`. */
-function icmpError(v6: boolean, type: number, code: number, quoted: Uint8Array): Uint8Array {
-  const b = new Uint8Array(8 + quoted.length);
-  b[0] = type;
-  b[1] = code;
-  write16(b, 6, 1400);
-  b.set(quoted, 8);
-  if (!v6) write16(b, 2, checksumFor(onesSum(b)));
-  return b;
-}
+/** An ICMP or ICMPv6 error quoting `quoted` (a next-hop MTU of 1400 where the type has one). */
+const icmpError = (v6: boolean, type: number, code: number, quoted: Uint8Array): Uint8Array => icmp(v6, type, code, 1400, quoted);
 
 /** Asserts a balanced packet: the section, the backend, and bytes equal to the packet built afresh for the backend. */
 function assertBalanced(r: LbOutcome, spec: PacketSpec, vip: LbVip, backend: string): void {

@@ -11,6 +11,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Lab, LAB_INTERFACES, type LabVip } from '../tools/lab/index.js';
+import { IPV4, IPV6, UDP } from '../tools/packets/layout.js';
 import { checksumVerdicts, startCapture, type CaptureResult, type ChecksumVerdicts } from './support/checksum-capture.js';
 import { LabDaemon, daemonArgs, requireLabRoot, sumQueues, waitFor, type StatusJson } from './support/daemon.js';
 import {
@@ -28,7 +29,6 @@ const SPOILED = 3;
 const UDP_SENDS = 50;
 const UDP_SEGMENTS = 40;
 const UDP_DATAGRAM = 1200;
-const UDP_HEADER = 8;
 const LINK_MTU = 1500;
 /** The largest TCP payload per segment on these links (IPv4, timestamps on: 1500 - 20 - 32). */
 const MAX_MSS = 1448n;
@@ -162,7 +162,7 @@ describe('NEEDS_CSUM seeds of rewritten super-packets, checked after the kernel 
           assert.equal(v.udpBad, 0, `bad UDP checksums in frames ${v.badFrames}`);
           assert.equal(v.udpGood, v.packets, 'every UDP checksum was validated');
           if (vip.family === 4) assert.equal(v.ipv4Good, v.packets);
-          assert.equal(v.largestIpPacket, (vip.family === 4 ? 20 : 40) + UDP_HEADER + UDP_DATAGRAM);
+          assert.equal(v.largestIpPacket, (vip.family === 4 ? IPV4.SIZE : IPV6.SIZE) + UDP.SIZE + UDP_DATAGRAM);
           assert.equal(errors.udp4 + errors.udp6, errors0.udp4 + errors0.udp6, 'fwd\'s UDP refused datagrams for bad checksums');
           const after = gso(await daemon.status());
           assert.equal(after.packets - before.packets, BigInt(UDP_SENDS), 'each send went through the daemon as one super-packet');

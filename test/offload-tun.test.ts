@@ -7,8 +7,12 @@
 // GSO packet, because the device now has TSO/USO.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildPacket, PROTO, tcp, udp } from '../tools/oracle/build.js';
-import { pseudoHeaderSum, read16 } from '../tools/oracle/checksum.js';
+import { addressBytes } from '../tools/packets/address.js';
+import { buildPacket, tcp, udp } from '../tools/packets/build.js';
+import { read16 } from '../tools/packets/bytes.js';
+import { pseudoHeaderSum } from '../tools/packets/checksum.js';
+import { IPV4, PROTO, TCP, UDP } from '../tools/packets/layout.js';
+import { VNET_F_NEEDS_CSUM, VNET_GSO, readVnet, vnetHeader } from '../tools/packets/vnet.js';
 import { OFFLOAD_MIN_SLOT_SIZE, TunDevice, VNET_HEADER_BYTES, type Offload, type TunOpenOptions } from '../src/tun/device.js';
 import { offloadState } from './support/ethtool.js';
 import { BatchMemory, Lab, REMOTE_ADDRESS, REMOTE_PREFIX, sh, waitFor } from './support/tun-lab.js';
@@ -21,19 +25,7 @@ const ALL_OFFLOADS: readonly Offload[] = ['csum', 'tso4', 'tso6', 'tso_ecn', 'us
 const FOREIGN_SOURCE = '192.0.2.99';
 const SLOT_SIZE = Math.ceil(OFFLOAD_MIN_SLOT_SIZE / 64) * 64;
 
-// struct virtio_net_hdr (little-endian here) and its values (linux/virtio_net.h).
-const VNET_FLAGS = 0;
-const VNET_GSO_TYPE = 1;
-const VNET_GSO_SIZE = 4;
-const VNET_CSUM_START = 6;
-const VNET_CSUM_OFFSET = 8;
-const F_NEEDS_CSUM = 1;
-const GSO_TCPV4 = 1;
-const GSO_UDP_L4 = 5;
-const IPV4_HEADER = 20;
-const IPV4_TTL = 8;
-const IPV4_CHECKSUM = 10;
-const CHECKSUM_FIELD = { [PROTO.TCP]: 16, [PROTO.UDP]: 6 } as const;
+const CHECKSUM_FIELD = { [PROTO.TCP]: TCP.CHECKSUM, [PROTO.UDP]: UDP.CHECKSUM } as const;
 
 let lab: Lab;
 let devCount = 0;
@@ -55,17 +47,10 @@ after(() => {
 /** vnet header + IPv4 packet whose L4 checksum field holds the pseudo-header seed, as a sender's stack leaves it. */
 function superPacket(protocol: typeof PROTO.TCP | typeof PROTO.UDP, payload: number, gsoType: number, gsoSize: number): Uint8Array {
   const transport = protocol === PROTO.TCP ? tcp(payload) : udp(payload);
-  const src = new Uint8Array([192, 0, 2, 99]);
-  const dst = new Uint8Array(REMOTE_ADDRESS.split('.').map(Number));
-  const seed = pseudoHeaderSum(src, dst, protocol, transport.length);
+  const seed = pseudoHeaderSum(addressBytes(FOREIGN_SOURCE), addressBytes(REMOTE_ADDRESS), protocol, transport.length);
   const ip = buildPacket({ src: FOREIGN_SOURCE, dst: REMOTE_ADDRESS, protocol, transport, checksum: seed });
   const frame = new Uint8Array(VNET_HEADER_BYTES + ip.length);
-  const v = new DataView(frame.buffer);
-  frame[VNET_FLAGS] = F_NEEDS_CSUM;
-  frame[VNET_GSO_TYPE] = gsoType;
-  v.setUint16(VNET_GSO_SIZE, gsoSize, true);
-  v.setUint16(VNET_CSUM_START, IPV4_HEADER, true);
-  v.setUint16(VNET_CSUM_OFFSET, CHECKSUM_FIELD[protocol], true);
+  frame.set(vnetHeader({ flags: VNET_F_NEEDS_CSUM, gsoType, gsoSize, csumStart: IPV4.SIZE, csumOffset: CHECKSUM_FIELD[protocol] }));
   frame.set(ip, VNET_HEADER_BYTES);
   return frame;
 }
@@ -167,9 +152,9 @@ const ENGINES: { label: string; options: Partial<TunOpenOptions> }[] = [
 for (const engine of ENGINES) {
   describe(`GSO super-packets, ${engine.label}`, TUN_LAB, () => {
     const cases = [
-      { what: 'TCP (TSO)', protocol: PROTO.TCP, payload: 10_000, gsoType: GSO_TCPV4, gsoSize: 1448 },
-      { what: 'TCP, a 64 KiB one (the largest)', protocol: PROTO.TCP, payload: 65535 - IPV4_HEADER - 20, gsoType: GSO_TCPV4, gsoSize: 1448 },
-      { what: 'UDP (USO)', protocol: PROTO.UDP, payload: 4000, gsoType: GSO_UDP_L4, gsoSize: 1000 },
+      { what: 'TCP (TSO)', protocol: PROTO.TCP, payload: 10_000, gsoType: VNET_GSO.TCPV4, gsoSize: 1448 },
+      { what: 'TCP, a 64 KiB one (the largest)', protocol: PROTO.TCP, payload: 65535 - IPV4.SIZE - 20, gsoType: VNET_GSO.TCPV4, gsoSize: 1448 },
+      { what: 'UDP (USO)', protocol: PROTO.UDP, payload: 4000, gsoType: VNET_GSO.UDP_L4, gsoSize: 1000 },
     ] as const;
     for (const c of cases) {
       it(`${c.what}: one read holds the whole super-packet behind its header, counted as one packet of its segments`, async () => {
@@ -186,19 +171,19 @@ for (const engine of ENGINES) {
           assert.equal(seen.length, 1, `reads: ${seen.map((p) => p.length)}`);
           const got = seen[0]!;
           assert.equal(got.length, frame.length, 'read whole: header and every byte of the packet');
-          const h = new DataView(got.buffer, got.byteOffset);
-          assert.equal(got[VNET_FLAGS]! & F_NEEDS_CSUM, F_NEEDS_CSUM, 'NEEDS_CSUM');
-          assert.equal(got[VNET_GSO_TYPE], c.gsoType);
-          assert.equal(h.getUint16(VNET_GSO_SIZE, true), c.gsoSize);
-          assert.equal(h.getUint16(VNET_CSUM_START, true), IPV4_HEADER);
-          assert.equal(h.getUint16(VNET_CSUM_OFFSET, true), CHECKSUM_FIELD[c.protocol]);
+          const h = readVnet(got);
+          assert.equal(h.flags & VNET_F_NEEDS_CSUM, VNET_F_NEEDS_CSUM, 'NEEDS_CSUM');
+          assert.equal(h.gsoType, c.gsoType);
+          assert.equal(h.gsoSize, c.gsoSize);
+          assert.equal(h.csumStart, IPV4.SIZE);
+          assert.equal(h.csumOffset, CHECKSUM_FIELD[c.protocol]);
           // Forwarding changed TTL and the header checksum; the seed and the payload came back as written.
           const ipIn = frame.subarray(VNET_HEADER_BYTES);
           const ipOut = got.subarray(VNET_HEADER_BYTES);
-          assert.equal(ipOut[IPV4_TTL], ipIn[IPV4_TTL]! - 1);
-          const field = IPV4_HEADER + CHECKSUM_FIELD[c.protocol];
+          assert.equal(ipOut[IPV4.TTL], ipIn[IPV4.TTL]! - 1);
+          const field = IPV4.SIZE + CHECKSUM_FIELD[c.protocol];
           assert.equal(read16(ipOut, field), read16(ipIn, field), 'the pseudo-header seed');
-          const unchanged = (p: Uint8Array) => [...p.subarray(0, IPV4_TTL), ...p.subarray(IPV4_TTL + 1, IPV4_CHECKSUM), ...p.subarray(IPV4_CHECKSUM + 2)];
+          const unchanged = (p: Uint8Array) => [...p.subarray(0, IPV4.TTL), ...p.subarray(IPV4.TTL + 1, IPV4.CHECKSUM), ...p.subarray(IPV4.CHECKSUM + 2)];
           assert.deepEqual(unchanged(ipOut), unchanged(ipIn));
 
           const st = dev.stats();

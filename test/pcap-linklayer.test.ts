@@ -4,25 +4,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ETHERTYPE, LINKTYPE, isSupportedLinkType, linkTypeName, locateL3, locateRecordL3 } from '../src/pcap/linklayer.js';
 import { PcapError } from '../src/pcap/errors.js';
-import { buildIpPacket, ethernetFrame } from '../tools/capture/generate.js';
+import { buildPacket, ethernetFrame, sll2Frame, sllFrame, tcp, udp } from '../tools/packets/build.js';
+import { ARP as ARP_LAYOUT, PROTO } from '../tools/packets/layout.js';
 import { ByteBuilder, concat } from './support/pcap-bytes.js';
 
-const v4 = buildIpPacket({ family: 4, protocol: 'udp', source: '192.0.2.1', destination: '198.51.100.2', dscp: 1 });
-const v6 = buildIpPacket({ family: 6, protocol: 'tcp', source: '2001:db8::1', destination: '2001:db8::2', dscp: 1 });
-const ARP = 0x0806;
+const v4 = buildPacket({ src: '192.0.2.1', dst: '198.51.100.2', dscp: 1, protocol: PROTO.UDP, transport: udp() });
+const v6 = buildPacket({ src: '2001:db8::1', dst: '2001:db8::2', dscp: 1, protocol: PROTO.TCP, transport: tcp() });
+const ARP = ARP_LAYOUT.ETHERTYPE;
 const LLDP = 0x88cc;
 
-/** A Linux cooked (SLL) header: packet type, ARPHRD_ETHER, 6-byte address, protocol. */
-function sll(protocol: number, payload: Uint8Array): Uint8Array {
-  const h = new ByteBuilder(false).u16(0).u16(1).u16(6).bytes([2, 0, 0, 0, 0, 1, 0, 0]).u16(protocol).build();
-  return concat(h, payload);
-}
-
-/** A Linux cooked v2 (SLL2) header: protocol first, then interface index, ARPHRD, packet type, address. */
-function sll2(protocol: number, payload: Uint8Array): Uint8Array {
-  const h = new ByteBuilder(false).u16(protocol).u16(0).u32(3).u16(1).u8(0).u8(6).bytes([2, 0, 0, 0, 0, 1, 0, 0]).build();
-  return concat(h, payload);
-}
 
 test('Ethernet: IPv4 and IPv6 after the 14-byte header', () => {
   assert.deepEqual(locateL3(LINKTYPE.ETHERNET, ethernetFrame(v4, 4)), { ip: true, offset: 14 });
@@ -69,21 +59,21 @@ test('Ethernet and SLL: an IP EtherType makes the frame IP whatever the version 
   const v5 = Uint8Array.of(0x55, 0, 0, 20);
   assert.deepEqual(locateL3(LINKTYPE.ETHERNET, ethernetFrame(v5, 4)), { ip: true, offset: 14 });
   assert.deepEqual(locateL3(LINKTYPE.ETHERNET, ethernetFrame(v4, 6)), { ip: true, offset: 14 });
-  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, sll(ETHERTYPE.IPV6, v5)), { ip: true, offset: 16 });
-  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL2, sll2(ETHERTYPE.IPV4, v6)), { ip: true, offset: 20 });
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, sllFrame(v5, ETHERTYPE.IPV6)), { ip: true, offset: 16 });
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL2, sll2Frame(v6, ETHERTYPE.IPV4, 3)), { ip: true, offset: 20 });
 });
 
 test('Linux cooked SLL (113) and SLL2 (276)', () => {
-  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, sll(ETHERTYPE.IPV4, v4)), { ip: true, offset: 16 });
-  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, sll(ETHERTYPE.IPV6, v6)), { ip: true, offset: 16 });
-  assert.equal(locateL3(LINKTYPE.LINUX_SLL, sll(ARP, new Uint8Array(28))).ip, false);
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, sllFrame(v4, ETHERTYPE.IPV4)), { ip: true, offset: 16 });
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, sllFrame(v6, ETHERTYPE.IPV6)), { ip: true, offset: 16 });
+  assert.equal(locateL3(LINKTYPE.LINUX_SLL, sllFrame(new Uint8Array(28), ARP)).ip, false);
   assert.equal(locateL3(LINKTYPE.LINUX_SLL, new Uint8Array(15)).ip, false);
-  const tagged = sll(ETHERTYPE.VLAN, concat(new ByteBuilder(false).u16(42).u16(ETHERTYPE.IPV4).build(), v4));
+  const tagged = sllFrame(concat(new ByteBuilder(false).u16(42).u16(ETHERTYPE.IPV4).build(), v4), ETHERTYPE.VLAN);
   assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL, tagged), { ip: true, offset: 20 });
 
-  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL2, sll2(ETHERTYPE.IPV4, v4)), { ip: true, offset: 20 });
-  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL2, sll2(ETHERTYPE.IPV6, v6)), { ip: true, offset: 20 });
-  assert.equal(locateL3(LINKTYPE.LINUX_SLL2, sll2(LLDP, new Uint8Array(30))).ip, false);
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL2, sll2Frame(v4, ETHERTYPE.IPV4, 3)), { ip: true, offset: 20 });
+  assert.deepEqual(locateL3(LINKTYPE.LINUX_SLL2, sll2Frame(v6, ETHERTYPE.IPV6, 3)), { ip: true, offset: 20 });
+  assert.equal(locateL3(LINKTYPE.LINUX_SLL2, sll2Frame(new Uint8Array(30), LLDP, 3)).ip, false);
   assert.equal(locateL3(LINKTYPE.LINUX_SLL2, new Uint8Array(19)).ip, false);
 });
 

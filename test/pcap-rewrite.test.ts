@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { rewriteCommand, type RewriteIo } from '../src/cli/rewrite.js';
 import { createRewriter } from '../src/core/rewriter.js';
 import { ruleText } from '../src/core/rules.js';
-import { buildIpPacket, ethernetFrame, type PacketSpec } from '../tools/capture/generate.js';
-import { checksumFor, onesSum } from '../tools/oracle/checksum.js';
+import { DEFAULT_MACS, arpRequest, buildPacket, ethernetFrame, filler, sll2Frame, sllFrame, tcp, udp, type PacketSpec } from '../tools/packets/build.js';
+import { ARP, PROTO } from '../tools/packets/layout.js';
 import { ETHERTYPE, LINKTYPE, locateL3 } from '../src/pcap/linklayer.js';
 import { openCapture } from '../src/pcap/reader.js';
 import { MAX_SECTION_INTERFACES } from '../src/pcap/pcapng.js';
@@ -54,35 +54,28 @@ function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
   };
 }
 
-const payload = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
-
-function marked(family: 4 | 6, protocol: 'tcp' | 'udp', seed: number): PacketSpec {
+/** A packet from the client to the real server, marked DSCP 1, with a payload that `seed` varies. */
+function marked(family: 4 | 6, protocol: 'tcp' | 'udp', seed: number, payloadLength = 20 + seed * 7): PacketSpec {
+  const body = filler(payloadLength, seed);
   return {
-    family, protocol, dscp: 1, id: seed, payload: payload(20 + seed * 7, seed),
-    source: family === 4 ? CLIENT4 : CLIENT6, destination: family === 4 ? RIP4 : RIP6,
+    src: family === 4 ? CLIENT4 : CLIENT6, dst: family === 4 ? RIP4 : RIP6, dscp: 1, id: seed, flowLabel: seed,
+    protocol: protocol === 'tcp' ? PROTO.TCP : PROTO.UDP, transport: protocol === 'tcp' ? tcp(body, [40000, 80]) : udp(body, [40000, 80]),
   };
 }
 
+const familyOf = (spec: PacketSpec): 4 | 6 => (spec.src.includes(':') ? 6 : 4);
+
 /** A marked IPv4 "TCP" packet with only 10 bytes of L4: a rule matches, but it cannot be fixed. */
-function truncatedTcp(): Uint8Array {
-  const p = buildIpPacket({ ...marked(4, 'udp', 9), payload: payload(2, 9) });
-  p[9] = 6;
-  p[10] = 0;
-  p[11] = 0;
-  const sum = checksumFor(onesSum(p.subarray(0, 20)));
-  p[10] = sum >> 8;
-  p[11] = sum & 0xff;
-  return p;
-}
+const truncatedTcp = (): Uint8Array => buildPacket({ ...marked(4, 'udp', 9, 2), protocol: PROTO.TCP });
 
 /** IPv4 with IHL 4: not parseable. */
 function badHeader(): Uint8Array {
-  const p = buildIpPacket(marked(4, 'udp', 10));
+  const p = buildPacket(marked(4, 'udp', 10));
   p[0] = 0x44;
   return p;
 }
 
-const ARP_BODY = new ByteBuilder(false).u16(1).u16(0x0800).u8(6).u8(4).u16(1).bytes(payload(20, 3)).build();
+const ARP_BODY = arpRequest(DEFAULT_MACS.src, CLIENT4, RIP4);
 
 interface Case {
   frame: Uint8Array;
@@ -95,8 +88,8 @@ interface Case {
 }
 
 function rewrittenCase(spec: PacketSpec, wrap: (l3: Uint8Array) => Uint8Array): Case {
-  const vip = spec.family === 4 ? VIP4 : VIP6;
-  return { frame: wrap(buildIpPacket(spec)), verdict: 'rewritten', rule: `1=${vip}`, expected: buildIpPacket({ ...spec, destination: vip }) };
+  const vip = familyOf(spec) === 4 ? VIP4 : VIP6;
+  return { frame: wrap(buildPacket(spec)), verdict: 'rewritten', rule: `1=${vip}`, expected: buildPacket({ ...spec, dst: vip }) };
 }
 
 const eth = (family: 4 | 6) => (l3: Uint8Array) => ethernetFrame(l3, family);
@@ -108,9 +101,9 @@ function ethernetCases(): Case[] {
     rewrittenCase(marked(4, 'udp', 2), qinq(4)),
     rewrittenCase(marked(6, 'tcp', 3), eth(6)),
     rewrittenCase(marked(6, 'udp', 4), qinq(6)),
-    { frame: ethernetFrame(buildIpPacket({ ...marked(4, 'tcp', 5), dscp: 0, destination: '198.51.100.3' }), 4), verdict: 'passed' },
-    { frame: ethernetFrame(buildIpPacket({ ...marked(6, 'udp', 6), dscp: 2 }), 6), verdict: 'passed' },
-    { frame: ethernetFrame(ARP_BODY, 0x0806), verdict: 'passed', l3: false },
+    { frame: ethernetFrame(buildPacket({ ...marked(4, 'tcp', 5), dscp: 0, dst: '198.51.100.3' }), 4), verdict: 'passed' },
+    { frame: ethernetFrame(buildPacket({ ...marked(6, 'udp', 6), dscp: 2 }), 6), verdict: 'passed' },
+    { frame: ethernetFrame(ARP_BODY, ARP.ETHERTYPE), verdict: 'passed', l3: false },
     { frame: ethernetFrame(truncatedTcp(), 4), verdict: 'dropped', reason: 'tcp-truncated', rule: `1=${VIP4}` },
     { frame: ethernetFrame(badHeader(), 4, [[ETHERTYPE.VLAN, 5]]), verdict: 'malformed', reason: 'ipv4-header' },
     rewrittenCase(marked(4, 'udp', 11), eth(4)),
@@ -202,10 +195,8 @@ test('rewrite: marked packets get the VIP with valid checksums, dropped ones are
 }));
 
 test('rewrite: every supported link type keeps its header and link type', tools('tshark'), withDir(async (dir) => {
-  const sll = (family: 4 | 6) => (l3: Uint8Array) =>
-    concat(new ByteBuilder(false).u16(0).u16(1).u16(6).bytes([2, 0, 0, 0, 0, 1, 0, 0]).u16(family === 4 ? ETHERTYPE.IPV4 : ETHERTYPE.IPV6).build(), l3);
-  const sll2 = (family: 4 | 6) => (l3: Uint8Array) =>
-    concat(new ByteBuilder(false).u16(family === 4 ? ETHERTYPE.IPV4 : ETHERTYPE.IPV6).u16(0).u32(2).u16(1).u8(0).u8(6).bytes([2, 0, 0, 0, 0, 1, 0, 0]).build(), l3);
+  const sll = (family: 4 | 6) => (l3: Uint8Array) => sllFrame(l3, family);
+  const sll2 = (family: 4 | 6) => (l3: Uint8Array) => sll2Frame(l3, family);
   const bare = () => (l3: Uint8Array) => l3;
   const kinds: [number, (f: 4 | 6) => (l3: Uint8Array) => Uint8Array, (4 | 6)[]][] = [
     [LINKTYPE.ETHERNET, qinq, [4, 6]],
@@ -248,13 +239,11 @@ test('rewrite: a packet the link layer calls IP gets the core\'s verdict and byt
     q[0] = (version << 4) | (q[0] & 0x0f);
     return q;
   };
-  const v4 = buildIpPacket(marked(4, 'udp', 50));
-  const v6 = buildIpPacket(marked(6, 'tcp', 51));
+  const v4 = buildPacket(marked(4, 'udp', 50));
+  const v6 = buildPacket(marked(6, 'tcp', 51));
   const odd = [withVersion(v4, 5), withVersion(v4, 0), withVersion(v6, 5), withVersion(v6, 0), withVersion(v4, 15)];
-  const sll = (etherType: number) => (l3: Uint8Array) =>
-    concat(new ByteBuilder(false).u16(0).u16(1).u16(6).bytes([2, 0, 0, 0, 0, 1, 0, 0]).u16(etherType).build(), l3);
-  const sll2 = (etherType: number) => (l3: Uint8Array) =>
-    concat(new ByteBuilder(false).u16(etherType).u16(0).u32(2).u16(1).u8(0).u8(6).bytes([2, 0, 0, 0, 0, 1, 0, 0]).build(), l3);
+  const sll = (etherType: number) => (l3: Uint8Array) => sllFrame(l3, etherType);
+  const sll2 = (etherType: number) => (l3: Uint8Array) => sll2Frame(l3, etherType);
   const bare = (l3: Uint8Array) => l3;
   const kinds: [number, string, (l3: Uint8Array) => Uint8Array, Uint8Array[]][] = [
     [LINKTYPE.ETHERNET, 'IPv4 EtherType', (l3) => ethernetFrame(l3, 4), [...odd, v6]],
@@ -302,7 +291,7 @@ test('rewrite: a packet the link layer calls IP gets the core\'s verdict and byt
 test('rewrite: pcapng with nanosecond timestamps becomes a nanosecond pcap; an empty capture a valid empty one', tools('tshark', 'capinfos'), withDir(async (dir) => {
   const spec = marked(6, 'udp', 40);
   const input = join(dir, 'in.pcapng');
-  writeFileSync(input, concat(shb(), idb({ linkType: 1, tsresol: 9 }), epb({ iface: 0, ts: 1_700_000_000_123_456_789n, data: ethernetFrame(buildIpPacket(spec), 6) })));
+  writeFileSync(input, concat(shb(), idb({ linkType: 1, tsresol: 9 }), epb({ iface: 0, ts: 1_700_000_000_123_456_789n, data: ethernetFrame(buildPacket(spec), 6) })));
   const output = join(dir, 'out.pcap');
   assert.equal((await run([...RULES, input, output])).status, 0);
   const capinfos = runTool('capinfos', ['-t', output]);
@@ -328,7 +317,7 @@ test('rewrite: rules from --config join the --rule ones', tools('tshark'), withD
   const cases = [
     rewrittenCase(marked(4, 'udp', 1), eth(4)),
     rewrittenCase(marked(6, 'tcp', 2), eth(6)),
-    { ...rewrittenCase({ ...marked(4, 'tcp', 3), dscp: 3 }, eth(4)), expected: buildIpPacket({ ...marked(4, 'tcp', 3), dscp: 3, destination: '203.0.113.30' }) },
+    { ...rewrittenCase({ ...marked(4, 'tcp', 3), dscp: 3 }, eth(4)), expected: buildPacket({ ...marked(4, 'tcp', 3), dscp: 3, dst: '203.0.113.30' }) },
   ];
   const input = join(dir, 'in.pcap');
   writeFileSync(input, classicFile({ records: recordsOf(cases) }));
@@ -345,7 +334,7 @@ test('rewrite: rules from --config join the --rule ones', tools('tshark'), withD
 test('rewrite: a frame larger than any IP packet is reported malformed and written unchanged', withDir(async (dir) => {
   // An IPv4 header followed by 70000 bytes: more than an IP packet can be, so more than a slot holds.
   const huge = new Uint8Array(70_000);
-  huge.set(buildIpPacket(marked(4, 'udp', 1)));
+  huge.set(buildPacket(marked(4, 'udp', 1)));
   const input = join(dir, 'huge.pcap');
   writeFileSync(input, classicFile({ linkType: LINKTYPE.RAW, snapLength: 262144, records: [{ sec: 1, frac: 0, data: huge }] }));
   const output = join(dir, 'out.pcap');
@@ -362,7 +351,7 @@ test('rewrite: a truncated input exits 1 naming offset and record, with everythi
   const records = recordsOf(cases);
   const good = classicFile({ records });
   const input = join(dir, 'cut.pcap');
-  writeFileSync(input, concat(good, new ByteBuilder().u32(1).u32(0).u32(200).u32(200).bytes(payload(50, 1)).build()));
+  writeFileSync(input, concat(good, new ByteBuilder().u32(1).u32(0).u32(200).u32(200).bytes(filler(50, 1)).build()));
   const output = join(dir, 'out.pcap');
   const verdicts = join(dir, 'v.jsonl');
   const r = await run([...RULES, '--verdicts', verdicts, input, output]);
@@ -378,8 +367,8 @@ test('rewrite: a truncated input exits 1 naming offset and record, with everythi
 test('rewrite: a big batch broken off in the middle writes every record before the damage', tools('tshark'), withDir(async (dir) => {
   // More records than one batch, then a record claiming more than the snap length.
   const specs = Array.from({ length: 600 }, (_, i) => marked(i % 2 === 0 ? 4 : 6, i % 3 === 0 ? 'udp' : 'tcp', i % 50));
-  const records: ClassicRecordSpec[] = specs.map((s, i) => ({ sec: 1_700_000_000, frac: i, data: ethernetFrame(buildIpPacket(s), s.family) }));
-  records.push({ sec: 1, frac: 0, data: payload(40, 1), capturedLength: 70000 });
+  const records: ClassicRecordSpec[] = specs.map((s, i) => ({ sec: 1_700_000_000, frac: i, data: ethernetFrame(buildPacket(s), familyOf(s)) }));
+  records.push({ sec: 1, frac: 0, data: filler(40, 1), capturedLength: 70000 });
   const input = join(dir, 'bad.pcap');
   writeFileSync(input, classicFile({ records, snapLength: 65535 }));
   const output = join(dir, 'out.pcap');
@@ -393,13 +382,13 @@ test('rewrite: a big batch broken off in the middle writes every record before t
 
 test('rewrite: unknown link type, and pcapng interfaces of two link types, exit 1 with the record position', tools('tshark'), withDir(async (dir) => {
   const input = join(dir, 'usb.pcap');
-  writeFileSync(input, classicFile({ linkType: 189, records: [{ sec: 1, frac: 0, data: payload(64, 1) }] }));
+  writeFileSync(input, classicFile({ linkType: 189, records: [{ sec: 1, frac: 0, data: filler(64, 1) }] }));
   const r = await run([...RULES, input, join(dir, 'o1.pcap')]);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /link type 189 \(USB_LINUX\) is not supported.*byte offset 24, record index 0\)/);
 
-  const v4 = ethernetFrame(buildIpPacket(marked(4, 'udp', 1)), 4);
-  const raw = buildIpPacket(marked(4, 'udp', 2));
+  const v4 = ethernetFrame(buildPacket(marked(4, 'udp', 1)), 4);
+  const raw = buildPacket(marked(4, 'udp', 2));
   const blocks = [shb(), idb({ linkType: 1 }), idb({ linkType: 101 }), epb({ iface: 0, ts: 1n, data: v4 }), epb({ iface: 1, ts: 2n, data: raw })];
   const mixed = join(dir, 'mixed.pcapng');
   writeFileSync(mixed, concat(...blocks));
@@ -418,7 +407,7 @@ test('rewrite: a pcapng of 130 000 interface blocks stops at the cap with its po
   for (let i = 0; i < count; i++) idbs.set(one, i * one.length);
   const input = join(dir, 'in.pcapng');
   const out = join(dir, 'out.pcap');
-  writeFileSync(input, concat(shb(), idbs, epb({ iface: 0, ts: 1n, data: ethernetFrame(buildIpPacket(marked(4, 'udp', 60)), 4) })));
+  writeFileSync(input, concat(shb(), idbs, epb({ iface: 0, ts: 1n, data: ethernetFrame(buildPacket(marked(4, 'udp', 60)), 4) })));
   const r = await run([...RULES, input, out]);
   assert.equal(r.status, 1, r.stderr);
   const at = shb().length + MAX_SECTION_INTERFACES * one.length;

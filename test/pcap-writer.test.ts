@@ -10,7 +10,8 @@ import { PcapWriter, classicOptionsFor, precisionFor } from '../src/pcap/writer.
 import { openCapture } from '../src/pcap/reader.js';
 import { PcapError } from '../src/pcap/errors.js';
 import type { WritableRecord } from '../src/pcap/record.js';
-import { buildIpPacket, ethernetFrame } from '../tools/capture/generate.js';
+import { buildPacket, ethernetFrame, tcp, udp } from '../tools/packets/build.js';
+import { PROTO } from '../tools/packets/layout.js';
 import { ByteBuilder, pattern } from './support/pcap-bytes.js';
 import { epochText, mustRun, toHex, tsharkFrames } from './support/pcap-tools.js';
 import { tools } from './support/privilege.js';
@@ -28,8 +29,12 @@ function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
 
 function frames(n: number): WritableRecord[] {
   return Array.from({ length: n }, (_, i) => {
-    const l3 = buildIpPacket({ family: i % 2 === 0 ? 4 : 6, protocol: i % 3 === 0 ? 'udp' : 'tcp', source: i % 2 === 0 ? '192.0.2.1' : '2001:db8::1', destination: i % 2 === 0 ? '198.51.100.2' : '2001:db8::2', payload: pattern(i * 11, i), id: i });
-    const data = ethernetFrame(l3, i % 2 === 0 ? 4 : 6);
+    const v4 = i % 2 === 0;
+    const l3 = buildPacket({
+      src: v4 ? '192.0.2.1' : '2001:db8::1', dst: v4 ? '198.51.100.2' : '2001:db8::2', id: i,
+      ...(i % 3 === 0 ? { protocol: PROTO.UDP, transport: udp(pattern(i * 11, i)) } : { protocol: PROTO.TCP, transport: tcp(pattern(i * 11, i)) }),
+    });
+    const data = ethernetFrame(l3, v4 ? 4 : 6);
     return { linkType: 1, tsSec: 1_700_000_000 + i, tsFrac: i * 1000 + 7, tsResolution: 1e6, originalLength: data.length, data };
   });
 }

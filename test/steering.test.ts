@@ -11,7 +11,9 @@ import type { SteeredClass, TcFilterJson } from '../src/steering/index.js';
 import {
   addNamespace, deleteNamespace, ip, ipJson, readSysctl, runCommand, spawnInNamespace, tc, tcJson, writeSysctl, type Where,
 } from '../src/system/index.js';
-import { ETHERTYPE, arpRequest, ethernet, ipv4, ipv6, parseMac, udp } from './support/kernel-nft-packets.js';
+import { macBytes } from '../tools/packets/address.js';
+import { arpRequest, buildPacket, ethernetFrame, udp } from '../tools/packets/build.js';
+import { ARP, PROTO } from '../tools/packets/layout.js';
 import { PYTHON } from './support/python.js';
 import { privileged } from './support/privilege.js';
 
@@ -260,12 +262,12 @@ describe('tc steering', privileged('creates namespaces, a TUN and tc filters'), 
 
   it('redirects marked IPv4/IPv6 packets into the TUN; unmarked packets and ARP take the normal path', async () => {
     await fx.steering().install([{ family: 4, dscp: 1 }, { family: 6, dscp: 1 }]);
-    const steeredMac = parseMac((await ipJson<Array<{ address: string }>>(['link', 'show', 'dev', STEERED], fx.here))[0]!.address);
-    const peerMac = parseMac((await ipJson<Array<{ address: string }>>(['link', 'show', 'dev', PEER], fx.there))[0]!.address);
-    const frame = (type: number, payload: Uint8Array) => ethernet(steeredMac, peerMac, type, payload);
+    const steeredMac = macBytes((await ipJson<Array<{ address: string }>>(['link', 'show', 'dev', STEERED], fx.here))[0]!.address);
+    const peerMac = macBytes((await ipJson<Array<{ address: string }>>(['link', 'show', 'dev', PEER], fx.there))[0]!.address);
+    const frame = (type: number, payload: Uint8Array) => ethernetFrame(payload, type, [], { dst: steeredMac, src: peerMac });
     const text = (s: string) => new TextEncoder().encode(s);
-    const v4 = (tos: number, body: string) => ipv4({ src: PEER4, dst: STEERED4, tos }, udp(40000, 9999, text(body)));
-    const v6 = (tclass: number, body: string) => ipv6({ src: PEER6, dst: STEERED6, trafficClass: tclass }, udp(40000, 9999, text(body)));
+    const v4 = (tos: number, body: string) => buildPacket({ src: PEER4, dst: STEERED4, dscp: tos >> 2, ecn: tos & 3, protocol: PROTO.UDP, transport: udp(text(body), [40000, 9999]) });
+    const v6 = (tclass: number, body: string) => buildPacket({ src: PEER6, dst: STEERED6, dscp: tclass >> 2, ecn: tclass & 3, protocol: PROTO.UDP, transport: udp(text(body), [40000, 9999]) });
 
     const capture = new LineReader(spawnInNamespace(fx.steered, PYTHON, [helper('tun_capture.py'), TUN], { stdio: ['ignore', 'pipe', 'pipe'] }));
     const listener = new LineReader(spawnInNamespace(fx.steered, process.execPath, ['-e', UDP_LISTENER, STEERED4], { stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -277,24 +279,24 @@ describe('tc steering', privileged('creates namespaces, a TUN and tc filters'), 
       const warmup = v4(0x04, 'warm-up');
       const warmupHex = Buffer.from(warmup).toString('hex');
       for (let k = 0; k < 100 && !capture.lines.includes(warmupHex); k++) {
-        await sendFrames(fx.peer, [frame(ETHERTYPE.ipv4, warmup)]);
+        await sendFrames(fx.peer, [frame(4, warmup)]);
         await new Promise((r) => setTimeout(r, 20));
       }
       assert.ok(capture.lines.includes(warmupHex), 'a marked packet never reached the TUN');
 
       const expected = [v4(0x05, 'dscp1-ecn1'), v6(0x04, 'v6-dscp1'), v4(0x04, 'end')];
       await sendFrames(fx.peer, [
-        frame(ETHERTYPE.ipv4, v4(0x00, 'unmarked')),
-        frame(ETHERTYPE.ipv4, v4(0x08, 'dscp2')),
-        frame(ETHERTYPE.ipv4, expected[0]!),
-        frame(ETHERTYPE.ipv6, expected[1]!),
-        frame(ETHERTYPE.ipv6, v6(0x00, 'v6-unmarked')),
-        frame(ETHERTYPE.ipv6, v6(0x08, 'v6-dscp2')),
-        frame(ETHERTYPE.arp, arpRequest(peerMac, PEER4, STEERED4)),
+        frame(4, v4(0x00, 'unmarked')),
+        frame(4, v4(0x08, 'dscp2')),
+        frame(4, expected[0]!),
+        frame(6, expected[1]!),
+        frame(6, v6(0x00, 'v6-unmarked')),
+        frame(6, v6(0x08, 'v6-dscp2')),
+        frame(ARP.ETHERTYPE, arpRequest(peerMac, PEER4, STEERED4)),
         // Hardware type 5 puts 0x05 where an IPv4 TOS would be: only the
         // protocol qualifier keeps this ARP frame out of the IPv4 filter.
-        frame(ETHERTYPE.arp, arpRequest(peerMac, PEER4, STEERED4, 5)),
-        frame(ETHERTYPE.ipv4, expected[2]!),
+        frame(ARP.ETHERTYPE, arpRequest(peerMac, PEER4, STEERED4, 5)),
+        frame(4, expected[2]!),
       ]);
       const endHex = Buffer.from(expected[2]!).toString('hex');
       await capture.waitFor((l) => l === endHex, 'the end marker in the TUN');

@@ -3,7 +3,8 @@
 // wrong checksums), shared by the property tests and the kernel comparison.
 
 import fc from 'fast-check';
-import { buildPacket, tcp, udp, dccp, echo, PROTO, type ExtHeader, type PacketSpec } from '../../tools/oracle/build.js';
+import { buildPacket, tcp, udp, dccp, echo, type ExtHeader, type PacketSpec } from '../../tools/packets/build.js';
+import { PROTO } from '../../tools/packets/layout.js';
 
 /** Rules the generators aim at: DSCP 1 and 17 for both families, and prefix + set-DSCP rules on DSCP 5. */
 export const RULES = [

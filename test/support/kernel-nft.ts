@@ -33,6 +33,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { addNamespace, deleteNamespace, ip, nftApply, runCommand, writeSysctl, type Where } from '../../src/system/index.js';
+import { buildPacket, udp } from '../../tools/packets/build.js';
+import { IPV4, IPV6, PROTO } from '../../tools/packets/layout.js';
 import { PYTHON } from './python.js';
 
 export type KernelPath = 'netdev' | 'forward';
@@ -66,9 +68,6 @@ const TUN_OUT = 'kout';
 const TUN_MTU = '65535';
 const TABLE = 'l3dsr_kernel_ref';
 
-const IPV4_TTL = 8;
-const IPV4_CHECKSUM = 10;
-const IPV6_HOP_LIMIT = 7;
 
 let runCount = 0;
 
@@ -186,24 +185,24 @@ function undoForwarding(packet: Uint8Array, input: Uint8Array): { packet: Uint8A
   const out = packet.slice();
   const version = out[0]! >> 4;
   if (version === 6 && out.length >= 40) {
-    out[IPV6_HOP_LIMIT] = out[IPV6_HOP_LIMIT]! + 1;
+    out[IPV6.HOP_LIMIT] = out[IPV6.HOP_LIMIT]! + 1;
     return { packet: out };
   }
   if (version !== 4 || out.length < 20) return { packet: out, note: 'forward path: not IPv4/IPv6, left as emitted' };
-  out[IPV4_TTL] = out[IPV4_TTL]! + 1;
-  const stored = out[IPV4_CHECKSUM]! | (out[IPV4_CHECKSUM + 1]! << 8);
+  out[IPV4.TTL] = out[IPV4.TTL]! + 1;
+  const stored = out[IPV4.CHECKSUM]! | (out[IPV4.CHECKSUM + 1]! << 8);
   const before = undoIpv4TtlDecrement(stored);
   if (before.length === 0) return { packet: out, note: `forward path: header checksum ${stored} cannot come from ip_decrease_ttl, left as emitted` };
   let chosen = before[0]!;
   let note: string | undefined;
   if (before.length > 1) {
     // Two preimages (0x0000 and 0xFFFF): keep the input's if it was one of them.
-    const inputStored = input.length >= 12 ? input[IPV4_CHECKSUM]! | (input[IPV4_CHECKSUM + 1]! << 8) : -1;
+    const inputStored = input.length >= 12 ? input[IPV4.CHECKSUM]! | (input[IPV4.CHECKSUM + 1]! << 8) : -1;
     chosen = before.includes(inputStored) ? inputStored : 0xffff;
     note = 'forward path: IPv4 header checksum before the TTL decrement was 0x0000 or 0xFFFF, cannot tell which';
   }
-  out[IPV4_CHECKSUM] = chosen & 0xff;
-  out[IPV4_CHECKSUM + 1] = chosen >> 8;
+  out[IPV4.CHECKSUM] = chosen & 0xff;
+  out[IPV4.CHECKSUM + 1] = chosen >> 8;
   return note === undefined ? { packet: out } : { packet: out, note };
 }
 
@@ -226,18 +225,7 @@ export function undoIpv4TtlDecrement(stored: number): number[] {
  * Proves the path works before the real packets go: unmarked IPv4/UDP,
  * documentation addresses, valid header checksum, TTL high enough to forward.
  */
-const PROBE_PACKET = new Uint8Array([
-  0x45, 0x00, 0x00, 0x1c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00,
-  192, 0, 2, 250, 198, 51, 100, 250,
-  0x00, 0x09, 0x00, 0x09, 0x00, 0x08, 0x00, 0x00,
-]);
-{
-  let sum = 0;
-  for (let k = 0; k < 20; k += 2) sum += (PROBE_PACKET[k]! << 8) | PROBE_PACKET[k + 1]!;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  PROBE_PACKET[IPV4_CHECKSUM] = (~sum >> 8) & 0xff;
-  PROBE_PACKET[IPV4_CHECKSUM + 1] = ~sum & 0xff;
-}
+const PROBE_PACKET = buildPacket({ src: '192.0.2.250', dst: '198.51.100.250', id: 0, dontFragment: true, protocol: PROTO.UDP, transport: udp(0, [9, 9]), checksum: 'zero' });
 
 /** tun_relay.py is not compiled: find it next to this file's source whether run from dist/ or not. */
 function relayScript(): string {

@@ -11,6 +11,7 @@ import { createRewriter, decodeResult, type Rewriter } from '../../src/core/rewr
 import { Steering } from '../../src/steering/index.js';
 import { ip } from '../../src/system/index.js';
 import { OFFLOAD_MIN_SLOT_SIZE, TunDevice, VNET_HEADER_BYTES, type TunStats } from '../../src/tun/device.js';
+import { VNET_F_NEEDS_CSUM, VNET_GSO, readVnet } from '../../tools/packets/vnet.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const NETNS_ADDON = join(root, 'build', 'Release', 'l3dsr_test_netns.node');
@@ -20,13 +21,6 @@ interface NetnsAddon {
   restore(fd: number): void;
 }
 
-// struct virtio_net_hdr (little-endian).
-const VNET_FLAGS = 0;
-const VNET_GSO_TYPE = 1;
-const VNET_CSUM_START = 6;
-const VNET_CSUM_OFFSET = 8;
-const F_NEEDS_CSUM = 1;
-const GSO_NONE = 0;
 const SLOT_ALIGN = 64;
 const BATCH = 64;
 
@@ -98,9 +92,9 @@ export class SeedFaultRelay {
     for (let i = 0; i < n && this.corrupted < corrupt; i++) {
       if (decodeResult(rw.batchResults[i]!).verdict !== 'rewritten') continue;
       const frame = rw.slot(rw.batchSlots[i]!);
-      if (frame[VNET_GSO_TYPE] === GSO_NONE || !(frame[VNET_FLAGS]! & F_NEEDS_CSUM)) continue;
-      const v = new DataView(frame.buffer, frame.byteOffset);
-      const field = VNET_HEADER_BYTES + v.getUint16(VNET_CSUM_START, true) + v.getUint16(VNET_CSUM_OFFSET, true);
+      const h = readVnet(frame);
+      if (h.gsoType === VNET_GSO.NONE || !(h.flags & VNET_F_NEEDS_CSUM)) continue;
+      const field = VNET_HEADER_BYTES + h.csumStart + h.csumOffset;
       frame[field + 1]! ^= 1;
       this.corrupted++;
     }

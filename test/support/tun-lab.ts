@@ -8,6 +8,11 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BatchLayout } from '../../src/tun/device.js';
+import { addressText } from '../../tools/packets/address.js';
+import { buildPacket, udp } from '../../tools/packets/build.js';
+import { read16 } from '../../tools/packets/bytes.js';
+import { onesSum, pseudoHeaderSum } from '../../tools/packets/checksum.js';
+import { IPV4, PROTO, UDP } from '../../tools/packets/layout.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const NETNS_ADDON = join(root, 'build', 'Release', 'l3dsr_test_netns.node');
@@ -123,38 +128,6 @@ export class BatchMemory {
   }
 }
 
-// IPv4 / UDP field offsets (RFC 791, RFC 768).
-const IP_VERSION_IHL = 0;
-const IP_TOTAL_LENGTH = 2;
-const IP_TTL = 8;
-const IP_PROTOCOL = 9;
-const IP_CHECKSUM = 10;
-const IP_SRC = 12;
-const IP_DST = 16;
-const IP_HEADER_LENGTH = 20;
-const UDP_SRC_PORT = 0;
-const UDP_DST_PORT = 2;
-const UDP_LENGTH = 4;
-const UDP_CHECKSUM = 6;
-const UDP_HEADER_LENGTH = 8;
-const PROTO_UDP = 17;
-
-function sum16(bytes: Uint8Array, initial = 0): number {
-  let s = initial;
-  for (let i = 0; i + 1 < bytes.length; i += 2) s += (bytes[i] << 8) | bytes[i + 1];
-  if (bytes.length % 2) s += bytes[bytes.length - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
-}
-const view = (p: Uint8Array) => new DataView(p.buffer, p.byteOffset, p.byteLength);
-
-function addressBytes(a: string): number[] {
-  return a.split('.').map(Number);
-}
-function addressText(p: Uint8Array, at: number): string {
-  return Array.from(p.subarray(at, at + 4)).join('.');
-}
-
 export interface UdpDatagram {
   src: string;
   dst: string;
@@ -166,55 +139,28 @@ export interface UdpDatagram {
 /** Parses an IPv4/UDP packet; null for anything else. Also reports whether
  * both checksums are valid. */
 export function parseUdp(p: Uint8Array): (UdpDatagram & { checksumsValid: boolean }) | null {
-  if (p.length < IP_HEADER_LENGTH || p[IP_VERSION_IHL] >> 4 !== 4 || p[IP_PROTOCOL] !== PROTO_UDP) return null;
-  const ihl = (p[IP_VERSION_IHL] & 0xf) * 4;
-  const dv = view(p);
-  const total = dv.getUint16(IP_TOTAL_LENGTH);
-  if (total > p.length || total < ihl + UDP_HEADER_LENGTH) return null;
+  if (p.length < IPV4.SIZE || p[IPV4.VERSION_IHL] >> 4 !== 4 || p[IPV4.PROTOCOL] !== PROTO.UDP) return null;
+  const ihl = (p[IPV4.VERSION_IHL] & 0xf) * 4;
+  const total = read16(p, IPV4.TOTAL_LENGTH);
+  if (total > p.length || total < ihl + UDP.SIZE) return null;
   const udp = p.subarray(ihl, total);
-  const ipOk = sum16(p.subarray(0, ihl)) === 0xffff;
-  const udpOk = udpSum(p.subarray(IP_SRC, IP_SRC + 4), p.subarray(IP_DST, IP_DST + 4), udp) === 0xffff;
+  const src = p.subarray(IPV4.SOURCE, IPV4.SOURCE + 4);
+  const dst = p.subarray(IPV4.DESTINATION, IPV4.DESTINATION + 4);
+  const ipOk = onesSum(p.subarray(0, ihl)) === 0xffff;
+  const udpOk = onesSum(udp, pseudoHeaderSum(src, dst, PROTO.UDP, udp.length)) === 0xffff;
   return {
-    src: addressText(p, IP_SRC),
-    dst: addressText(p, IP_DST),
-    srcPort: dv.getUint16(ihl + UDP_SRC_PORT),
-    dstPort: dv.getUint16(ihl + UDP_DST_PORT),
-    payload: udp.subarray(UDP_HEADER_LENGTH),
+    src: addressText(src),
+    dst: addressText(dst),
+    srcPort: read16(udp, UDP.SOURCE_PORT),
+    dstPort: read16(udp, UDP.DESTINATION_PORT),
+    payload: udp.subarray(UDP.SIZE),
     checksumsValid: ipOk && udpOk,
   };
 }
 
-function udpSum(src: Uint8Array, dst: Uint8Array, udp: Uint8Array): number {
-  const pseudo = new Uint8Array(12);
-  pseudo.set(src, 0);
-  pseudo.set(dst, 4);
-  pseudo[9] = PROTO_UDP;
-  view(pseudo).setUint16(10, udp.length);
-  return sum16(udp, sum16(pseudo));
-}
-
 /** Builds an IPv4/UDP packet with both checksums computed. */
-export function buildUdp(d: UdpDatagram): Uint8Array {
-  const udpLength = UDP_HEADER_LENGTH + d.payload.length;
-  const p = new Uint8Array(IP_HEADER_LENGTH + udpLength);
-  const dv = view(p);
-  p[IP_VERSION_IHL] = 0x45;
-  dv.setUint16(IP_TOTAL_LENGTH, p.length);
-  p[IP_TTL] = 64;
-  p[IP_PROTOCOL] = PROTO_UDP;
-  p.set(addressBytes(d.src), IP_SRC);
-  p.set(addressBytes(d.dst), IP_DST);
-  dv.setUint16(IP_CHECKSUM, ~sum16(p.subarray(0, IP_HEADER_LENGTH)) & 0xffff);
-  const udp = p.subarray(IP_HEADER_LENGTH);
-  const uv = view(udp);
-  uv.setUint16(UDP_SRC_PORT, d.srcPort);
-  uv.setUint16(UDP_DST_PORT, d.dstPort);
-  uv.setUint16(UDP_LENGTH, udpLength);
-  udp.set(d.payload, UDP_HEADER_LENGTH);
-  const c = ~udpSum(p.subarray(IP_SRC, IP_SRC + 4), p.subarray(IP_DST, IP_DST + 4), udp) & 0xffff;
-  uv.setUint16(UDP_CHECKSUM, c === 0 ? 0xffff : c);
-  return p;
-}
+export const buildUdp = (d: UdpDatagram): Uint8Array =>
+  buildPacket({ src: d.src, dst: d.dst, id: 0, protocol: PROTO.UDP, transport: udp(d.payload, [d.srcPort, d.dstPort]) });
 
 /** Rewrites a datagram in place into its answer: addresses and ports
  * swapped, payload upper-cased, checksums recomputed. Returns false if it

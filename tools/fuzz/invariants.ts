@@ -7,10 +7,12 @@ import { REASON_COUNT, REASON_NAMES, REASON_SLOT_OVERFLOW, REASON_VERDICTS, VERD
 import { parseAddress } from '../../src/core/address.js';
 import { decodeResult } from '../../src/core/rewriter.js';
 import type { PacketResult, Rule } from '../../src/core/types.js';
-import { onesSum, read16 } from '../oracle/checksum.js';
+import { read16 } from '../packets/bytes.js';
+import { onesSum } from '../packets/checksum.js';
+import { IPV4, transportChecksum, type TransportChecksum } from '../packets/layout.js';
 import { oracleRewrite } from '../oracle/oracle.js';
 import { findTransport, parseFixedHeader, type ParsedPacket, type TransportInfo } from '../oracle/packet.js';
-import { storedChecksum, transportChecksum, transportSum, type TransportChecksum } from '../oracle/transport.js';
+import { storedChecksum, transportSum } from '../oracle/transport.js';
 import { slotContent, type FuzzInput, type Observed } from './harness.js';
 import { expectWithVnet, seedError, type SeedPlace, type VnetExpectation } from './vnet.js';
 
@@ -41,8 +43,6 @@ export interface CheckStats {
 export function newCheckStats(): CheckStats {
   return { verdicts: {}, transportChecked: 0, transportValidBefore: 0, checksumFFFF: 0, seedsChecked: 0 };
 }
-
-const IPV4_CHECKSUM = 10;
 
 function hex(b: Uint8Array, max = 64): string {
   const s = Buffer.from(b.subarray(0, max)).toString('hex');
@@ -196,7 +196,7 @@ function checkRewrite(before: Uint8Array, after: Uint8Array, rule: Rule, stats?:
   const l4Field = seed ? seed.field : fix ? fix.t.offset + fix.c.field : -2;
   // Bytes a rewrite may change: the destination, the DSCP's byte(s), the checksum fields.
   const mayChange = (i: number) => (i >= h.dstAt && i < h.dstAt + h.addrLen)
-    || (h.family === 4 ? i === 1 || i === IPV4_CHECKSUM || i === IPV4_CHECKSUM + 1 : i <= 1)
+    || (h.family === 4 ? i === 1 || i === IPV4.CHECKSUM || i === IPV4.CHECKSUM + 1 : i <= 1)
     || i === l4Field || i === l4Field + 1;
   for (let i = 0; i < before.length; i++) {
     if (before[i] !== after[i] && !mayChange(i)) {
@@ -210,9 +210,9 @@ function checkRewrite(before: Uint8Array, after: Uint8Array, rule: Rule, stats?:
   }
 
   if (h.family === 4) {
-    const v = sumCheck('IPv4 header', onesSum(before.subarray(0, h.headerLength)), onesSum(after.subarray(0, h.headerLength)), read16(after, IPV4_CHECKSUM));
+    const v = sumCheck('IPv4 header', onesSum(before.subarray(0, h.headerLength)), onesSum(after.subarray(0, h.headerLength)), read16(after, IPV4.CHECKSUM));
     if (v) out.push(v);
-    if (read16(after, IPV4_CHECKSUM) === 0xffff && stats) stats.checksumFFFF++;
+    if (read16(after, IPV4.CHECKSUM) === 0xffff && stats) stats.checksumFFFF++;
   }
   if (seed) {
     const was = seedError(before, seed);

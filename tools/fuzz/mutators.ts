@@ -5,17 +5,17 @@
 
 import { parseAddress } from '../../src/core/address.js';
 import type { Rule } from '../../src/core/types.js';
-import { checksumFor, onesSum } from '../oracle/checksum.js';
+import { read16 } from '../packets/bytes.js';
+import { checksumFor, onesSum } from '../packets/checksum.js';
+import { EXT, EXT_HEADER, IPV4, IPV6, IPV6_OPTION, UDP, transportChecksum } from '../packets/layout.js';
+import type { Rng } from '../packets/rng.js';
+import { VNET, VNET_F_NEEDS_CSUM, readVnet, vnetHeader } from '../packets/vnet.js';
 import { findRule } from '../oracle/oracle.js';
 import { findTransport, parseFixedHeader } from '../oracle/packet.js';
-import { transportChecksum, transportSum } from '../oracle/transport.js';
-import {
-  EXT, EXT_LENGTH, FRAGMENT_OFFSET_FLAGS, UDP_LENGTH, IPV4_CHECKSUM, IPV4_DST, IPV4_FLAGS_FRAGMENT, IPV4_TOS, IPV4_TOTAL_LENGTH, IPV6_DST, IPV6_HEADER,
-  IPV6_PAYLOAD_LENGTH, fitLengthField, read16, transportChecksumField, viewOf, write16, type PacketView,
-} from './packet-view.js';
+import { transportSum } from '../oracle/transport.js';
+import { fitLengthField, viewOf, write16Within, type PacketView } from './packet-view.js';
 import type { FuzzInput } from './harness.js';
-import type { Rng } from './rng.js';
-import { VNET_F_NEEDS_CSUM, VNET_HEADER_BYTES, pseudoSum, readVnet, seedPlace, vnetHeader } from './vnet.js';
+import { pseudoSum, seedPlace } from './vnet.js';
 
 export interface MutationContext {
   rng: Rng;
@@ -66,8 +66,8 @@ const interesting16: Mutator = (p, { rng }) => {
   if (p.length < 2) return p;
   const at = Math.min(offset(p, rng), p.length - 2);
   const v = viewOf(p);
-  write16(p, at, rng.pick([0, 1, 7, 8, 0x7fff, 0x8000, 0xfffe, 0xffff, p.length, p.length - 1, p.length + 1,
-    p.length - v.transportAt, p.length - IPV6_HEADER, rng.next() & 0xffff]));
+  write16Within(p, at, rng.pick([0, 1, 7, 8, 0x7fff, 0x8000, 0xfffe, 0xffff, p.length, p.length - 1, p.length + 1,
+    p.length - v.transportAt, p.length - IPV6.SIZE, rng.next() & 0xffff]));
   return p;
 };
 
@@ -80,7 +80,7 @@ const lengthLie: Mutator = (p, { rng }) => {
       p[0] = (p[0] & 0xf0) | rng.pick([0, 1, 4, 5, 6, 7, 15, rng.below(16)]);
     } else if (choice === 1) {
       const ihl = (p[0] & 0x0f) * 4;
-      write16(p, IPV4_TOTAL_LENGTH, rng.pick([0, 0xffff, ihl, ihl - 1, ihl + 1, p.length, p.length - 1, p.length + 1,
+      write16Within(p, IPV4.TOTAL_LENGTH, rng.pick([0, 0xffff, ihl, ihl - 1, ihl + 1, p.length, p.length - 1, p.length + 1,
         ihl + rng.below(24), rng.below(p.length + 1)]) & 0xffff);
     } else {
       udpLengthLie(p, v, rng);
@@ -88,11 +88,11 @@ const lengthLie: Mutator = (p, { rng }) => {
   } else if (v.family === 6) {
     if (choice === 0 && v.exts.length > 0) {
       const e = rng.pick(v.exts);
-      p[e.at + EXT_LENGTH] = rng.pick([0, 1, 2, 3, 0x7f, 0xff, rng.byte()]);
+      p[e.at + EXT_HEADER.LENGTH] = rng.pick([0, 1, 2, 3, 0x7f, 0xff, rng.byte()]);
     } else if (choice === 1) {
-      const payload = p.length - IPV6_HEADER;
-      write16(p, IPV6_PAYLOAD_LENGTH, rng.pick([0, 0xffff, payload, payload - 1, payload + 1,
-        v.transportAt - IPV6_HEADER, v.transportAt - IPV6_HEADER + rng.below(24), rng.below(payload + 1)]) & 0xffff);
+      const payload = p.length - IPV6.SIZE;
+      write16Within(p, IPV6.PAYLOAD_LENGTH, rng.pick([0, 0xffff, payload, payload - 1, payload + 1,
+        v.transportAt - IPV6.SIZE, v.transportAt - IPV6.SIZE + rng.below(24), rng.below(payload + 1)]) & 0xffff);
     } else {
       udpLengthLie(p, v, rng);
     }
@@ -101,7 +101,7 @@ const lengthLie: Mutator = (p, { rng }) => {
 };
 
 function udpLengthLie(p: Uint8Array, v: PacketView, rng: Rng): void {
-  write16(p, v.transportAt + UDP_LENGTH, rng.pick([0, 7, 8, 9, p.length - v.transportAt, 0xffff, rng.next() & 0xffff]));
+  write16Within(p, v.transportAt + UDP.LENGTH, rng.pick([0, 7, 8, 9, p.length - v.transportAt, 0xffff, rng.next() & 0xffff]));
 }
 
 /** Cuts the packet, often at a header boundary, and often fixes the length field so the cut reaches the L4 checks. */
@@ -128,37 +128,30 @@ const extend: Mutator = (p, { rng, maxLength }) => {
   return out;
 };
 
-// Extension header fields beyond next header and length (RFC 8200 §4).
-const ROUTING_TYPE = 2;
-const ROUTING_SEGMENTS_LEFT = 3;
-const ROUTING_ADDRESSES = 8;
-const FRAGMENT_ID = 4;
-const OPTION_PADN = 1;
-
 function newExtHeader(rng: Rng, type: number, next: number): Uint8Array {
   let b: Uint8Array;
   if (type === EXT.HOP_BY_HOP || type === EXT.DEST_OPTS) {
     const units = rng.pick([0, 0, 1, 2, 3]);
     b = new Uint8Array((units + 1) * 8);
-    b[EXT_LENGTH] = units;
+    b[EXT_HEADER.LENGTH] = units;
     // One PadN option over the rest of the header.
-    b[2] = OPTION_PADN;
-    b[3] = b.length - 4;
+    b[EXT_HEADER.OPTIONS] = IPV6_OPTION.PADN;
+    b[EXT_HEADER.OPTIONS + 1] = b.length - EXT_HEADER.OPTIONS - 2;
   } else if (type === EXT.ROUTING) {
     const n = rng.pick([0, 1, 1, 2, 3]);
-    b = new Uint8Array(ROUTING_ADDRESSES + 16 * n);
-    b[EXT_LENGTH] = 2 * n;
-    b[ROUTING_TYPE] = rng.pick([0, 2, 3, 4]);
-    b[ROUTING_SEGMENTS_LEFT] = rng.pick([0, 0, n, 1, 255]);
-    for (let i = ROUTING_ADDRESSES; i < b.length; i++) b[i] = rng.byte();
+    b = new Uint8Array(EXT_HEADER.ROUTING_ADDRESSES + 16 * n);
+    b[EXT_HEADER.LENGTH] = 2 * n;
+    b[EXT_HEADER.ROUTING_TYPE] = rng.pick([0, 2, 3, 4]);
+    b[EXT_HEADER.SEGMENTS_LEFT] = rng.pick([0, 0, n, 1, 255]);
+    for (let i = EXT_HEADER.ROUTING_ADDRESSES; i < b.length; i++) b[i] = rng.byte();
   } else if (type === EXT.FRAGMENT) {
-    b = new Uint8Array(8);
-    write16(b, FRAGMENT_OFFSET_FLAGS, (rng.pick([0, 0, 1, 185, rng.below(0x2000)]) << 3) | rng.below(2));
-    write16(b, FRAGMENT_ID, rng.next() & 0xffff);
+    b = new Uint8Array(EXT_HEADER.FRAGMENT_SIZE);
+    write16Within(b, EXT_HEADER.FRAGMENT_OFFSET_FLAGS, (rng.pick([0, 0, 1, 185, rng.below(0x2000)]) << 3) | rng.below(2));
+    write16Within(b, EXT_HEADER.FRAGMENT_ID, rng.next() & 0xffff);
   } else if (type === EXT.AH) {
     const words = rng.range(1, 6);
     b = new Uint8Array((words + 2) * 4);
-    b[EXT_LENGTH] = words;
+    b[EXT_HEADER.LENGTH] = words;
   } else {
     // ESP or No Next Header: whatever follows is opaque to the walk.
     b = new Uint8Array(type === EXT.ESP ? rng.pick([8, 16, 24]) : rng.pick([0, 8]));
@@ -174,8 +167,8 @@ function splice(p: Uint8Array, at: number, remove: number, insert: Uint8Array, p
   out.set(p.subarray(0, at));
   out.set(insert, at);
   out.set(p.subarray(at + remove), at + insert.length);
-  if (payloadDelta && out.length >= IPV6_HEADER) {
-    write16(out, IPV6_PAYLOAD_LENGTH, (read16(out, IPV6_PAYLOAD_LENGTH) + insert.length - remove) & 0xffff);
+  if (payloadDelta && out.length >= IPV6.SIZE) {
+    write16Within(out, IPV6.PAYLOAD_LENGTH, (read16(out, IPV6.PAYLOAD_LENGTH) + insert.length - remove) & 0xffff);
   }
   return out;
 }
@@ -231,19 +224,19 @@ const fragment: Mutator = (p, ctx) => {
   const v = viewOf(p);
   const offsetValue = rng.pick([0, 0, 1, 2, 185, 0x1fff, rng.below(0x2000)]);
   if (v.family === 4) {
-    const flags = rng.pick([0, 0x2000, 0x4000, 0x8000, read16(p, IPV4_FLAGS_FRAGMENT) & 0xe000]);
-    write16(p, IPV4_FLAGS_FRAGMENT, flags | offsetValue);
+    const flags = rng.pick([0, 0x2000, 0x4000, 0x8000, read16(p, IPV4.FLAGS_FRAGMENT) & 0xe000]);
+    write16Within(p, IPV4.FLAGS_FRAGMENT, flags | offsetValue);
   } else if (v.family === 6) {
     const frag = v.exts.find((e) => e.type === EXT.FRAGMENT);
     if (!frag) return insertExt(p, v, rng.below(v.exts.length + 1), EXT.FRAGMENT, ctx);
-    write16(p, frag.at + FRAGMENT_OFFSET_FLAGS, (offsetValue << 3) | rng.below(8));
+    write16Within(p, frag.at + EXT_HEADER.FRAGMENT_OFFSET_FLAGS, (offsetValue << 3) | rng.below(8));
   }
   return p;
 };
 
 function setDscpTo(p: Uint8Array, family: 4 | 6, dscp: number, ecn: number): void {
   if (family === 4) {
-    p[IPV4_TOS] = (dscp << 2) | ecn;
+    p[IPV4.TOS] = (dscp << 2) | ecn;
   } else {
     const tc = (dscp << 2) | ecn;
     p[0] = (p[0] & 0xf0) | (tc >> 4);
@@ -252,7 +245,7 @@ function setDscpTo(p: Uint8Array, family: 4 | 6, dscp: number, ecn: number): voi
 }
 
 function ecnOf(p: Uint8Array, family: 4 | 6): number {
-  return family === 4 ? p[IPV4_TOS] & 3 : (p[1] >> 4) & 3;
+  return family === 4 ? p[IPV4.TOS] & 3 : (p[1] >> 4) & 3;
 }
 
 const dscp: Mutator = (p, { rng }) => {
@@ -279,7 +272,7 @@ function addressBytes(text: string): Uint8Array {
 const destination: Mutator = (p, { rng }) => {
   const v = viewOf(p);
   if (v.family === 0) return p;
-  const at = v.family === 4 ? IPV4_DST : IPV6_DST;
+  const at = v.family === 4 ? IPV4.DESTINATION : IPV6.DESTINATION;
   const bytes = rng.pick(destinationBytes[v.family]);
   if (at + bytes.length <= p.length) p.set(bytes, at);
   if (rng.oneIn(3)) p[at + bytes.length - 1] = rng.byte();
@@ -290,11 +283,11 @@ const destination: Mutator = (p, { rng }) => {
 const corruptChecksum: Mutator = (p, { rng }) => {
   const v = viewOf(p);
   if (v.family === 0) return p;
-  const field = transportChecksumField(v.family, v.protocol);
-  const at = v.family === 4 && (field === undefined || rng.oneIn(2)) ? IPV4_CHECKSUM : field === undefined ? -1 : v.transportAt + field;
+  const field = transportChecksum(v.family === 6 ? 6 : 4, v.protocol)?.field;
+  const at = v.family === 4 && (field === undefined || rng.oneIn(2)) ? IPV4.CHECKSUM : field === undefined ? -1 : v.transportAt + field;
   if (at < 0 || at + 2 > p.length) return p;
   const old = read16(p, at);
-  write16(p, at, rng.pick([0, 0xffff, old ^ 0xffff, (old + 1) & 0xffff, (old - 1) & 0xffff, rng.next() & 0xffff]));
+  write16Within(p, at, rng.pick([0, 0xffff, old ^ 0xffff, (old + 1) & 0xffff, (old - 1) & 0xffff, rng.next() & 0xffff]));
   return p;
 };
 
@@ -307,15 +300,15 @@ export const fixChecksums: Mutator = (p) => {
   const h = parseFixedHeader(p);
   if ('malformed' in h) return p;
   if (h.family === 4) {
-    write16(p, IPV4_CHECKSUM, 0);
-    write16(p, IPV4_CHECKSUM, checksumFor(onesSum(p.subarray(0, h.headerLength))));
+    write16Within(p, IPV4.CHECKSUM, 0);
+    write16Within(p, IPV4.CHECKSUM, checksumFor(onesSum(p.subarray(0, h.headerLength))));
   }
   const t = findTransport(p, h);
   if ('malformed' in t || t.fragment === 'non-first' || t.opaque) return p;
   const c = transportChecksum(h.family, t.protocol);
   if (!c || t.length < c.minBytes) return p;
-  write16(p, t.offset + c.field, 0);
-  write16(p, t.offset + c.field, checksumFor(transportSum(p, h, t)));
+  write16Within(p, t.offset + c.field, 0);
+  write16Within(p, t.offset + c.field, checksumFor(transportSum(p, h, t)));
   return p;
 };
 
@@ -346,17 +339,17 @@ export const checksumToZero: Mutator = (p, { rng, rules }) => {
     let notHc = minus(oldSum, newSum);
     if (rule.setDscp !== undefined) {
       const word = read16(p, 0);
-      const newWord = (p[0] << 8) | (rule.setDscp << 2) | (p[IPV4_TOS] & 3);
+      const newWord = (p[0] << 8) | (rule.setDscp << 2) | (p[IPV4.TOS] & 3);
       notHc = (notHc + minus(word, newWord)) % 0xffff;
     }
-    write16(p, IPV4_CHECKSUM, ~notHc & 0xffff);
+    write16Within(p, IPV4.CHECKSUM, ~notHc & 0xffff);
     return p;
   }
   const t = findTransport(p, h);
   if ('malformed' in t) return p;
   const c = transportChecksum(h.family, t.protocol);
   if (!c || t.length < c.minBytes) return p;
-  write16(p, t.offset + c.field, ~minus(oldSum, newSum) & 0xffff);
+  write16Within(p, t.offset + c.field, ~minus(oldSum, newSum) & 0xffff);
   return p;
 };
 
@@ -450,7 +443,7 @@ export function mutate(parent: Uint8Array, ctx: MutationContext): Uint8Array {
 /** Writes the right NEEDS_CSUM seed (the pseudo-header sum) into the transport checksum field, if there is one. */
 export function writeSeed(p: Uint8Array): Uint8Array {
   const place = seedPlace(p);
-  if (place) write16(p, place.field, pseudoSum(p, place));
+  if (place) write16Within(p, place.field, pseudoSum(p, place));
   return p;
 }
 
@@ -461,13 +454,15 @@ function consistentHeader(p: Uint8Array): Uint8Array {
   return vnetHeader({
     flags: VNET_F_NEEDS_CSUM,
     csumStart: place ? place.t.offset : v.transportAt,
-    csumOffset: place ? place.c.field : transportChecksumField(v.family === 6 ? 6 : 4, v.protocol) ?? 6,
+    csumOffset: place ? place.c.field : transportChecksum(v.family === 6 ? 6 : 4, v.protocol)?.field ?? UDP.CHECKSUM,
   });
 }
 
 /** Changes the virtio-net header and, for a realistic NEEDS_CSUM packet, the seed. */
 function mutateVnet(vnet: Uint8Array, p: Uint8Array, rng: Rng): { vnet: Uint8Array; bytes: Uint8Array } {
-  const f = vnet.length >= VNET_HEADER_BYTES ? readVnet(vnet) : { flags: 0, csumStart: 0, csumOffset: 0 };
+  // Only the fields the core reads: the fuzzer's headers keep the GSO fields zero.
+  const { flags, csumStart, csumOffset } = vnet.length >= VNET.SIZE ? readVnet(vnet) : { flags: 0, csumStart: 0, csumOffset: 0 };
+  const f = { flags, csumStart, csumOffset };
   switch (rng.below(6)) {
     case 0: return { vnet: consistentHeader(p), bytes: writeSeed(p) };
     case 1: return { vnet: consistentHeader(p), bytes: p };
@@ -475,7 +470,7 @@ function mutateVnet(vnet: Uint8Array, p: Uint8Array, rng: Rng): { vnet: Uint8Arr
     case 3: return { vnet: vnetHeader({ ...f, csumStart: rng.pick([f.csumStart + 1, f.csumStart - 1, 20, 40, 48, rng.next() & 0xffff]) }), bytes: p };
     case 4: return { vnet: vnetHeader({ ...f, csumOffset: rng.pick([0, 2, 6, 16, f.csumOffset + 1, rng.next() & 0xffff]) }), bytes: p };
     // A slot too short to hold the header at all.
-    default: return { vnet: vnet.slice(0, rng.below(VNET_HEADER_BYTES)), bytes: new Uint8Array(0) };
+    default: return { vnet: vnet.slice(0, rng.below(VNET.SIZE)), bytes: new Uint8Array(0) };
   }
 }
 

@@ -5,19 +5,14 @@
 // behind a virtio-net header for the core's vnet mode.
 // `npm run fuzz -- --write-seeds test/fuzz/corpus` writes them as files.
 
-import { PROTO, buildPacket, dccp, echo, tcp, udp, type PacketSpec } from '../oracle/build.js';
+import { buildPacket, dccp, echo, filler, tcp, udp, type PacketSpec } from '../packets/build.js';
+import { PROTO } from '../packets/layout.js';
+import { VNET_F_NEEDS_CSUM, vnetHeader } from '../packets/vnet.js';
 import type { FuzzInput } from './harness.js';
 import { writeSeed } from './mutators.js';
-import { VNET_F_NEEDS_CSUM, vnetHeader } from './vnet.js';
 
 const V4 = { src: '192.0.2.1', dst: '203.0.113.50', prefix: '198.51.100.20', prefixOnly: '198.51.100.200' };
 const V6 = { src: '2001:db8:1::1', dst: '2001:db8:203::50', prefix: '2001:db8:100::20', prefixOnly: '2001:db8:100:80::1' };
-
-function opaque(length: number, seed: number): Uint8Array {
-  const b = new Uint8Array(length);
-  for (let i = 0; i < length; i++) b[i] = (i * 31 + seed) & 0xff;
-  return b;
-}
 
 const v4 = (spec: Partial<PacketSpec> & Pick<PacketSpec, 'protocol' | 'transport'>): PacketSpec => ({ src: V4.src, dst: V4.dst, dscp: 1, ...spec });
 const v6 = (spec: Partial<PacketSpec> & Pick<PacketSpec, 'protocol' | 'transport'>): PacketSpec => ({ src: V6.src, dst: V6.dst, dscp: 1, ...spec });
@@ -29,10 +24,10 @@ const SEED_SPECS: Record<string, PacketSpec> = {
   'v4-udplite': v4({ protocol: PROTO.UDPLITE, transport: udp(12, [40000, 53], true) }),
   'v4-dccp': v4({ protocol: PROTO.DCCP, transport: dccp(8) }),
   'v4-icmp': v4({ protocol: PROTO.ICMP, transport: echo(false, 8) }),
-  'v4-gre': v4({ protocol: PROTO.GRE, transport: opaque(12, 1) }),
-  'v4-sctp': v4({ protocol: PROTO.SCTP, transport: opaque(28, 2) }),
+  'v4-gre': v4({ protocol: PROTO.GRE, transport: filler(12, 1) }),
+  'v4-sctp': v4({ protocol: PROTO.SCTP, transport: filler(28, 2) }),
   'v4-fragment-first-udp': v4({ protocol: PROTO.UDP, transport: udp(40), fragment: { offset: 0, more: true } }),
-  'v4-fragment-nonfirst': v4({ protocol: PROTO.UDP, transport: opaque(24, 3), fragment: { offset: 185, more: false } }),
+  'v4-fragment-nonfirst': v4({ protocol: PROTO.UDP, transport: filler(24, 3), fragment: { offset: 185, more: false } }),
   'v4-options-tcp': v4({ protocol: PROTO.TCP, transport: tcp(8), options: Uint8Array.of(0x94, 4, 0, 0) }),
   'v4-options-max-udp': v4({ protocol: PROTO.UDP, transport: udp(4), options: Uint8Array.from({ length: 40 }, (_, i) => (i < 39 ? 1 : 0)) }),
   'v4-padding-tcp': v4({ protocol: PROTO.TCP, transport: tcp(4), padding: 6 }),
@@ -58,10 +53,10 @@ const SEED_SPECS: Record<string, PacketSpec> = {
   'v6-routing-sl0-udp': v6({ protocol: PROTO.UDP, transport: udp(8), ext: [{ type: 'routing', segmentsLeft: 0, addresses: 1 }] }),
   'v6-routing-sl2-tcp': v6({ protocol: PROTO.TCP, transport: tcp(8), ext: [{ type: 'routing', segmentsLeft: 2 }] }),
   'v6-fragment-first-udp': v6({ protocol: PROTO.UDP, transport: udp(24), ext: [{ type: 'fragment', offset: 0, more: true }] }),
-  'v6-fragment-nonfirst': v6({ protocol: PROTO.UDP, transport: opaque(24, 4), ext: [{ type: 'fragment', offset: 185, more: false }] }),
+  'v6-fragment-nonfirst': v6({ protocol: PROTO.UDP, transport: filler(24, 4), ext: [{ type: 'fragment', offset: 185, more: false }] }),
   'v6-destopts-icmpv6': v6({ protocol: PROTO.ICMPV6, transport: echo(true, 4), ext: [{ type: 'destination-options', length: 1 }] }),
   'v6-ah-tcp': v6({ protocol: PROTO.TCP, transport: tcp(8), ext: [{ type: 'ah' }] }),
-  'v6-esp': v6({ protocol: PROTO.ESP, transport: opaque(24, 5) }),
+  'v6-esp': v6({ protocol: PROTO.ESP, transport: filler(24, 5) }),
   'v6-no-next-header': v6({ protocol: PROTO.NONE, transport: new Uint8Array(0) }),
   'v6-chain-tcp': v6({
     protocol: PROTO.TCP, transport: tcp(8),

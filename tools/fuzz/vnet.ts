@@ -17,38 +17,15 @@
 //   matter.
 
 import type { Rule } from '../../src/core/types.js';
-import { pseudoHeaderSum, read16 } from '../oracle/checksum.js';
+import { read16 } from '../packets/bytes.js';
+import { pseudoHeaderSum } from '../packets/checksum.js';
+import { transportChecksum, type TransportChecksum } from '../packets/layout.js';
+import { VNET, VNET_F_NEEDS_CSUM, readVnet } from '../packets/vnet.js';
 import { oracleRewrite, type OracleOutcome } from '../oracle/oracle.js';
 import { findTransport, parseFixedHeader, type ParsedPacket, type TransportInfo } from '../oracle/packet.js';
-import { transportChecksum, type TransportChecksum } from '../oracle/transport.js';
 
 /** The header size the fuzzer runs the core with (struct virtio_net_hdr without num_buffers). */
-export const VNET_HEADER_BYTES = 10;
-// struct virtio_net_hdr, little-endian fields.
-export const VNET_FLAGS = 0;
-export const VNET_CSUM_START = 6;
-export const VNET_CSUM_OFFSET = 8;
-export const VNET_F_NEEDS_CSUM = 1;
-
-export interface VnetFields {
-  flags: number;
-  csumStart: number;
-  csumOffset: number;
-}
-
-export function vnetHeader(f: VnetFields): Uint8Array {
-  const b = new Uint8Array(VNET_HEADER_BYTES);
-  const v = new DataView(b.buffer);
-  b[VNET_FLAGS] = f.flags;
-  v.setUint16(VNET_CSUM_START, f.csumStart & 0xffff, true);
-  v.setUint16(VNET_CSUM_OFFSET, f.csumOffset & 0xffff, true);
-  return b;
-}
-
-export function readVnet(h: Uint8Array): VnetFields {
-  const v = new DataView(h.buffer, h.byteOffset, h.byteLength);
-  return { flags: h[VNET_FLAGS], csumStart: v.getUint16(VNET_CSUM_START, true), csumOffset: v.getUint16(VNET_CSUM_OFFSET, true) };
-}
+export const VNET_HEADER_BYTES = VNET.SIZE;
 
 /** Where the transport checksum of a rewritten packet sits, if a pseudo-header fix applies there at all. */
 export interface SeedPlace {

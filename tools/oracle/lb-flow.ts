@@ -5,9 +5,9 @@
 
 import type { Family } from '../../src/core/types.js';
 import { PORT_PROTOCOLS } from '../../src/lb/types.js';
-import { read16 } from './checksum.js';
+import { read16 } from '../packets/bytes.js';
+import { ICMP, PROTO, transportChecksum } from '../packets/layout.js';
 import { findTransport, type ParsedPacket, type TransportInfo } from './packet.js';
-import { transportChecksum } from './transport.js';
 
 /** How a packet to a VIP reads. */
 export type FlowReading =
@@ -27,17 +27,13 @@ export type FlowReading =
   | { type: 'short'; protocol: number; reason: string };
 
 const PORT_PROTOCOL_NUMBERS = new Set<number>(Object.values(PORT_PROTOCOLS));
-const ICMP = 1;
-const ICMPV6 = 58;
 /** Destination unreachable, time exceeded, parameter problem. */
 const ICMP_ERRORS = new Set([3, 11, 12]);
 /** Destination unreachable, packet too big, time exceeded, parameter problem. */
 const ICMPV6_ERRORS = new Set([1, 2, 3, 4]);
 const ICMPV6_ECHO = new Set([128, 129]);
 /** Type, code and checksum: what must be there to read an ICMP message at all. */
-const ICMP_MIN_BYTES = 4;
-/** The ICMP error header before the quoted packet. */
-const ICMP_ERROR_HEADER = 8;
+const ICMP_MIN_BYTES = ICMP.CHECKSUM + 2;
 
 export const isPortProtocol = (protocol: number): boolean => PORT_PROTOCOL_NUMBERS.has(protocol);
 
@@ -60,12 +56,12 @@ export function readFlow(p: Uint8Array, h: ParsedPacket, t: TransportInfo): Flow
     if (t.length < Math.max(4, checksum?.minBytes ?? 0)) return { type: 'short', protocol, reason: truncated(protocol) };
     return { type: 'ports', protocol, ports: { src: read16(p, t.offset), dst: read16(p, t.offset + 2) } };
   }
-  const icmp = (h.family === 4 && protocol === ICMP) || (h.family === 6 && protocol === ICMPV6);
+  const icmp = (h.family === 4 && protocol === PROTO.ICMP) || (h.family === 6 && protocol === PROTO.ICMPV6);
   if (!icmp || t.opaque) return { type: 'portless', protocol, fragment: false };
   if (t.length < ICMP_MIN_BYTES) return { type: 'short', protocol, reason: h.family === 4 ? 'icmp-truncated' : 'icmpv6-truncated' };
   const type = p[t.offset];
   if ((h.family === 4 ? ICMP_ERRORS : ICMPV6_ERRORS).has(type)) {
-    return quotedFlow(p.subarray(t.offset + ICMP_ERROR_HEADER, h.end), h, p.subarray(h.dstAt, h.dstAt + h.addrLen), t.length >= ICMP_ERROR_HEADER);
+    return quotedFlow(p.subarray(t.offset + ICMP.SIZE, h.end), h, p.subarray(h.dstAt, h.dstAt + h.addrLen), t.length >= ICMP.SIZE);
   }
   if (h.family === 6 && !ICMPV6_ECHO.has(type) && type >= 128) return { type: 'local' };
   return { type: 'portless', protocol, fragment: false };
@@ -78,7 +74,7 @@ export function readFlow(p: Uint8Array, h: ParsedPacket, t: TransportInfo): Flow
  * swapped. Ports are read when the quoted packet is not a non-first fragment.
  */
 function quotedFlow(q: Uint8Array, outer: ParsedPacket, vip: Uint8Array, headerThere: boolean): FlowReading {
-  const embedded = { type: 'short', protocol: outer.family === 4 ? ICMP : ICMPV6, reason: 'icmp-embedded' } as const;
+  const embedded = { type: 'short', protocol: outer.family === 4 ? PROTO.ICMP : PROTO.ICMPV6, reason: 'icmp-embedded' } as const;
   if (!headerThere) return embedded;
   const family: Family = outer.family;
   const fixed = family === 4 ? 20 : 40;

@@ -4,9 +4,11 @@
 
 import { parseAddress } from '../../src/core/address.js';
 import type { PacketResult, Rule } from '../../src/core/types.js';
-import { checksumFor, onesSum, write16 } from './checksum.js';
+import { write16 } from '../packets/bytes.js';
+import { checksumFor, onesSum } from '../packets/checksum.js';
+import { transportChecksum } from '../packets/layout.js';
 import { findTransport, parseFixedHeader, type ParsedPacket, type TransportInfo } from './packet.js';
-import { storedChecksum, transportChecksum, transportSum } from './transport.js';
+import { storedChecksum, transportSum } from './transport.js';
 
 export interface OracleOutcome extends PacketResult {
   /** The packet as it must leave (a copy; the input is not changed). */

@@ -2,7 +2,8 @@
 // destination, DSCP, transport header and checksums are, and whether the
 // semantics call it malformed. See docs/semantics.md.
 
-import { read16 } from './checksum.js';
+import { read16 } from '../packets/bytes.js';
+import { EXT } from '../packets/layout.js';
 
 export type Fragment = 'none' | 'first' | 'non-first';
 
@@ -53,8 +54,6 @@ export function parseFixedHeader(p: Uint8Array): ParsedPacket | Malformed {
   return { malformed: 'bad-version' };
 }
 
-const HOP_BY_HOP = 0, ROUTING = 43, FRAGMENT = 44, ESP = 50, AH = 51, NO_NEXT = 59, DEST_OPTS = 60;
-
 /** Finds the transport header: IPv4 directly, IPv6 by walking the extension headers. */
 export function findTransport(p: Uint8Array, h: ParsedPacket): TransportInfo | Malformed {
   if (h.family === 4) {
@@ -71,16 +70,16 @@ export function findTransport(p: Uint8Array, h: ParsedPacket): TransportInfo | M
   let fragment: Fragment = 'none';
   let routingPending = false;
   for (;;) {
-    if (next === HOP_BY_HOP || next === ROUTING || next === DEST_OPTS) {
+    if (next === EXT.HOP_BY_HOP || next === EXT.ROUTING || next === EXT.DEST_OPTS) {
       if (at + 2 > h.end) return { malformed: 'ipv6-extension-chain' };
       const len = (p[at + 1] + 1) * 8;
       if (at + len > h.end) return { malformed: 'ipv6-extension-chain' };
-      if (next === ROUTING && p[at + 3] > 0) routingPending = true;
+      if (next === EXT.ROUTING && p[at + 3] > 0) routingPending = true;
       next = p[at];
       at += len;
       continue;
     }
-    if (next === FRAGMENT) {
+    if (next === EXT.FRAGMENT) {
       if (at + 8 > h.end) return { malformed: 'ipv6-extension-chain' };
       const offset = read16(p, at + 2) >> 3;
       const more = (p[at + 3] & 1) !== 0;
@@ -92,7 +91,7 @@ export function findTransport(p: Uint8Array, h: ParsedPacket): TransportInfo | M
       fragment = more ? 'first' : 'none';
       continue;
     }
-    const opaque = next === AH || next === ESP || next === NO_NEXT;
+    const opaque = next === EXT.AH || next === EXT.ESP || next === EXT.NO_NEXT;
     return { protocol: next, offset: at, length: h.end - at, fragment, routingPending, opaque };
   }
 }

@@ -1,30 +1,10 @@
-// Transport checksums that cover a pseudo-header, as the oracle knows them.
+// The transport checksum of a parsed packet, summed from scratch: which
+// checksums there are is tools/packets/layout.ts's transportChecksum.
 
-import { onesSum, pseudoHeaderSum, read16 } from './checksum.js';
+import { read16 } from '../packets/bytes.js';
+import { onesSum, pseudoHeaderSum } from '../packets/checksum.js';
+import type { TransportChecksum } from '../packets/layout.js';
 import type { ParsedPacket, TransportInfo } from './packet.js';
-
-export interface TransportChecksum {
-  name: 'tcp' | 'udp' | 'udplite' | 'dccp' | 'icmpv6';
-  /** Offset of the checksum inside the transport header. */
-  field: number;
-  /** Bytes of transport header needed to reach it. */
-  minBytes: number;
-  /** UDP: a zero checksum means "none". */
-  zeroIsNone: boolean;
-}
-
-const table: Record<number, TransportChecksum> = {
-  6: { name: 'tcp', field: 16, minBytes: 18, zeroIsNone: false },
-  17: { name: 'udp', field: 6, minBytes: 8, zeroIsNone: true },
-  136: { name: 'udplite', field: 6, minBytes: 8, zeroIsNone: false },
-  33: { name: 'dccp', field: 6, minBytes: 8, zeroIsNone: false },
-};
-const icmpv6: TransportChecksum = { name: 'icmpv6', field: 2, minBytes: 4, zeroIsNone: false };
-
-export function transportChecksum(family: 4 | 6, protocol: number): TransportChecksum | undefined {
-  if (family === 6 && protocol === 58) return icmpv6;
-  return table[protocol];
-}
 
 /**
  * The folded sum of the pseudo-header and the transport bytes the IP

@@ -1,5 +1,6 @@
 // From-scratch Internet checksums (RFC 1071), written independently of the
-// WASM core: plain big-endian 16-bit words, no incremental tricks.
+// WASM core: plain big-endian 16-bit words, no incremental tricks. The
+// oracle recomputes with these; the packet builders fill with them.
 
 /** One's-complement sum of `bytes` (odd length padded with zero), folded to 16 bits, plus `initial`. */
 export function onesSum(bytes: Uint8Array, initial = 0): number {
@@ -22,15 +23,6 @@ export function pseudoHeaderSum(src: Uint8Array, dst: Uint8Array, protocol: numb
   s = addSums(s, protocol);
   s = addSums(s, length & 0xffff);
   return addSums(s, Math.floor(length / 0x10000));
-}
-
-export function read16(b: Uint8Array, at: number): number {
-  return (b[at] << 8) | b[at + 1];
-}
-
-export function write16(b: Uint8Array, at: number, v: number): void {
-  b[at] = v >> 8;
-  b[at + 1] = v & 0xff;
 }
 
 /**

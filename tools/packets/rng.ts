@@ -1,5 +1,7 @@
-// A small seeded PRNG (xoshiro128**), so a campaign with the same --seed
-// produces the same inputs in the same order on every machine.
+// The seeded PRNG (xoshiro128**) of the tests, the fuzzer and the
+// benchmarks: the same seed gives the same numbers in the same order on every
+// machine, so a fuzz campaign, a generated capture or a benchmark's flows
+// can be made again exactly.
 
 export class Rng {
   #s = new Uint32Array(4);
@@ -33,7 +35,7 @@ export class Rng {
 
   /** An integer in [0, n); n must be 1..2^32. */
   below(n: number): number {
-    return Math.floor((this.next() / 0x100000000) * n);
+    return Math.floor(this.fraction() * n);
   }
 
   /** An integer in [lo, hi]. */
@@ -52,6 +54,16 @@ export class Rng {
 
   byte(): number {
     return this.next() & 0xff;
+  }
+
+  /** A number in [0, 1). */
+  fraction(): number {
+    return this.next() / 0x100000000;
+  }
+
+  /** `length` random bytes. */
+  bytes(length: number): Uint8Array {
+    return Uint8Array.from({ length }, () => this.byte());
   }
 }
 
