@@ -13,7 +13,8 @@ import { MAX_CONFIG_FILE_BYTES, MAX_CONFIG_FILES } from '../src/config/files.js'
 import { configurationFrom, loadConfiguration, type Configuration } from '../src/config/load.js';
 import { ConfigErrors } from '../src/config/parse.js';
 import { hostPort } from '../src/daemon/control.js';
-import { parseRunOptions, UsageError } from '../src/cli/run-options.js';
+import { parseRunOptions } from '../src/cli/run-options.js';
+import { isL3dsrError } from '../src/errors.js';
 
 const F = '/etc/l3dsr.conf';
 const fromText = (text: string, rules: string[] = []) => configurationFrom([{ file: F, text }], rules);
@@ -323,9 +324,9 @@ describe('l3dsr run options: validated before anything starts', () => {
 
   it('--metrics must be an IP literal: 999.1.1.1:9109 and :9109 are refused', async () => {
     await assert.rejects(parseRunOptions([...RUN, '--rule', '1=203.0.113.10', '--metrics', '999.1.1.1:9109']),
-      (err: Error) => err instanceof UsageError && /^--metrics: "999\.1\.1\.1": expected a dotted-quad/.test(err.message));
+      (err: Error) => isL3dsrError(err, 'ERR_L3DSR_USAGE') && /^--metrics: "999\.1\.1\.1": expected a dotted-quad/.test(err.message));
     await assert.rejects(parseRunOptions([...RUN, '--rule', '1=203.0.113.10', '--metrics', ':9109']),
-      (err: Error) => err instanceof UsageError && /^--metrics: no address before ":9109"/.test(err.message));
+      (err: Error) => isL3dsrError(err, 'ERR_L3DSR_USAGE') && /^--metrics: no address before ":9109"/.test(err.message));
   });
 
   it('a conflict of --config with --rule reads FILE:LINE: dscp, as one within a file does (and as a reload reports it)', async () => {
@@ -348,7 +349,7 @@ describe('l3dsr run options: validated before anything starts', () => {
   for (const flag of [['--tun', 'a', '--tun', 'b'], ['--queues', '1', '--queues', '2'], ['--metrics', '127.0.0.1:1', '--metrics', '127.0.0.1:2']]) {
     it(`refuses ${flag[0]} given twice instead of taking the last`, async () => {
       await assert.rejects(parseRunOptions([...RUN, '--rule', '1=203.0.113.10', ...flag]),
-        (err: Error) => err instanceof UsageError && err.message.startsWith(`${flag[0]} given twice: give it once`));
+        (err: Error) => isL3dsrError(err, 'ERR_L3DSR_USAGE') && err.message.startsWith(`${flag[0]} given twice: give it once`));
     });
   }
 });

@@ -4,6 +4,7 @@
 
 import type { Server } from 'node:http';
 import { parseListenAddress } from '../config/config.js';
+import { L3dsrError } from '../errors.js';
 import { HttpEndpoints, type Snapshotter } from './http-endpoints.js';
 import { listenPrivately } from './runtime-dir.js';
 
@@ -19,7 +20,7 @@ function listen(server: Server, target: string | { host: string; port: number })
 /** `127.0.0.1:9109`, `[::1]:9109`: read by the parser that validated the setting, so both agree. */
 export function hostPort(addr: string): { host: string; port: number } {
   const parsed = parseListenAddress(addr);
-  if (typeof parsed === 'string') throw new Error(`listen address "${addr}": ${parsed}`);
+  if (typeof parsed === 'string') throw new L3dsrError('ERR_L3DSR_USAGE', `listen address "${addr}": ${parsed}`);
   return parsed;
 }
 

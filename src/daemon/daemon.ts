@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import type { OffloadMode } from '../config/config.js';
 import { loadConfiguration, type L2dsrVip } from '../config/load.js';
 import type { Rule } from '../core/types.js';
+import { L3dsrError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { LoopbackVips, Steering } from '../steering/index.js';
 import { formatCommand, ip, ipJson } from '../system/index.js';
@@ -21,11 +22,8 @@ import type { FromWorker } from './messages.js';
 import { QueueWorker } from './queues.js';
 import { claimSocketPath, prepareRuntimeDirectory, statePath } from './runtime-dir.js';
 import type { DaemonSnapshot } from './snapshot.js';
-import { StartError } from './start-error.js';
 import { earlierRun, removeState, writeState, type EarlierRun, type NetnsIdentity } from './state-file.js';
 import { vipRows } from './vip-state.js';
-
-export { StartError };
 
 const SLOT_ALIGN = 64;
 const DEFAULT_MTU = 1500;
@@ -45,23 +43,23 @@ const TUN_TX_QUEUE_LEN = 4096;
 async function preflight(opts: DaemonOptions): Promise<number> {
   const uid = process.geteuid!();
   if (!(await hasCapability(CAP_NET_ADMIN))) {
-    throw new StartError(`l3dsr run needs CAP_NET_ADMIN to create its TUN device, tc filters and VIPs on lo and to set rp_filter; uid ${uid} does not have it: run it as root, or with the capability (systemd: AmbientCapabilities=CAP_NET_ADMIN, as in deploy/l3dsr.service)`, 'EPERM');
+    throw new L3dsrError('ERR_L3DSR_START', `l3dsr run needs CAP_NET_ADMIN to create its TUN device, tc filters and VIPs on lo and to set rp_filter; uid ${uid} does not have it: run it as root, or with the capability (systemd: AmbientCapabilities=CAP_NET_ADMIN, as in deploy/l3dsr.service)`);
   }
   await access('/dev/net/tun', constants.R_OK | constants.W_OK).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') throw new StartError('/dev/net/tun is missing: load the tun module (modprobe tun)', 'ENOENT');
-    throw new StartError(`/dev/net/tun: uid ${uid} may not open it (${err.code}); distributions ship it with mode 0666 (crw-rw-rw-)`, err.code);
+    if (err.code === 'ENOENT') throw new L3dsrError('ERR_L3DSR_START', '/dev/net/tun is missing: load the tun module (modprobe tun)', { cause: err });
+    throw new L3dsrError('ERR_L3DSR_START', `/dev/net/tun: uid ${uid} may not open it (${err.code}); distributions ship it with mode 0666 (crw-rw-rw-)`, { cause: err });
   });
   let mtu = DEFAULT_MTU;
   for (const dev of opts.steer) {
     const links = await ipJson<{ mtu?: number }[]>(['link', 'show', 'dev', dev]).catch(() => undefined);
-    if (!links?.length) throw new StartError(`steer interface ${dev}: no such interface`, 'ENODEV');
+    if (!links?.length) throw new L3dsrError('ERR_L3DSR_START', `steer interface ${dev}: no such interface`);
     mtu = Math.max(mtu, links[0].mtu ?? DEFAULT_MTU);
   }
   const existing = await ipJson<{ ifname: string }[]>(['link', 'show', 'dev', opts.tun]).catch(() => []);
   if (existing.length) {
     // Our TUN disappears with the process; one that exists belongs to someone else
     // (or is a persistent TUN of another tool).
-    throw new StartError(`--tun ${opts.tun}: an interface of that name already exists (another l3dsr, or another tool)`, 'EEXIST');
+    throw new L3dsrError('ERR_L3DSR_START', `--tun ${opts.tun}: an interface of that name already exists (another l3dsr, or another tool)`);
   }
   await prepareRuntimeDirectory(dirname(opts.controlSocket));
   await claimSocketPath(opts.controlSocket);
@@ -73,7 +71,7 @@ function thisNetns(): NetnsIdentity {
   try {
     return { inode: netnsInode(), cookie: String(loadAddon().netnsCookie()) };
   } catch (err) {
-    throw new StartError(`cannot tell which network namespace this is: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code);
+    throw new L3dsrError('ERR_L3DSR_START', `cannot tell which network namespace this is: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -83,10 +81,10 @@ async function judgeEarlierRun(stateFile: string, tun: string, netns: NetnsIdent
   try {
     earlier = await earlierRun(stateFile, tun, netns);
   } catch (err) {
-    throw new StartError(`state file ${stateFile}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code);
+    throw new L3dsrError('ERR_L3DSR_START', `state file ${stateFile}: ${(err as Error).message}`, { cause: err });
   }
   if (earlier.kind === 'running') {
-    throw new StartError(`state file ${stateFile}: the l3dsr that wrote it (pid ${earlier.pid}) is still running; stop it first`, 'EBUSY');
+    throw new L3dsrError('ERR_L3DSR_START', `state file ${stateFile}: the l3dsr that wrote it (pid ${earlier.pid}) is still running; stop it first`);
   }
   return earlier;
 }

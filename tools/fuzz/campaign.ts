@@ -5,6 +5,7 @@
 
 import type { RuleInput } from '../../src/core/rules.js';
 import type { Rule } from '../../src/core/types.js';
+import { L3dsrError } from '../../src/errors.js';
 import { CoverageTracker, loadCoverageMap, type CoverageSummary, type Edge } from './coverage.js';
 import { defaultCorpusDir, hashOf, inputOf, loadCorpus, saveCrash, writeCorpusFile } from './files.js';
 import { Harness, type CoreRun, type DescriptorLie, type FuzzInput } from './harness.js';
@@ -82,7 +83,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignReport
   const harness = await Harness.create({ rules: opts.rules ?? FUZZ_RULES, batchSize, slotSize: opts.slotSize ?? 2048 });
   const map = loadCoverageMap();
   if (map.length !== harness.edges().length) {
-    throw Object.assign(new Error(`coverage map has ${map.length} edges but the coverage core counts ${harness.edges().length}: rebuild with scripts/coverage.mjs`), { code: 'ERR_L3DSR_COVERAGE_MAP_STALE' });
+    throw new L3dsrError('ERR_L3DSR_COVERAGE_BUILD', `coverage map has ${map.length} edges but the coverage core counts ${harness.edges().length}: rebuild with scripts/coverage.mjs`);
   }
   const tracker = new CoverageTracker(map);
   const rules = harness.rules;
@@ -91,8 +92,6 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignReport
   const corpusDir = opts.corpusDir ?? defaultCorpusDir;
   let seeds = loadCorpus(corpusDir).map(inputOf);
   if (seeds.length === 0) seeds = seedInputs().map((s) => s.input);
-  // A core without the vnet mode runs the plain seeds only.
-  if (harness.vnetHeaderBytes === 0) seeds = seeds.filter((s) => !s.vnet);
   const corpus: FuzzInput[] = [...seeds];
   const ctx: MutationContext = { rng, corpus, maxLength: harness.slotSize, rules, vnetBytes: harness.vnetHeaderBytes };
   const findings: Finding[] = [];
