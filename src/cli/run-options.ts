@@ -4,9 +4,10 @@
 import { parseArgs } from 'node:util';
 import { parseListenAddress } from '../config/config.js';
 import { loadConfiguration } from '../config/load.js';
-import type { DaemonOptions } from '../daemon/options.js';
+import { resolveSettings, type DaemonOptions, type RunFlags } from '../daemon/options.js';
 import { controlSocketPath } from '../daemon/runtime-dir.js';
 import { L3dsrError } from '../errors.js';
+import { LEVELS, LOG_FORMATS } from '../log.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
 
 export const RUN_USAGE = `usage: l3dsr run [--config PATH ...] [--rule DSCP=VIP ...] [--tun NAME] [--steer IFACE ...]
@@ -70,16 +71,18 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
   const configPaths = v.config ?? [];
   const ruleSpecs = v.rule ?? [];
   const config = await loadConfiguration({ configs: configPaths, rules: ruleSpecs });
-  const d = config.daemon;
   if (config.rules.length === 0) throw new L3dsrError('ERR_L3DSR_USAGE', `no rules: give --rule DSCP=VIP or a --config with VIP = DSCP lines\n${RUN_USAGE}`);
 
-  const tun = v.tun ?? d.tun ?? 'dsr0';
-  const steer = v.steer ?? d.steer ?? [];
+  // Only what was given: a flag keeps winning over the configuration on every reload.
+  const flags: RunFlags = {
+    tun: v.tun, steer: v.steer, noSteer: v['no-steer'], metrics: v.metrics, loopbackVips: v['loopback-vips'],
+    offload: v.offload ? 'yes' : v['no-offload'] ? 'no' : undefined,
+  };
+  const { tun, steer, noSteer, loopbackVips } = resolveSettings(flags, config.daemon);
   for (const [flag, name] of [['tun', tun], ...steer.map((s) => ['steer', s])]) {
     const problem = interfaceNameProblem(name);
     if (problem) throw new L3dsrError('ERR_L3DSR_USAGE', `--${flag}: ${problem.message}`);
   }
-  const noSteer = v['no-steer'] ?? d.noSteer ?? false;
   if (!noSteer && steer.length === 0) {
     throw new L3dsrError('ERR_L3DSR_USAGE', '--steer: name the interface(s) where marked packets arrive (e.g. --steer eth0), or pass --no-steer to steer them yourself');
   }
@@ -88,28 +91,23 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
     const listen = parseListenAddress(v.metrics);
     if (typeof listen === 'string') throw new L3dsrError('ERR_L3DSR_USAGE', `--metrics: ${listen}, got "${v.metrics}"`);
   }
-  const loopbackVips = v['loopback-vips'] ?? d.loopbackVips ?? false;
+  flags.queues = flagInt(v.queues, 'queues', 1, 64);
+  flags.engine = flagChoice(v.engine, 'engine', ['auto', 'io_uring', 'readwrite'] as const);
+  flags.batch = flagInt(v.batch, 'batch', 1, 4096);
+  flags.logLevel = flagChoice(v['log-level'], 'log-level', LEVELS);
+  flags.logFormat = flagChoice(v['log-format'], 'log-format', LOG_FORMATS);
   const warnings = [...config.warnings];
   if (config.l2dsr.length > 0 && !loopbackVips) {
     warnings.push(`L2DSR VIPs ${config.l2dsr.map((x) => x.address).join(', ')}: loopback-vips is off, so l3dsr leaves lo to you and does not add them`);
   }
   return {
-    tun,
-    steer,
-    noSteer,
-    queues: flagInt(v.queues, 'queues', 1, 64) ?? d.queues ?? 1,
-    metrics: v.metrics ?? d.metrics,
-    loopbackVips,
-    engine: flagChoice(v.engine, 'engine', ['auto', 'io_uring', 'readwrite'] as const) ?? d.engine ?? 'auto',
-    offload: v.offload ? 'yes' : v['no-offload'] ? 'no' : d.offload ?? 'auto',
-    batch: flagInt(v.batch, 'batch', 1, 4096) ?? d.batch ?? 64,
+    ...resolveSettings(flags, config.daemon),
+    flags,
     configPaths,
     ruleSpecs,
     rules: config.rules,
     l2dsr: config.l2dsr,
     warnings,
-    logLevel: flagChoice(v['log-level'], 'log-level', ['debug', 'info', 'warn', 'error'] as const) ?? d.logLevel ?? 'info',
-    logFormat: flagChoice(v['log-format'], 'log-format', ['logfmt', 'json'] as const) ?? 'logfmt',
     controlSocket: v['control-socket'] ?? controlSocketPath(tun),
   };
 }

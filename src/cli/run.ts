@@ -11,8 +11,10 @@ export const RUN_HELP = `${RUN_USAGE}
 The daemon: opens a TUN device, steers the packets marked with a rule's DSCP
 into it (tc on the --steer interfaces), sets their destination to the rule's
 address (the VIP) with the checksums fixed, and writes them back, until
-SIGTERM or SIGINT; SIGHUP re-reads --config. Needs root (CAP_NET_ADMIN).
-A flag wins over the same setting in the file's [daemon] section.
+SIGTERM or SIGINT; SIGHUP re-reads --config (rules, metrics, log-level and
+log-format change at once; other [daemon] settings need a restart, and the
+reload's log names them). Needs root (CAP_NET_ADMIN).
+A flag wins over the same setting in the file's [daemon] section, also on reload.
 
       --config FILE          rules (VIP = DSCP lines, [vips], [rule NAME]) and [daemon] settings
       --rule DSCP=VIP        e.g. 1=203.0.113.10 or 1=2001:db8:203::10 (repeatable; kept across reloads)

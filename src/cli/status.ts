@@ -5,6 +5,7 @@
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { ruleText } from '../core/rules.js';
+import { DEFAULT_SETTINGS } from '../daemon/options.js';
 import { controlSocketPath } from '../daemon/runtime-dir.js';
 import type { DaemonSnapshot } from '../daemon/snapshot.js';
 import { EXIT, L3dsrError } from '../errors.js';
@@ -54,7 +55,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     process.stderr.write(`l3dsr status: ${(err as Error).message}\n${USAGE}\n`);
     return EXIT.usage;
   }
-  const tun = v.tun ?? 'dsr0';
+  const tun = v.tun ?? DEFAULT_SETTINGS.tun;
   const problem = interfaceNameProblem(tun);
   if (problem) {
     process.stderr.write(`l3dsr status: --tun: ${problem.message}\n`);

@@ -6,6 +6,7 @@
 import { parseAddress } from '../core/address.js';
 import type { RuleError, RuleInput } from '../core/rules.js';
 import { MAX_CONNECTIONS, MIN_CONNECTIONS } from '../lb/connections.js';
+import { LEVELS, LOG_FORMATS, type Level, type LogFormat } from '../log.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
 import { ConfigError, parseIni, type Entry, type Section } from './parse.js';
 
@@ -25,7 +26,8 @@ export interface DaemonSettings {
   engine?: Engine;
   offload?: OffloadMode;
   batch?: number;
-  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  logLevel?: Level;
+  logFormat?: LogFormat;
   /** l3dsr lb: connection-table entries per TUN queue (docs/lb.md#connection-table). */
   connections?: number;
 }
@@ -43,7 +45,8 @@ const DAEMON_KEYS = new Map<string, Setter>([
   ['engine', (v, e, f, o) => { o.engine = oneOf(v, e, f, ['auto', 'io_uring', 'readwrite'] as const); }],
   ['offload', (v, e, f, o) => { o.offload = oneOf(v, e, f, ['auto', 'yes', 'no'] as const); }],
   ['batch', (v, e, f, o) => { o.batch = integer(v, e, f, 1, 4096); }],
-  ['log-level', (v, e, f, o) => { o.logLevel = oneOf(v, e, f, ['debug', 'info', 'warn', 'error'] as const); }],
+  ['log-level', (v, e, f, o) => { o.logLevel = oneOf(v, e, f, LEVELS); }],
+  ['log-format', (v, e, f, o) => { o.logFormat = oneOf(v, e, f, LOG_FORMATS); }],
   ['connections', (v, e, f, o) => { o.connections = powerOfTwo(v, e, f, MIN_CONNECTIONS, MAX_CONNECTIONS); }],
 ]);
 

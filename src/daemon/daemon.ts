@@ -13,15 +13,15 @@
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { OffloadMode } from '../config/config.js';
-import { loadConfiguration, type L2dsrVip } from '../config/load.js';
+import { loadConfiguration, type Configuration, type L2dsrVip } from '../config/load.js';
 import type { Rule } from '../core/types.js';
 import { EXIT, type ExitStatus } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { AdjustableLogger, Logger } from '../log.js';
 import { ip } from '../system/index.js';
 import { OFFLOAD_MIN_SLOT_SIZE, VNET_HEADER_BYTES } from '../tun/device.js';
-import { ControlServers } from './control.js';
+import { ControlServers, type MetricsChange } from './control.js';
 import type { FromWorker } from './messages.js';
-import type { DaemonOptions } from './options.js';
+import { planReload, type DaemonOptions, type RunSettings } from './options.js';
 import { preflight, type Preflight } from './preflight.js';
 import { QueueWorker } from './queues.js';
 import { RealServerSystem } from './real-server.js';
@@ -65,7 +65,9 @@ function logOffloads(log: Logger, mode: OffloadMode, ready: Extract<FromWorker, 
 
 export class Daemon {
   readonly #opts: DaemonOptions;
-  readonly #log: Logger;
+  readonly #log: AdjustableLogger;
+  /** The settings in effect: those of the start, and what reloads changed of them. */
+  #settings: RunSettings;
   readonly #preflight: Preflight;
   readonly #slotSize: number;
   readonly #startedAt = Date.now();
@@ -84,8 +86,9 @@ export class Daemon {
   /** Reloads run one at a time, after the startup. */
   #reloading = new Promise<void>((resolve) => { this.#startSettled = resolve; });
 
-  constructor(opts: DaemonOptions, log: Logger, checked: Preflight) {
+  constructor(opts: DaemonOptions, log: AdjustableLogger, checked: Preflight) {
     this.#opts = opts;
+    this.#settings = { ...opts };
     this.#log = log;
     this.#preflight = checked;
     this.#slotSize = slotSizeFor(checked.mtu, opts.offload);
@@ -130,7 +133,7 @@ export class Daemon {
       () => this.#installSteering(),
       () => this.#server.addVips(this.#rules, this.#l2dsr),
       () => this.#saveState(),
-      () => this.#control.start((full) => this.#snapshot(full), this.#opts.controlSocket, this.#opts.metrics),
+      () => this.#serveControl(),
     ];
     try {
       for (const step of steps) {
@@ -224,6 +227,11 @@ export class Daemon {
     this.#log.info('queues stopped', { packets: total });
   }
 
+  #serveControl(): Promise<void> {
+    const { controlSocket, metrics } = this.#opts;
+    return this.#control.start((full) => this.#snapshot(full), controlSocket, metrics, (served) => this.#log.debug('served', { ...served }));
+  }
+
   async #bringTunUp(): Promise<void> {
     const { tun } = this.#opts;
     // No link-local address: the kernel would send RS/MLD into the TUN, and we would read them.
@@ -253,6 +261,13 @@ export class Daemon {
     }
   }
 
+  /**
+   * Re-reads the configuration. Nothing changes unless the whole of it is
+   * read and the new metrics address (if it moved) is open; then the rules
+   * change without a gap, the metrics listener moves, the log level and
+   * format apply, and every other changed setting is named as needing a
+   * restart.
+   */
   async #reloadNow(): Promise<void> {
     if (!this.#running) {
       if (this.stopping) this.#log.info('stopping; reload skipped');
@@ -264,37 +279,59 @@ export class Daemon {
       log.warn('SIGHUP: no --config to reload; rules unchanged');
       return;
     }
-    let next: Rule[];
-    let nextL2dsr: L2dsrVip[];
+    let config: Configuration;
     try {
-      const config = await loadConfiguration({ configs: opts.configPaths, rules: opts.ruleSpecs });
-      next = config.rules;
-      nextL2dsr = config.l2dsr;
-      for (const w of config.warnings) log.warn(w);
+      config = await loadConfiguration({ configs: opts.configPaths, rules: opts.ruleSpecs });
     } catch (err) {
-      this.#reloads.failed++;
-      this.#reloads.lastError = (err as Error).message;
-      log.error('reload refused; the old rules keep running', { error: (err as Error).message });
+      this.#reloadFailed('reload refused; the old rules keep running', err);
       return;
     }
+    for (const w of config.warnings) log.warn(w);
+    const plan = planReload(this.#settings, opts.flags, config.daemon);
+    let metrics: MetricsChange | undefined;
+    if (plan.next.metrics !== this.#settings.metrics) {
+      try {
+        metrics = await this.#control.prepareMetrics(plan.next.metrics);
+      } catch (err) {
+        this.#reloadFailed('reload refused; the old configuration keeps running', err);
+        return;
+      }
+    }
     try {
-      // Steering first adds filters for new DSCPs, the core then knows them; filters
-      // for DSCPs that went away are removed last, so no marked packet meets a gap.
-      await this.#server.steer([...this.#rules, ...next]);
-      await Promise.all(this.#queues.map((w) => w.setRules(next)));
-      await this.#server.steer(next);
-      await this.#server.placeVips(next, nextL2dsr);
-      await this.#saveState();
+      await this.#applyRules(config.rules, config.l2dsr);
     } catch (err) {
-      this.#reloads.failed++;
-      this.#reloads.lastError = (err as Error).message;
-      log.error('reload failed while applying', { error: (err as Error).message });
+      await metrics?.abandon().catch((e: Error) => log.error('metrics listener', { error: e.message }));
+      this.#reloadFailed('reload failed while applying', err);
       return;
     }
+    await metrics?.commit();
+    log.adjust({ level: plan.next.logLevel, format: plan.next.logFormat });
+    this.#settings = plan.next;
+    for (const c of plan.needRestart) log.warn('setting changed: it needs a restart, the running value stays until then', { ...c });
+    for (const c of plan.overridden) log.info('setting changed in the configuration, but the command line wins', { ...c });
+    this.#reloads.ok++;
+    log.info('reloaded', { rules: this.#rules.length, applied: plan.applied.map((c) => c.setting).join(',') || undefined });
+  }
+
+  /**
+   * The rules of a reload: steering first adds filters for new DSCPs, the
+   * core then knows them; filters for DSCPs that went away are removed last,
+   * so no marked packet meets a gap.
+   */
+  async #applyRules(next: Rule[], nextL2dsr: L2dsrVip[]): Promise<void> {
+    await this.#server.steer([...this.#rules, ...next]);
+    await Promise.all(this.#queues.map((w) => w.setRules(next)));
+    await this.#server.steer(next);
+    await this.#server.placeVips(next, nextL2dsr);
+    await this.#saveState();
     this.#rules = next;
     this.#l2dsr = nextL2dsr;
-    this.#reloads.ok++;
-    log.info('reloaded', { rules: this.#rules.length });
+  }
+
+  #reloadFailed(what: string, err: unknown): void {
+    this.#reloads.failed++;
+    this.#reloads.lastError = (err as Error).message;
+    this.#log.error(what, { error: (err as Error).message });
   }
 
   async #snapshot(full: boolean): Promise<DaemonSnapshot> {
@@ -314,7 +351,7 @@ export class Daemon {
  * stop or a failure, teardown. Resolves with the exit status; throws an
  * L3dsrError when the daemon cannot start before anything was changed.
  */
-export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<number> {
+export async function runDaemon(opts: DaemonOptions, log: AdjustableLogger): Promise<number> {
   const checked = await preflight({ tun: opts.tun, interfaces: opts.steer, controlSocket: opts.controlSocket });
   const daemon = new Daemon(opts, log, checked);
   const signals = new DaemonSignals(daemon, log);

@@ -33,7 +33,9 @@ export class RealServerSystem {
   readonly #loopback = new LoopbackVips();
 
   constructor(readonly options: RealServerOptions, readonly log: Logger) {
-    this.#steering = options.noSteer ? undefined : new Steering({ interfaces: options.steer, tun: options.tun });
+    this.#steering = options.noSteer ? undefined : new Steering({
+      interfaces: options.steer, tun: options.tun, afterStep: (argv) => log.debug('changed the system', { command: formatCommand(argv) }),
+    });
   }
 
   /** What the state file records of this part: what remove…() would undo. */

@@ -21,7 +21,7 @@ export interface SteeringOptions {
   priorityBase?: number;
   /** Plan only: install/update/remove return the commands and change nothing. */
   dryRun?: boolean;
-  /** Called after each command that changed something (tests use it to sample the kernel state). */
+  /** Called after each command that changed something (the daemon logs it at debug; tests sample the kernel state). */
   afterStep?: (argv: readonly string[]) => void | Promise<void>;
 }
 
