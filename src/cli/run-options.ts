@@ -2,7 +2,7 @@
 // validated completely before the daemon touches the system.
 
 import { parseArgs } from 'node:util';
-import { parseListenAddress } from '../config/config.js';
+import { ENGINES, parseListenAddress } from '../config/config.js';
 import { loadConfiguration } from '../config/load.js';
 import { resolveSettings, type DaemonOptions, type RunFlags } from '../daemon/options.js';
 import { controlSocketPath } from '../daemon/runtime-dir.js';
@@ -92,7 +92,7 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
     if (typeof listen === 'string') throw new L3dsrError('ERR_L3DSR_USAGE', `--metrics: ${listen}, got "${v.metrics}"`);
   }
   flags.queues = flagInt(v.queues, 'queues', 1, 64);
-  flags.engine = flagChoice(v.engine, 'engine', ['auto', 'io_uring', 'readwrite'] as const);
+  flags.engine = flagChoice(v.engine, 'engine', ENGINES);
   flags.batch = flagInt(v.batch, 'batch', 1, 4096);
   flags.logLevel = flagChoice(v['log-level'], 'log-level', LEVELS);
   flags.logFormat = flagChoice(v['log-format'], 'log-format', LOG_FORMATS);

@@ -10,7 +10,8 @@ import { LEVELS, LOG_FORMATS, type Level, type LogFormat } from '../log.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
 import { ConfigError, parseIni, type Entry, type Section } from './parse.js';
 
-export type Engine = 'auto' | 'io_uring' | 'readwrite';
+export const ENGINES = ['auto', 'io_uring', 'readwrite'] as const;
+export type Engine = (typeof ENGINES)[number];
 /** IFF_VNET_HDR + TSO on the TUN: `auto` uses what the kernel grants, `yes` requires TSO4 and TSO6. */
 export type OffloadMode = 'auto' | 'yes' | 'no';
 
@@ -42,7 +43,7 @@ const DAEMON_KEYS = new Map<string, Setter>([
   ['metrics', (v, e, f, o) => { o.metrics = listenAddress(v, e, f); }],
   ['loopback-vips', (v, e, f, o) => { o.loopbackVips = boolean(v, e, f); }],
   ['no-steer', (v, e, f, o) => { o.noSteer = boolean(v, e, f); }],
-  ['engine', (v, e, f, o) => { o.engine = oneOf(v, e, f, ['auto', 'io_uring', 'readwrite'] as const); }],
+  ['engine', (v, e, f, o) => { o.engine = oneOf(v, e, f, ENGINES); }],
   ['offload', (v, e, f, o) => { o.offload = oneOf(v, e, f, ['auto', 'yes', 'no'] as const); }],
   ['batch', (v, e, f, o) => { o.batch = integer(v, e, f, 1, 4096); }],
   ['log-level', (v, e, f, o) => { o.logLevel = oneOf(v, e, f, LEVELS); }],

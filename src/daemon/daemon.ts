@@ -21,7 +21,7 @@ import { ip } from '../system/index.js';
 import { OFFLOAD_MIN_SLOT_SIZE, VNET_HEADER_BYTES } from '../tun/device.js';
 import { ControlServers, type MetricsChange } from './control.js';
 import type { FromWorker } from './messages.js';
-import { planReload, type DaemonOptions, type RunSettings } from './options.js';
+import { planReload, runSettings, type DaemonOptions, type RunSettings } from './options.js';
 import { preflight, type Preflight } from './preflight.js';
 import { QueueWorker } from './queues.js';
 import { RealServerSystem } from './real-server.js';
@@ -72,7 +72,7 @@ export class Daemon {
   readonly #slotSize: number;
   readonly #startedAt = Date.now();
   readonly #reloads = { ok: 0, failed: 0, lastError: undefined as string | undefined };
-  /** Aborted when a stop is requested or the data path fails; its reason says which. */
+  /** Aborted when a stop is requested or the data path fails (then #failure says how). */
   readonly #stop = new AbortController();
   #failure: { code: string; message: string } | undefined;
   readonly #queues: QueueWorker[] = [];
@@ -88,7 +88,7 @@ export class Daemon {
 
   constructor(opts: DaemonOptions, log: AdjustableLogger, checked: Preflight) {
     this.#opts = opts;
-    this.#settings = { ...opts };
+    this.#settings = runSettings(opts);
     this.#log = log;
     this.#preflight = checked;
     this.#slotSize = slotSizeFor(checked.mtu, opts.offload);

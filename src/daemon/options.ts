@@ -49,6 +49,10 @@ export interface DaemonOptions extends RunSettings {
 type Key = keyof RunSettings;
 const KEYS = Object.keys(DEFAULT_SETTINGS) as Key[];
 
+/** Only the settings of `options`. */
+export const runSettings = (options: RunSettings): RunSettings =>
+  Object.fromEntries(KEYS.map((key) => [key, options[key]])) as unknown as RunSettings;
+
 /** The settings in effect: each from its flag, else from the configuration, else its default. */
 export function resolveSettings(flags: RunFlags, file: DaemonSettings): RunSettings {
   const pick = <K extends Key>(key: K): RunSettings[K] => (flags[key] ?? file[key] ?? DEFAULT_SETTINGS[key]) as RunSettings[K];

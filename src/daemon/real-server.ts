@@ -28,11 +28,15 @@ const vipsOf = (rules: readonly Rule[], l2dsr: readonly L2dsrVip[]) => [
 ];
 
 export class RealServerSystem {
+  readonly #options: RealServerOptions;
+  readonly #log: Logger;
   readonly #steering: Steering | undefined;
   /** Always there, so that VIPs an earlier run added are removed even if this run adds none. */
   readonly #loopback = new LoopbackVips();
 
-  constructor(readonly options: RealServerOptions, readonly log: Logger) {
+  constructor(options: RealServerOptions, log: Logger) {
+    this.#options = options;
+    this.#log = log;
     this.#steering = options.noSteer ? undefined : new Steering({
       interfaces: options.steer, tun: options.tun, afterStep: (argv) => log.debug('changed the system', { command: formatCommand(argv) }),
     });
@@ -58,22 +62,22 @@ export class RealServerSystem {
   async installSteering(rules: readonly Rule[]): Promise<void> {
     if (this.#steering) {
       const cmds = await this.#steering.install(classesOf(rules));
-      this.log.info('steering installed', { interfaces: this.options.steer.join(','), commands: cmds.length });
+      this.#log.info('steering installed', { interfaces: this.#options.steer.join(','), commands: cmds.length });
       return;
     }
-    const { steer, tun } = this.options;
+    const { steer, tun } = this.#options;
     const plan = new Steering({ interfaces: steer.length ? steer : ['IFACE'], tun, dryRun: true });
     const cmds = await plan.install(classesOf(rules));
-    this.log.warn('--no-steer: steer marked packets into the TUN yourself, for example with:');
+    this.#log.warn('--no-steer: steer marked packets into the TUN yourself, for example with:');
     for (const c of cmds) process.stdout.write(`${formatCommand(c)}\n`);
   }
 
   /** Puts the VIPs on lo (with loopback-vips). */
   async addVips(rules: readonly Rule[], l2dsr: readonly L2dsrVip[]): Promise<void> {
-    if (!this.options.loopbackVips) return;
+    if (!this.#options.loopbackVips) return;
     const vips = vipsOf(rules, l2dsr);
     const cmds = await this.#loopback.add(vips);
-    this.log.info('VIPs on lo', { added: cmds.length, vips: vips.map((v) => v.address).join(',') });
+    this.#log.info('VIPs on lo', { added: cmds.length, vips: vips.map((v) => v.address).join(',') });
   }
 
   /** Makes the steered DSCPs exactly those of `rules`, without a moment where a steered one is missing. */
@@ -83,7 +87,7 @@ export class RealServerSystem {
 
   /** Makes the VIPs on lo those of the rules (adding first, removing after). */
   async placeVips(rules: readonly Rule[], l2dsr: readonly L2dsrVip[]): Promise<void> {
-    if (!this.options.loopbackVips) return;
+    if (!this.#options.loopbackVips) return;
     await this.#loopback.add(vipsOf(rules, l2dsr));
     await this.#loopback.retain(vipsOf(rules, l2dsr));
   }
@@ -101,9 +105,9 @@ export class RealServerSystem {
     const steering = this.#steering;
     const status = steering && full ? await steering.status().catch((e: Error) => e.message) : undefined;
     return {
-      steering: { mode: steering ? 'tc' : 'none', interfaces: [...this.options.steer], status },
+      steering: { mode: steering ? 'tc' : 'none', interfaces: [...this.#options.steer], status },
       loopbackVips: this.#loopback.added.map((a) => a.address),
-      vips: full ? vipRows({ rules, l2dsr, lo: await this.#loopback.present(), steering: status, tun: this.options.tun }) : undefined,
+      vips: full ? vipRows({ rules, l2dsr, lo: await this.#loopback.present(), steering: status, tun: this.#options.tun }) : undefined,
     };
   }
 }
