@@ -13,7 +13,8 @@ import { MAX_CONFIG_FILE_BYTES, MAX_CONFIG_FILES } from '../src/config/files.js'
 import { configurationFrom, loadConfiguration, type Configuration } from '../src/config/load.js';
 import { ConfigErrors } from '../src/config/parse.js';
 import { hostPort } from '../src/daemon/control.js';
-import { parseRunOptions, UsageError } from '../src/cli/run-options.js';
+import { parseRunOptions } from '../src/cli/run-options.js';
+import { isL3dsrError } from '../src/errors.js';
 
 const F = '/etc/l3dsr.conf';
 const fromText = (text: string, rules: string[] = []) => configurationFrom([{ file: F, text }], rules);
@@ -91,6 +92,7 @@ set-dscp = 0
     ['a rule key twice', '[rule a]\ndscp = 1\ndscp = 2', `${F}:3: "dscp" given twice in [rule a] (first at line 2)`],
     ['a prefix of the wrong family (at its own line)', '[rule a]\ndscp = 1\ndestination = 203.0.113.10\nmatch = 2001:db8::/32', `${F}:4: [rule a] match: "2001:db8::/32" is IPv6 but the destination 203.0.113.10 is IPv4`],
     ['a bad boolean', '[daemon]\nloopback-vips = maybe', `${F}:2: loopback-vips: expected yes or no, got "maybe"`],
+    ['a log format that is not one', '[daemon]\nlog-level = info\nlog-format = xml', `${F}:3: log-format: expected one of logfmt, json, got "xml"`],
     ['__proto__ as a daemon key', '[daemon]\n__proto__ = x', `${F}:2: unknown setting "__proto__" in [daemon]`],
     ['constructor as a daemon key', '[daemon]\nconstructor = x', `${F}:2: unknown setting "constructor" in [daemon]`],
     ['hasOwnProperty as a daemon key', '[daemon]\nhasOwnProperty = 1', `${F}:2: unknown setting "hasOwnProperty" in [daemon]`],
@@ -102,6 +104,13 @@ set-dscp = 0
       assert.ok(first.startsWith(message), `got: ${first}`);
     });
   }
+
+  it('reads log-format in [daemon], as --log-format takes it', async () => {
+    for (const format of ['logfmt', 'json'] as const) {
+      const c = await fromText(`203.0.113.10 = 1\n[daemon]\nlog-format = ${format}\n`);
+      assert.deepEqual(c.daemon, { logFormat: format });
+    }
+  });
 
   it('names the line of the field, not of its [rule] header', async () => {
     const text = `${'# filler\n'.repeat(23)}[rule video]\ndscp = 64\ndestination = 203.0.113.30\n`;
@@ -323,9 +332,9 @@ describe('l3dsr run options: validated before anything starts', () => {
 
   it('--metrics must be an IP literal: 999.1.1.1:9109 and :9109 are refused', async () => {
     await assert.rejects(parseRunOptions([...RUN, '--rule', '1=203.0.113.10', '--metrics', '999.1.1.1:9109']),
-      (err: Error) => err instanceof UsageError && /^--metrics: "999\.1\.1\.1": expected a dotted-quad/.test(err.message));
+      (err: Error) => isL3dsrError(err, 'ERR_L3DSR_USAGE') && /^--metrics: "999\.1\.1\.1": expected a dotted-quad/.test(err.message));
     await assert.rejects(parseRunOptions([...RUN, '--rule', '1=203.0.113.10', '--metrics', ':9109']),
-      (err: Error) => err instanceof UsageError && /^--metrics: no address before ":9109"/.test(err.message));
+      (err: Error) => isL3dsrError(err, 'ERR_L3DSR_USAGE') && /^--metrics: no address before ":9109"/.test(err.message));
   });
 
   it('a conflict of --config with --rule reads FILE:LINE: dscp, as one within a file does (and as a reload reports it)', async () => {
@@ -345,10 +354,21 @@ describe('l3dsr run options: validated before anything starts', () => {
     assert.match(o.warnings.join('\n'), /L2DSR VIPs 203\.0\.113\.99: loopback-vips is off/);
   });
 
+  it("a flag wins over the [daemon] setting; the file's applies without one, the default without either", async () => {
+    const file = join(dir, 'daemon.conf');
+    writeFileSync(file, '203.0.113.10 = 1\n[daemon]\nlog-format = json\nlog-level = debug\nqueues = 2\n');
+    const fromFile = await parseRunOptions([...RUN, '--config', file]);
+    assert.deepEqual([fromFile.logFormat, fromFile.logLevel, fromFile.queues, fromFile.batch], ['json', 'debug', 2, 64]);
+    const flagged = await parseRunOptions([...RUN, '--config', file, '--log-format', 'logfmt', '--queues', '3']);
+    assert.deepEqual([flagged.logFormat, flagged.logLevel, flagged.queues], ['logfmt', 'debug', 3]);
+    // What the flags said is kept apart: on reload they keep winning over the file.
+    assert.deepEqual(Object.entries(flagged.flags).filter(([, v]) => v !== undefined), [['noSteer', true], ['queues', 3], ['logFormat', 'logfmt']]);
+  });
+
   for (const flag of [['--tun', 'a', '--tun', 'b'], ['--queues', '1', '--queues', '2'], ['--metrics', '127.0.0.1:1', '--metrics', '127.0.0.1:2']]) {
     it(`refuses ${flag[0]} given twice instead of taking the last`, async () => {
       await assert.rejects(parseRunOptions([...RUN, '--rule', '1=203.0.113.10', ...flag]),
-        (err: Error) => err instanceof UsageError && err.message.startsWith(`${flag[0]} given twice: give it once`));
+        (err: Error) => isL3dsrError(err, 'ERR_L3DSR_USAGE') && err.message.startsWith(`${flag[0]} given twice: give it once`));
     });
   }
 });

@@ -10,7 +10,7 @@ import { IPV4, IPV6, UDP } from '../tools/packets/layout.js';
 import type { EchoService, LabVip, ProbeResult } from '../tools/lab/index.js';
 import { ipJson } from '../src/system/index.js';
 import {
-  LabDaemon, assertNothingInstalled, assertOneFilterSet, daemonArgs, loopbackAddresses, metric, onLoopback, requireLabRoot,
+  LabDaemon, assertNothingInstalled, assertOneFilterSet, daemonArgs, getInNamespace, loopbackAddresses, metric, onLoopback, requireLabRoot,
   ruleBytes, rulePackets, runL3dsr, totals, waitFor,
 } from './support/daemon.js';
 import { MIB, startBulkService, transfer, type BulkService } from './support/daemon-traffic.js';
@@ -186,17 +186,12 @@ describe('l3dsr run in the lab, real traffic (io_uring, 1 queue, VIPs on DSCP 1 
   });
 
   it(`serves /metrics on --metrics ${METRICS} (and not /status there)`, async () => {
-    const fetch = (path: string) => lab.exec('srv', process.execPath, ['-e', `
-      require('node:http').get('http://${METRICS}' + process.argv[1], (res) => {
-        let body = ''; res.on('data', (c) => { body += c; });
-        res.on('end', () => process.stdout.write(JSON.stringify({ status: res.statusCode, body })));
-      }).on('error', (e) => { process.stdout.write(JSON.stringify({ error: e.message })); });`, path]);
-    const metrics = JSON.parse(await fetch('/metrics')) as { status: number; body: string };
+    const metrics = await getInNamespace(lab, `http://${METRICS}/metrics`);
     assert.equal(metrics.status, 200, JSON.stringify(metrics));
     const viaSocket = await daemon.metrics();
-    assert.equal(metric(metrics.body, 'l3dsr_rules'), vips.length);
-    assert.equal(metric(metrics.body, 'l3dsr_packets_total', { verdict: 'rewritten' }), metric(viaSocket, 'l3dsr_packets_total', { verdict: 'rewritten' }));
-    assert.equal((JSON.parse(await fetch('/status')) as { status: number }).status, 404);
+    assert.equal(metric(metrics.body!, 'l3dsr_rules'), vips.length);
+    assert.equal(metric(metrics.body!, 'l3dsr_packets_total', { verdict: 'rewritten' }), metric(viaSocket, 'l3dsr_packets_total', { verdict: 'rewritten' }));
+    assert.equal((await getInNamespace(lab, `http://${METRICS}/status`)).status, 404);
   });
 
   it('SIGTERM: exit 0, and the TUN, the filters, the qdisc it added and the VIPs on lo are gone', async () => {

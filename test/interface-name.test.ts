@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/config/parse.js';
-import { parseRunOptions, UsageError } from '../src/cli/run-options.js';
+import { parseRunOptions } from '../src/cli/run-options.js';
+import { isL3dsrError } from '../src/errors.js';
 import { MAX_INTERFACE_NAME, interfaceNameProblem } from '../src/system/interface-name.js';
 
 const VALID = ['eth0', 'dsr0', 'a', 'x'.repeat(MAX_INTERFACE_NAME), 'eth0.100', 'br-lan_2', 'tün0', `${'a'.repeat(MAX_INTERFACE_NAME - 3)}€`, 'vlan@3', '...'];
@@ -51,7 +52,7 @@ test('--tun and --steer follow the rule', async () => {
       // Inline (--tun=NAME), so that a name starting with "-" reaches the name check.
       const args = flag === '--tun' ? [...base, '--steer', 'eth0', `--tun=${name}`] : [...base, `--steer=${name}`];
       await assert.rejects(parseRunOptions(args), (err: unknown) => {
-        assert.ok(err instanceof UsageError, String(err));
+        assert.ok(isL3dsrError(err, 'ERR_L3DSR_USAGE'), String(err));
         assert.ok(err.message.startsWith(`${flag}: ${JSON.stringify(name)} is not an interface name: `), err.message);
         assert.match(err.message, why);
         return true;

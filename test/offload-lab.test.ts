@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../src/config/parse.js';
-import { parseRunOptions, UsageError } from '../src/cli/run-options.js';
+import { parseRunOptions } from '../src/cli/run-options.js';
+import { isL3dsrError } from '../src/errors.js';
 import { Lab, type LabVip } from '../tools/lab/index.js';
 import { ipJson } from '../src/system/index.js';
 import { LabDaemon, daemonArgs, metric, requireLabRoot, sumQueues, type StatusJson } from './support/daemon.js';
@@ -55,7 +56,7 @@ describe('run options: offload', () => {
   });
 
   it('refuses --offload together with --no-offload', async () => {
-    await assert.rejects(parseRunOptions([...RULE, '--offload', '--no-offload']), (e: Error) => e instanceof UsageError && /--offload and --no-offload/.test(e.message));
+    await assert.rejects(parseRunOptions([...RULE, '--offload', '--no-offload']), (e: Error) => isL3dsrError(e, 'ERR_L3DSR_USAGE') && /--offload and --no-offload/.test(e.message));
   });
 
   it('takes offload = auto|yes|no from [daemon]; a flag wins over the file', async () => {

@@ -82,7 +82,7 @@ test('an unknown link type is an error that names it, with the record position w
   assert.equal(isSupportedLinkType(LINKTYPE.LINUX_SLL2), true);
   assert.throws(() => locateL3(147, v4), (err: unknown) => {
     assert.ok(err instanceof PcapError);
-    assert.equal(err.code, 'UNKNOWN_LINKTYPE');
+    assert.equal(err.reason, 'UNKNOWN_LINKTYPE');
     assert.match(err.message, /link type 147 \(USER0\) is not supported/);
     assert.match(err.message, /1 ETHERNET/);
     return true;

@@ -40,7 +40,7 @@ async function readUntilError(bytes: Uint8Array, chunkSize?: number): Promise<{ 
 }
 
 function assertPosition(error: PcapError, code: string, offset: number, record: number | undefined): void {
-  assert.equal(error.code, code, error.message);
+  assert.equal(error.reason, code, error.message);
   assert.equal(error.offset, offset, error.message);
   assert.match(error.message, new RegExp(`byte offset ${offset}\\b`));
   assert.equal(error.record, record, error.message);
@@ -339,7 +339,7 @@ test('errors (pcapng): truncated block, bad byte-order magic, bad version, optio
   const view = new DataView(badOption.buffer, badOption.byteOffset);
   view.setUint16(16 + 2, 200, true);
   const e = await readUntilError(concat(shb(), badOption));
-  assert.equal(e.error.code, 'BAD_OPTION');
+  assert.equal(e.error.reason, 'BAD_OPTION');
   assert.equal(e.error.offset, shb().length + 16);
 });
 
@@ -347,8 +347,8 @@ test('an error is thrown once; the reader then reports the end', async () => {
   const file = concat(classicFile({ records: classicRecords.slice(0, 1) }), new Uint8Array(3));
   const reader = await openCapture(file);
   assert.equal((await reader.nextBatch())?.length, 1);
-  await assert.rejects(reader.nextBatch(), (err: unknown) => err instanceof PcapError && err.code === 'TRUNCATED');
+  await assert.rejects(reader.nextBatch(), (err: unknown) => err instanceof PcapError && err.reason === 'TRUNCATED');
   assert.equal(await reader.nextBatch(), null);
   await reader.close();
-  await assert.rejects(reader.nextBatch(), (err: unknown) => err instanceof PcapError && err.code === 'CLOSED');
+  await assert.rejects(reader.nextBatch(), (err: unknown) => err instanceof PcapError && err.reason === 'CLOSED');
 });

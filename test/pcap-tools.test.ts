@@ -130,7 +130,7 @@ test('editcap and mergecap conversions read back with the same packets', tools('
         written++;
       }
     })(),
-    (err: unknown) => err instanceof PcapError && err.code === 'LINKTYPE_MISMATCH' && err.record === written,
+    (err: unknown) => err instanceof PcapError && err.reason === 'LINKTYPE_MISMATCH' && err.record === written,
   );
   await mw?.close();
   assert.equal(tsharkFrames(mixedOut).length, written, 'everything before the mismatch is in the output');

@@ -123,16 +123,16 @@ test('a record of another link type, or a timestamp beyond 32 bits, is refused w
   assert.throws(
     () => w.write({ ...good[0], linkType: 113, index: 3, offset: 4242 }),
     (err: unknown) =>
-      err instanceof PcapError && err.code === 'LINKTYPE_MISMATCH' && err.record === 3 && err.offset === 4242 &&
+      err instanceof PcapError && err.reason === 'LINKTYPE_MISMATCH' && err.record === 3 && err.offset === 4242 &&
       /link type 113 \(LINUX_SLL\).*link type 1 \(ETHERNET\)/.test(err.message),
   );
-  assert.throws(() => w.write({ ...good[0], tsSec: 2 ** 32 }), (err: unknown) => err instanceof PcapError && err.code === 'TIMESTAMP_RANGE');
-  assert.throws(() => w.write({ ...good[0], tsSec: -1 }), (err: unknown) => err instanceof PcapError && err.code === 'TIMESTAMP_RANGE');
+  assert.throws(() => w.write({ ...good[0], tsSec: 2 ** 32 }), (err: unknown) => err instanceof PcapError && err.reason === 'TIMESTAMP_RANGE');
+  assert.throws(() => w.write({ ...good[0], tsSec: -1 }), (err: unknown) => err instanceof PcapError && err.reason === 'TIMESTAMP_RANGE');
   await w.close();
   const back = [];
   for await (const r of await openCapture(path)) back.push(toHex(r.data));
   assert.deepEqual(back, good.map((r) => toHex(r.data)));
-  assert.throws(() => w.write(good[0]), (err: unknown) => err instanceof PcapError && err.code === 'CLOSED');
+  assert.throws(() => w.write(good[0]), (err: unknown) => err instanceof PcapError && err.reason === 'CLOSED');
 }));
 
 test('tshark and tcpdump read the output without complaint and see the same packets and times', tools('tshark', 'capinfos', 'tcpdump'), withDir(async (dir) => {

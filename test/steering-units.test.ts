@@ -3,7 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { CommandError, commandLine, formatCommand, runCommand, sysctlPath } from '../src/system/index.js';
-import { classifyFilters, filterAddArgs, filterDeleteArgs, ownerOf, priorityOf, Steering, SteeringError } from '../src/steering/index.js';
+import { isL3dsrError } from '../src/errors.js';
+import { classifyFilters, filterAddArgs, filterDeleteArgs, ownerOf, priorityOf, Steering } from '../src/steering/index.js';
 import type { TcFilterJson } from '../src/steering/index.js';
 
 describe('system commands', () => {
@@ -105,6 +106,6 @@ describe('steering filters', () => {
     assert.throws(() => new Steering({ interfaces: [], tun: 'dsr0' }), { code: 'ERR_L3DSR_STEERING_CONFIG' });
     assert.throws(() => new Steering({ interfaces: ['eth0'], tun: 'dsr0', priorityBase: 65534 }), { code: 'ERR_L3DSR_STEERING_CONFIG' });
     const s = new Steering({ interfaces: ['eth0'], tun: 'dsr0', dryRun: true });
-    await assert.rejects(s.install([{ family: 4, dscp: 64 }]), (e: unknown) => e instanceof SteeringError && e.code === 'ERR_L3DSR_STEERING_CONFIG');
+    await assert.rejects(s.install([{ family: 4, dscp: 64 }]), (e: unknown) => isL3dsrError(e, 'ERR_L3DSR_STEERING_CONFIG'));
   });
 });

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
-import { LoopbackVips, Steering, SteeringError, classifyFilters, DEFAULT_PRIORITY_BASE } from '../src/steering/index.js';
+import { isL3dsrError } from '../src/errors.js';
+import { LoopbackVips, Steering, classifyFilters, DEFAULT_PRIORITY_BASE } from '../src/steering/index.js';
 import type { SteeredClass, TcFilterJson } from '../src/steering/index.js';
 import {
   addNamespace, deleteNamespace, ip, ipJson, readSysctl, runCommand, spawnInNamespace, tc, tcJson, writeSysctl, type Where,
@@ -251,13 +252,13 @@ describe('tc steering', privileged('creates namespaces, a TUN and tc filters'), 
     await tc(['qdisc', 'add', 'dev', STEERED, 'clsact'], fx.here);
     await tc(['filter', 'add', 'dev', STEERED, 'ingress', 'protocol', 'ipv6', 'prio', String(DEFAULT_PRIORITY_BASE), 'u32',
       'match', 'ip6', 'priority', '0x04', '0xfc', 'action', 'mirred', 'egress', 'redirect', 'dev', TUN], fx.here);
-    await assert.rejects(fx.steering().install(CLASSES), (e: unknown) => e instanceof SteeringError && e.code === 'ERR_L3DSR_STEERING_PRIORITY_TAKEN');
+    await assert.rejects(fx.steering().install(CLASSES), (e: unknown) => isL3dsrError(e, 'ERR_L3DSR_STEERING_PRIORITY_TAKEN'));
     assert.equal((await fx.filters()).filter((f) => f.pref !== DEFAULT_PRIORITY_BASE).length, 0, 'nothing of ours was added');
     await fx.steering({ priorityBase: 30000 }).install(CLASSES);
   });
 
   it('refuses a missing TUN with a specific error', async () => {
-    await assert.rejects(fx.steering({ tun: 'nosuchtun0' }).install(CLASSES), (e: unknown) => e instanceof SteeringError && e.code === 'ERR_L3DSR_STEERING_NO_TUN');
+    await assert.rejects(fx.steering({ tun: 'nosuchtun0' }).install(CLASSES), (e: unknown) => isL3dsrError(e, 'ERR_L3DSR_STEERING_NO_TUN'));
   });
 
   it('redirects marked IPv4/IPv6 packets into the TUN; unmarked packets and ARP take the normal path', async () => {

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { loadAnyConfiguration, type AnyConfiguration, type Configuration } from '../config/load.js';
 import { ConfigError, ConfigErrors } from '../config/parse.js';
 import type { Family } from '../core/types.js';
+import { EXIT } from '../errors.js';
 import { checkedLbVips, formatLbCheck } from './check-lb.js';
 import { table } from './table.js';
 
@@ -30,9 +31,6 @@ Exit status: 0 valid, 2 not (or bad usage).
 export const CHECK_OPTIONS = {
   config: { type: 'string', multiple: true }, rule: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
 } as const;
-
-export const EXIT_VALID = 0;
-export const EXIT_INVALID = 2;
 
 /** Where the command writes; tests pass their own. */
 export interface CheckIo {
@@ -73,15 +71,15 @@ export async function checkCommand(argv: string[], io: CheckIo = process): Promi
     }).values;
   } catch (err) {
     io.stderr.write(`l3dsr check: ${(err as Error).message}\n${CHECK_USAGE}\n`);
-    return EXIT_INVALID;
+    return EXIT.usage;
   }
   if (v.help) {
     io.stdout.write(`${CHECK_USAGE}\n`);
-    return EXIT_VALID;
+    return EXIT.ok;
   }
   if (!v.config?.length && !v.rule?.length) {
     io.stderr.write(`l3dsr check: nothing to check: give --config PATH or --rule DSCP=VIP\n${CHECK_USAGE}\n`);
-    return EXIT_INVALID;
+    return EXIT.usage;
   }
   let loaded: AnyConfiguration;
   try {
@@ -91,17 +89,17 @@ export async function checkCommand(argv: string[], io: CheckIo = process): Promi
     const problems = err instanceof ConfigErrors ? err.problems : [err];
     if (v.json) io.stdout.write(`${JSON.stringify({ ok: false, errors: problems.map((p) => ({ source: p.source, message: p.detail })) })}\n`);
     else for (const p of problems) io.stderr.write(`l3dsr check: ${p.message}\n`);
-    return EXIT_INVALID;
+    return EXIT.usage;
   }
   if (loaded.command === 'lb') {
     const { config } = loaded;
     if (v.json) {
       io.stdout.write(`${JSON.stringify({ ok: true, command: 'lb', files: config.files, daemon: config.daemon, vips: checkedLbVips(config), warnings: config.warnings })}\n`);
-      return EXIT_VALID;
+      return EXIT.ok;
     }
     io.stdout.write(formatLbCheck(config));
     for (const w of config.warnings) io.stderr.write(`l3dsr check: warning: ${w}\n`);
-    return EXIT_VALID;
+    return EXIT.ok;
   }
   const { config } = loaded;
   const warnings = [...config.warnings];
@@ -109,11 +107,11 @@ export async function checkCommand(argv: string[], io: CheckIo = process): Promi
   const vips = checkedVips(config);
   if (v.json) {
     io.stdout.write(`${JSON.stringify({ ok: true, command: 'run', files: config.files, daemon: config.daemon, rules: vips, warnings })}\n`);
-    return EXIT_VALID;
+    return EXIT.ok;
   }
   io.stdout.write(formatCheck(config, vips));
   for (const w of warnings) io.stderr.write(`l3dsr check: warning: ${w}\n`);
-  return EXIT_VALID;
+  return EXIT.ok;
 }
 
 /** The readable form: one row per VIP, then what was read. */

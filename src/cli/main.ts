@@ -2,6 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { EXIT, type ExitStatus } from '../errors.js';
 
 const USAGE = `l3dsr — userspace L3DSR: restores the VIP of DSCP-marked packets
 
@@ -51,14 +52,14 @@ function helpFor(command: string | undefined): (typeof COMMAND_HELP)[string] | u
 }
 
 /** `l3dsr help COMMAND`. */
-async function helpCommand(args: string[]): Promise<number> {
+async function helpCommand(args: string[]): Promise<ExitStatus> {
   const help = helpFor(args[0] === '--help' || args[0] === '-h' ? 'help' : args[0]);
   if (!help || args.length > 1) {
     process.stderr.write(`l3dsr help: ${help ? 'give one command' : `unknown command "${args[0]}"`}\n\n${USAGE}\n`);
-    return 2;
+    return EXIT.usage;
   }
   process.stdout.write(await help.text());
-  return 0;
+  return EXIT.ok;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -67,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
   const help = helpFor(command);
   if (help && asksForHelp(rest, await help.options?.() ?? {})) {
     process.stdout.write(await help.text());
-    return 0;
+    return EXIT.ok;
   }
   switch (command) {
     case 'run': return (await import('./run.js')).runCommand(rest);
@@ -78,17 +79,17 @@ async function main(argv: string[]): Promise<number> {
     case '--version': {
       const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
       process.stdout.write(`l3dsr ${pkg.version}\n`);
-      return 0;
+      return EXIT.ok;
     }
     case undefined:
     case 'help':
     case '--help':
     case '-h':
       process.stdout.write(`${USAGE}\n`);
-      return command === undefined ? 2 : 0;
+      return command === undefined ? EXIT.usage : EXIT.ok;
     default:
       process.stderr.write(`l3dsr: unknown command "${command}"\n\n${USAGE}\n`);
-      return 2;
+      return EXIT.usage;
   }
 }
 
@@ -102,7 +103,8 @@ function asksForHelp(args: string[], options: ParseArgsConfig['options']): boole
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: Error) => {
+    // Not an L3dsrError (each command prints those itself): a bug, with its stack.
     process.stderr.write(`l3dsr: ${err.stack ?? err.message}\n`);
-    process.exitCode = 1;
+    process.exitCode = EXIT.failure;
   },
 );

@@ -14,16 +14,12 @@ import { access, constants, readlink, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRewriter, type Rewriter } from '../core/rewriter.js';
+import { EXIT, errnoOf, exitStatusOf, isL3dsrError, L3dsrError } from '../errors.js';
 import { loadConfiguration } from '../config/load.js';
-import { ConfigError } from '../config/parse.js';
 import { RuleError } from '../core/rules.js';
 import type { Rule } from '../core/types.js';
 import { PcapError } from '../pcap/errors.js';
 import { CAPTURE_BATCH, CAPTURE_SLOT_SIZE, rewriteCapture, type RewriteCaptureResult, type RewriteProgress } from '../pcap/rewrite-capture.js';
-
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
 
 export const REWRITE_USAGE = `usage: l3dsr rewrite --rule DSCP=ADDRESS [--rule ...] [--config FILE] [--verdicts FILE] IN.pcap OUT.pcap
 
@@ -56,8 +52,6 @@ export interface RewriteIo {
   stderr: { write(text: string): unknown; isTTY?: boolean };
 }
 
-class UsageError extends Error {}
-
 interface Invocation {
   rules: Rule[];
   input: string;
@@ -71,15 +65,15 @@ export async function rewriteCommand(argv: string[], io: RewriteIo = process): P
   try {
     invocation = await parseInvocation(argv);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof RuleError || err instanceof ConfigError || isParseArgsError(err)) {
+    if (isL3dsrError(err, 'ERR_L3DSR_USAGE', 'ERR_L3DSR_CONFIG', 'ERR_L3DSR_RULE') || isParseArgsError(err)) {
       io.stderr.write(`l3dsr rewrite: ${(err as Error).message}\nTry 'l3dsr rewrite --help'.\n`);
-      return EXIT_USAGE;
+      return EXIT.usage;
     }
     throw err;
   }
   if (invocation === 'help') {
     io.stdout.write(REWRITE_USAGE);
-    return EXIT_OK;
+    return EXIT.ok;
   }
 
   let rewriter: Rewriter;
@@ -88,7 +82,7 @@ export async function rewriteCommand(argv: string[], io: RewriteIo = process): P
   } catch (err) {
     if (err instanceof RuleError) {
       io.stderr.write(`l3dsr rewrite: ${err.message}\n`);
-      return EXIT_USAGE;
+      return exitStatusOf(err);
     }
     throw err;
   }
@@ -109,13 +103,12 @@ export async function rewriteCommand(argv: string[], io: RewriteIo = process): P
     if (err instanceof PcapError) {
       // Damage found while opening (bad magic, truncated header): nothing was written.
       io.stderr.write(`l3dsr rewrite: ${err.message}\n`);
-      return EXIT_FAILURE;
+      return exitStatusOf(err);
     }
-    const code = (err as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+    if (errnoOf(err) !== undefined) {
       // A system call failed half-way (ENOSPC, EIO…): what was buffered has been flushed.
       io.stderr.write(`l3dsr rewrite: ${(err as Error).message}\n`);
-      return EXIT_FAILURE;
+      return EXIT.failure;
     }
     throw err;
   }
@@ -126,45 +119,45 @@ export async function rewriteCommand(argv: string[], io: RewriteIo = process): P
       `l3dsr rewrite: ${result.error.message}\n` +
         `l3dsr rewrite: stopped there; the ${result.written} records before it are in ${invocation.output}\n`,
     );
-    return EXIT_FAILURE;
+    return EXIT.failure;
   }
-  return EXIT_OK;
+  return EXIT.ok;
 }
 
 async function parseInvocation(argv: string[]): Promise<Invocation | 'help'> {
   const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: REWRITE_OPTIONS });
   if (values.help) return 'help';
   if (positionals.length !== 2) {
-    throw new UsageError(`expected two files, IN.pcap and OUT.pcap, got ${positionals.length}${positionals.length > 0 ? ` (${positionals.join(' ')})` : ''}`);
+    throw new L3dsrError('ERR_L3DSR_USAGE', `expected two files, IN.pcap and OUT.pcap, got ${positionals.length}${positionals.length > 0 ? ` (${positionals.join(' ')})` : ''}`);
   }
   const [input, output] = positionals;
   // A config's [daemon] settings and L2DSR lines mean nothing offline; its rules join the --rule ones
   // through the loader of `l3dsr run`, so a DSCP given in both places is an error there too.
   const { rules } = await loadConfiguration({ configs: values.config === undefined ? [] : [values.config], rules: values.rule ?? [] });
-  if (rules.length === 0) throw new UsageError('no rules: give at least one --rule DSCP=ADDRESS (e.g. --rule 1=203.0.113.10) or a --config file with rules');
+  if (rules.length === 0) throw new L3dsrError('ERR_L3DSR_USAGE', 'no rules: give at least one --rule DSCP=ADDRESS (e.g. --rule 1=203.0.113.10) or a --config file with rules');
 
   try {
     await access(input, constants.R_OK);
   } catch (err) {
-    throw new UsageError(`cannot read input ${input}: ${describeFsError(err)}`);
+    throw new L3dsrError('ERR_L3DSR_USAGE', `cannot read input ${input}: ${describeFsError(err)}`);
   }
-  if ((await stat(input)).isDirectory()) throw new UsageError(`input ${input} is a directory`);
+  if ((await stat(input)).isDirectory()) throw new L3dsrError('ERR_L3DSR_USAGE', `input ${input} is a directory`);
   for (const [what, path] of [['output', output], ['--verdicts', values.verdicts]] as const) {
     if (path === undefined) continue;
     try {
       await access(dirname(resolve(path)), constants.W_OK);
     } catch (err) {
-      throw new UsageError(`cannot write ${what} ${path}: directory ${dirname(resolve(path))}: ${describeFsError(err)}`);
+      throw new L3dsrError('ERR_L3DSR_USAGE', `cannot write ${what} ${path}: directory ${dirname(resolve(path))}: ${describeFsError(err)}`);
     }
   }
   // Opening an output truncates it: it must not reach the input, or the other output, by any name.
   const inputFile = await fileIdentity(input);
   const outputFile = await fileIdentity(output);
-  if (outputFile.key === inputFile.key) throw new UsageError(`output ${output} is the input file ${input} (${outputFile.how}): refusing to write over what is being read`);
+  if (outputFile.key === inputFile.key) throw new L3dsrError('ERR_L3DSR_USAGE', `output ${output} is the input file ${input} (${outputFile.how}): refusing to write over what is being read`);
   if (values.verdicts !== undefined) {
     const verdictsFile = await fileIdentity(values.verdicts);
-    if (verdictsFile.key === inputFile.key) throw new UsageError(`--verdicts ${values.verdicts} is the input file ${input} (${verdictsFile.how}): refusing to write over what is being read`);
-    if (verdictsFile.key === outputFile.key) throw new UsageError(`--verdicts ${values.verdicts} is the output file ${output} (${verdictsFile.how}): give them different files`);
+    if (verdictsFile.key === inputFile.key) throw new L3dsrError('ERR_L3DSR_USAGE', `--verdicts ${values.verdicts} is the input file ${input} (${verdictsFile.how}): refusing to write over what is being read`);
+    if (verdictsFile.key === outputFile.key) throw new L3dsrError('ERR_L3DSR_USAGE', `--verdicts ${values.verdicts} is the output file ${output} (${verdictsFile.how}): give them different files`);
   }
   return { rules, input, output, verdicts: values.verdicts, quiet: values.quiet === true };
 }
@@ -182,7 +175,7 @@ async function fileIdentity(path: string): Promise<{ key: string; how: string }>
     const st = await stat(path, { bigint: true });
     return { key: `inode ${st.dev}:${st.ino}`, how: 'same device and inode' };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`cannot inspect ${path}: ${describeFsError(err)}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new L3dsrError('ERR_L3DSR_USAGE', `cannot inspect ${path}: ${describeFsError(err)}`);
   }
   let at = resolve(path);
   for (let hops = 0; hops < MAX_SYMLINK_HOPS; hops++) {

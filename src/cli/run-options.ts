@@ -2,15 +2,13 @@
 // validated completely before the daemon touches the system.
 
 import { parseArgs } from 'node:util';
-import { parseListenAddress } from '../config/config.js';
+import { ENGINES, parseListenAddress } from '../config/config.js';
 import { loadConfiguration } from '../config/load.js';
-import type { DaemonOptions } from '../daemon/options.js';
+import { resolveSettings, type DaemonOptions, type RunFlags } from '../daemon/options.js';
 import { controlSocketPath } from '../daemon/runtime-dir.js';
+import { L3dsrError } from '../errors.js';
+import { LEVELS, LOG_FORMATS } from '../log.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
-
-export class UsageError extends Error {
-  readonly code = 'ERR_L3DSR_USAGE';
-}
 
 export const RUN_USAGE = `usage: l3dsr run [--config PATH ...] [--rule DSCP=VIP ...] [--tun NAME] [--steer IFACE ...]
                  [--no-steer] [--queues N] [--metrics HOST:PORT] [--loopback-vips]
@@ -45,13 +43,13 @@ const VALUE_OF: Record<string, string> = {
 
 function flagInt(v: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`--${flag}: expected an integer ${min}-${max}, got "${v}"`);
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new L3dsrError('ERR_L3DSR_USAGE', `--${flag}: expected an integer ${min}-${max}, got "${v}"`);
   return Number(v);
 }
 
 function flagChoice<T extends string>(v: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
   if (v === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${flag}: expected one of ${allowed.join(', ')}, got "${v}"`);
+  if (!(allowed as readonly string[]).includes(v)) throw new L3dsrError('ERR_L3DSR_USAGE', `--${flag}: expected one of ${allowed.join(', ')}, got "${v}"`);
   return v as T;
 }
 
@@ -59,60 +57,57 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
   // Strict parseArgs calls a value that starts with "-" ambiguous; say which value is missing instead.
   for (const t of parseArgs({ args: argv, options: RUN_OPTIONS, strict: false, allowPositionals: true, tokens: true }).tokens) {
     if (t.kind === 'option' && t.inlineValue === false && t.value?.startsWith('-')) {
-      throw new UsageError(`--${t.name} needs ${VALUE_OF[t.name] ?? 'a value'}, not the option ${t.value} (a value that starts with "-" is written --${t.name}=${t.value})\n${RUN_USAGE}`);
+      throw new L3dsrError('ERR_L3DSR_USAGE', `--${t.name} needs ${VALUE_OF[t.name] ?? 'a value'}, not the option ${t.value} (a value that starts with "-" is written --${t.name}=${t.value})\n${RUN_USAGE}`);
     }
   }
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: RUN_OPTIONS, allowPositionals: false, strict: true, tokens: true });
   } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n${RUN_USAGE}`);
+    throw new L3dsrError('ERR_L3DSR_USAGE', `${(err as Error).message}\n${RUN_USAGE}`);
   }
   const v = parsed.values;
   refuseRepeats(parsed.tokens);
   const configPaths = v.config ?? [];
   const ruleSpecs = v.rule ?? [];
   const config = await loadConfiguration({ configs: configPaths, rules: ruleSpecs });
-  const d = config.daemon;
-  if (config.rules.length === 0) throw new UsageError(`no rules: give --rule DSCP=VIP or a --config with VIP = DSCP lines\n${RUN_USAGE}`);
+  if (config.rules.length === 0) throw new L3dsrError('ERR_L3DSR_USAGE', `no rules: give --rule DSCP=VIP or a --config with VIP = DSCP lines\n${RUN_USAGE}`);
 
-  const tun = v.tun ?? d.tun ?? 'dsr0';
-  const steer = v.steer ?? d.steer ?? [];
+  // Only what was given: a flag keeps winning over the configuration on every reload.
+  const flags: RunFlags = {
+    tun: v.tun, steer: v.steer, noSteer: v['no-steer'], metrics: v.metrics, loopbackVips: v['loopback-vips'],
+    offload: v.offload ? 'yes' : v['no-offload'] ? 'no' : undefined,
+  };
+  const { tun, steer, noSteer, loopbackVips } = resolveSettings(flags, config.daemon);
   for (const [flag, name] of [['tun', tun], ...steer.map((s) => ['steer', s])]) {
     const problem = interfaceNameProblem(name);
-    if (problem) throw new UsageError(`--${flag}: ${problem.message}`);
+    if (problem) throw new L3dsrError('ERR_L3DSR_USAGE', `--${flag}: ${problem.message}`);
   }
-  const noSteer = v['no-steer'] ?? d.noSteer ?? false;
   if (!noSteer && steer.length === 0) {
-    throw new UsageError('--steer: name the interface(s) where marked packets arrive (e.g. --steer eth0), or pass --no-steer to steer them yourself');
+    throw new L3dsrError('ERR_L3DSR_USAGE', '--steer: name the interface(s) where marked packets arrive (e.g. --steer eth0), or pass --no-steer to steer them yourself');
   }
-  if (v.offload && v['no-offload']) throw new UsageError('--offload and --no-offload contradict each other: give one');
+  if (v.offload && v['no-offload']) throw new L3dsrError('ERR_L3DSR_USAGE', '--offload and --no-offload contradict each other: give one');
   if (v.metrics !== undefined) {
     const listen = parseListenAddress(v.metrics);
-    if (typeof listen === 'string') throw new UsageError(`--metrics: ${listen}, got "${v.metrics}"`);
+    if (typeof listen === 'string') throw new L3dsrError('ERR_L3DSR_USAGE', `--metrics: ${listen}, got "${v.metrics}"`);
   }
-  const loopbackVips = v['loopback-vips'] ?? d.loopbackVips ?? false;
+  flags.queues = flagInt(v.queues, 'queues', 1, 64);
+  flags.engine = flagChoice(v.engine, 'engine', ENGINES);
+  flags.batch = flagInt(v.batch, 'batch', 1, 4096);
+  flags.logLevel = flagChoice(v['log-level'], 'log-level', LEVELS);
+  flags.logFormat = flagChoice(v['log-format'], 'log-format', LOG_FORMATS);
   const warnings = [...config.warnings];
   if (config.l2dsr.length > 0 && !loopbackVips) {
     warnings.push(`L2DSR VIPs ${config.l2dsr.map((x) => x.address).join(', ')}: loopback-vips is off, so l3dsr leaves lo to you and does not add them`);
   }
   return {
-    tun,
-    steer,
-    noSteer,
-    queues: flagInt(v.queues, 'queues', 1, 64) ?? d.queues ?? 1,
-    metrics: v.metrics ?? d.metrics,
-    loopbackVips,
-    engine: flagChoice(v.engine, 'engine', ['auto', 'io_uring', 'readwrite'] as const) ?? d.engine ?? 'auto',
-    offload: v.offload ? 'yes' : v['no-offload'] ? 'no' : d.offload ?? 'auto',
-    batch: flagInt(v.batch, 'batch', 1, 4096) ?? d.batch ?? 64,
+    ...resolveSettings(flags, config.daemon),
+    flags,
     configPaths,
     ruleSpecs,
     rules: config.rules,
     l2dsr: config.l2dsr,
     warnings,
-    logLevel: flagChoice(v['log-level'], 'log-level', ['debug', 'info', 'warn', 'error'] as const) ?? d.logLevel ?? 'info',
-    logFormat: flagChoice(v['log-format'], 'log-format', ['logfmt', 'json'] as const) ?? 'logfmt',
     controlSocket: v['control-socket'] ?? controlSocketPath(tun),
   };
 }
@@ -124,7 +119,7 @@ function refuseRepeats(tokens: readonly Token[]): void {
   const seen = new Set<string>();
   for (const t of tokens) {
     if (t.kind !== 'option' || ('multiple' in RUN_OPTIONS[t.name as keyof typeof RUN_OPTIONS])) continue;
-    if (seen.has(t.name)) throw new UsageError(`--${t.name} given twice: give it once\n${RUN_USAGE}`);
+    if (seen.has(t.name)) throw new L3dsrError('ERR_L3DSR_USAGE', `--${t.name} given twice: give it once\n${RUN_USAGE}`);
     seen.add(t.name);
   }
 }

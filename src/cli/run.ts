@@ -1,18 +1,20 @@
 // `l3dsr run`: parse and validate everything, then start the daemon.
 
-import { ConfigError, ConfigErrors } from '../config/parse.js';
-import { RuleError } from '../core/rules.js';
-import { runDaemon, StartError } from '../daemon/daemon.js';
-import { parseRunOptions, RUN_USAGE, UsageError } from './run-options.js';
+import { ConfigErrors } from '../config/parse.js';
+import { runDaemon } from '../daemon/daemon.js';
+import { exitStatusOf, isL3dsrError, type ExitStatus } from '../errors.js';
 import { createLogger } from '../log.js';
+import { parseRunOptions, RUN_USAGE } from './run-options.js';
 
 export const RUN_HELP = `${RUN_USAGE}
 
 The daemon: opens a TUN device, steers the packets marked with a rule's DSCP
 into it (tc on the --steer interfaces), sets their destination to the rule's
 address (the VIP) with the checksums fixed, and writes them back, until
-SIGTERM or SIGINT; SIGHUP re-reads --config. Needs root (CAP_NET_ADMIN).
-A flag wins over the same setting in the file's [daemon] section.
+SIGTERM or SIGINT; SIGHUP re-reads --config (rules, metrics, log-level and
+log-format change at once; other [daemon] settings need a restart, and the
+reload's log names them). Needs root (CAP_NET_ADMIN).
+A flag wins over the same setting in the file's [daemon] section, also on reload.
 
       --config FILE          rules (VIP = DSCP lines, [vips], [rule NAME]) and [daemon] settings
       --rule DSCP=VIP        e.g. 1=203.0.113.10 or 1=2001:db8:203::10 (repeatable; kept across reloads)
@@ -35,26 +37,27 @@ Exit status: 0 stopped cleanly; 1 could not start, or stopped on an error;
 2 bad usage or configuration (found before anything is touched).
 `;
 
+/** Says why `l3dsr run` stops (every problem of a configuration on its own line) and returns the exit status; rethrows a bug. */
+function failed(err: unknown): ExitStatus {
+  if (!isL3dsrError(err)) throw err;
+  const lines = err instanceof ConfigErrors ? err.problems.map((p) => p.message) : [err.message];
+  process.stderr.write(lines.map((line) => `l3dsr run: ${line}\n`).join(''));
+  return exitStatusOf(err);
+}
+
 export async function runCommand(argv: string[]): Promise<number> {
   let opts;
   try {
     opts = await parseRunOptions(argv);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ConfigError || err instanceof RuleError) {
-      const lines = err instanceof ConfigErrors ? err.problems.map((p) => p.message) : [err.message];
-      process.stderr.write(lines.map((line) => `l3dsr run: ${line}\n`).join(''));
-      return 2;
-    }
-    throw err;
+    return failed(err);
   }
   const log = createLogger({ level: opts.logLevel, format: opts.logFormat });
   let code: number;
   try {
     code = await runDaemon(opts, log);
   } catch (err) {
-    if (!(err instanceof StartError)) throw err;
-    process.stderr.write(`l3dsr run: ${err.message}\n`);
-    return 1;
+    return failed(err);
   }
   // Everything is closed by now; do not let a stray handle keep a stopped daemon alive.
   setTimeout(() => process.exit(code), 2000).unref();

@@ -5,8 +5,10 @@
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { ruleText } from '../core/rules.js';
+import { DEFAULT_SETTINGS } from '../daemon/options.js';
 import { controlSocketPath } from '../daemon/runtime-dir.js';
 import type { DaemonSnapshot } from '../daemon/snapshot.js';
+import { EXIT, L3dsrError } from '../errors.js';
 import { table } from './table.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
 
@@ -38,7 +40,7 @@ function get(socketPath: string, path: string): Promise<string> {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c) => { body += c; });
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${path}: HTTP ${res.statusCode}: ${body.trim()}`))));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new L3dsrError('ERR_L3DSR_CONTROL', `${path}: HTTP ${res.statusCode}: ${body.trim()}`))));
     });
     req.on('error', reject);
     req.end();
@@ -51,13 +53,13 @@ export async function statusCommand(argv: string[]): Promise<number> {
     v = parseArgs({ args: argv, options: STATUS_OPTIONS, strict: true }).values;
   } catch (err) {
     process.stderr.write(`l3dsr status: ${(err as Error).message}\n${USAGE}\n`);
-    return 2;
+    return EXIT.usage;
   }
-  const tun = v.tun ?? 'dsr0';
+  const tun = v.tun ?? DEFAULT_SETTINGS.tun;
   const problem = interfaceNameProblem(tun);
   if (problem) {
     process.stderr.write(`l3dsr status: --tun: ${problem.message}\n`);
-    return 2;
+    return EXIT.usage;
   }
   // The default socket is named after this process's network namespace: the daemon's, when run where it runs.
   const socket = v['control-socket'] ?? controlSocketPath(tun);
@@ -68,14 +70,14 @@ export async function statusCommand(argv: string[]): Promise<number> {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? `no l3dsr daemon is listening on ${socket}` : (err as Error).message;
     process.stderr.write(`l3dsr status: ${why}\n`);
-    return 1;
+    return EXIT.failure;
   }
   if (v.json || v.metrics) {
     process.stdout.write(body.endsWith('\n') ? body : `${body}\n`);
-    return 0;
+    return EXIT.ok;
   }
   process.stdout.write(formatStatus(JSON.parse(body) as DaemonSnapshot));
-  return 0;
+  return EXIT.ok;
 }
 
 /** The human-readable status (numbers arrive as decimal strings in the JSON). */

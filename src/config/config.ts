@@ -6,10 +6,12 @@
 import { parseAddress } from '../core/address.js';
 import type { RuleError, RuleInput } from '../core/rules.js';
 import { MAX_CONNECTIONS, MIN_CONNECTIONS } from '../lb/connections.js';
+import { LEVELS, LOG_FORMATS, type Level, type LogFormat } from '../log.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
 import { ConfigError, parseIni, type Entry, type Section } from './parse.js';
 
-export type Engine = 'auto' | 'io_uring' | 'readwrite';
+export const ENGINES = ['auto', 'io_uring', 'readwrite'] as const;
+export type Engine = (typeof ENGINES)[number];
 /** IFF_VNET_HDR + TSO on the TUN: `auto` uses what the kernel grants, `yes` requires TSO4 and TSO6. */
 export type OffloadMode = 'auto' | 'yes' | 'no';
 
@@ -25,7 +27,8 @@ export interface DaemonSettings {
   engine?: Engine;
   offload?: OffloadMode;
   batch?: number;
-  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  logLevel?: Level;
+  logFormat?: LogFormat;
   /** l3dsr lb: connection-table entries per TUN queue (docs/lb.md#connection-table). */
   connections?: number;
 }
@@ -40,10 +43,11 @@ const DAEMON_KEYS = new Map<string, Setter>([
   ['metrics', (v, e, f, o) => { o.metrics = listenAddress(v, e, f); }],
   ['loopback-vips', (v, e, f, o) => { o.loopbackVips = boolean(v, e, f); }],
   ['no-steer', (v, e, f, o) => { o.noSteer = boolean(v, e, f); }],
-  ['engine', (v, e, f, o) => { o.engine = oneOf(v, e, f, ['auto', 'io_uring', 'readwrite'] as const); }],
+  ['engine', (v, e, f, o) => { o.engine = oneOf(v, e, f, ENGINES); }],
   ['offload', (v, e, f, o) => { o.offload = oneOf(v, e, f, ['auto', 'yes', 'no'] as const); }],
   ['batch', (v, e, f, o) => { o.batch = integer(v, e, f, 1, 4096); }],
-  ['log-level', (v, e, f, o) => { o.logLevel = oneOf(v, e, f, ['debug', 'info', 'warn', 'error'] as const); }],
+  ['log-level', (v, e, f, o) => { o.logLevel = oneOf(v, e, f, LEVELS); }],
+  ['log-format', (v, e, f, o) => { o.logFormat = oneOf(v, e, f, LOG_FORMATS); }],
   ['connections', (v, e, f, o) => { o.connections = powerOfTwo(v, e, f, MIN_CONNECTIONS, MAX_CONNECTIONS); }],
 ]);
 

@@ -22,15 +22,17 @@
 //   vip = 203.0.113.10
 //   backends = 198.51.100.2, 198.51.100.3 weight=2
 
-export class ConfigError extends Error {
-  readonly code = 'ERR_L3DSR_CONFIG';
+import { L3dsrError } from '../errors.js';
+
+/** A problem in the configuration, at its file and line (code ERR_L3DSR_CONFIG). */
+export class ConfigError extends L3dsrError {
+  override name = 'ConfigError';
   /** Where the problem is: `FILE:LINE`, `FILE`, or `--rule SPEC`. */
   readonly source: string;
   constructor(readonly file: string, readonly line: number, readonly detail: string) {
     const source = `${file}${line > 0 ? `:${line}` : ''}`;
-    super(`${source}: ${detail}`);
+    super('ERR_L3DSR_CONFIG', `${source}: ${detail}`);
     this.source = source;
-    this.name = 'ConfigError';
   }
 }
 
@@ -40,10 +42,10 @@ export class ConfigError extends Error {
  * ConfigError for its first problem, so a caller that knows only those works.
  */
 export class ConfigErrors extends ConfigError {
+  override name = 'ConfigErrors';
   constructor(readonly problems: readonly ConfigError[]) {
     super(problems[0].file, problems[0].line, problems[0].detail);
     this.message = problems.map((p) => p.message).join('\n');
-    this.name = 'ConfigErrors';
   }
 }
 

@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { L3dsrError } from '../errors.js';
 import { VERDICT_COUNT, REASON_COUNT } from './abi.generated.js';
 
 interface CoreExports {
@@ -65,7 +66,7 @@ function compile(path: string): Promise<WebAssembly.Module> {
     try {
       bytes = readFileSync(path);
     } catch (err) {
-      throw Object.assign(new Error(`WASM core not found at ${path}: run "npm run build"`), { code: 'ERR_L3DSR_NO_CORE', cause: err });
+      throw new L3dsrError('ERR_L3DSR_NO_CORE', `WASM core not found at ${path}: run "npm run build"`, { cause: err });
     }
     m = WebAssembly.compile(bytes);
     modules.set(path, m);

@@ -1,6 +1,7 @@
 // Rules as people write them, checked strictly before anything is loaded:
 // the CLI form `DSCP=ADDRESS` and the object form from config files.
 
+import { L3dsrError } from '../errors.js';
 import { MAX_RULES } from './abi.generated.js';
 import { parseAddress, parsePrefix } from './address.js';
 import type { Rule } from './types.js';
@@ -16,11 +17,11 @@ export interface RuleInput {
   origin?: string;
 }
 
-export class RuleError extends Error {
-  readonly code = 'ERR_L3DSR_RULE';
+/** A rule that cannot be loaded: where it came from and which field (code ERR_L3DSR_RULE). */
+export class RuleError extends L3dsrError {
+  override name = 'RuleError';
   constructor(readonly origin: string, readonly field: string, readonly detail: string) {
-    super(`rule ${origin}: ${field}: ${detail}`);
-    this.name = 'RuleError';
+    super('ERR_L3DSR_RULE', `rule ${origin}: ${field}: ${detail}`);
   }
 }
 

@@ -1,34 +1,35 @@
-// `l3dsr run`: the lifecycle of the daemon. Start the queue workers (each
-// opens a TUN queue), bring the TUN up, steer marked packets into it, serve
-// status and metrics; SIGHUP reloads the config, SIGTERM/SIGINT drain and
-// tear everything down; a failing TUN ends the daemon with an error.
+// `l3dsr run`: the daemon's lifecycle. start() starts the queue workers
+// (each opens a TUN queue), brings the TUN up, steers marked packets into
+// it and serves status and metrics; reload() re-reads the configuration;
+// stop() tears everything down. runDaemon() wires the signals around them:
+// SIGHUP reloads, SIGTERM/SIGINT stop, and a failing data path stops the
+// daemon with an error.
+//
+// The steps that belong to the real server's rewrite (steering of the
+// rules' DSCPs, VIPs on lo) are in real-server.ts; the rest (queues,
+// control servers, signals, runtime directory, state file) is the same for
+// any daemon on a TUN.
 
-import { constants } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import type { OffloadMode } from '../config/config.js';
-import { loadConfiguration, type L2dsrVip } from '../config/load.js';
+import { loadConfiguration, type Configuration, type L2dsrVip } from '../config/load.js';
 import type { Rule } from '../core/types.js';
-import type { Logger } from '../log.js';
-import { LoopbackVips, Steering } from '../steering/index.js';
-import { formatCommand, ip, ipJson } from '../system/index.js';
-import { CAP_NET_ADMIN, hasCapability, netnsInode, processStartTime } from '../system/process.js';
-import { loadAddon } from '../tun/addon.js';
+import { EXIT, type ExitStatus } from '../errors.js';
+import type { AdjustableLogger, Logger } from '../log.js';
+import { ip } from '../system/index.js';
 import { OFFLOAD_MIN_SLOT_SIZE, VNET_HEADER_BYTES } from '../tun/device.js';
-import { ControlServers } from './control.js';
-import type { DaemonOptions } from './options.js';
+import { ControlServers, type MetricsChange } from './control.js';
 import type { FromWorker } from './messages.js';
+import { planReload, runSettings, type DaemonOptions, type RunSettings } from './options.js';
+import { preflight, type Preflight } from './preflight.js';
 import { QueueWorker } from './queues.js';
-import { claimSocketPath, prepareRuntimeDirectory, statePath } from './runtime-dir.js';
+import { RealServerSystem } from './real-server.js';
+import { DaemonSignals } from './signals.js';
 import type { DaemonSnapshot } from './snapshot.js';
-import { StartError } from './start-error.js';
-import { earlierRun, removeState, writeState, type EarlierRun, type NetnsIdentity } from './state-file.js';
-import { vipRows } from './vip-state.js';
-
-export { StartError };
+import { removeState, writeState } from './state-file.js';
 
 const SLOT_ALIGN = 64;
-const DEFAULT_MTU = 1500;
 /**
  * Packets the kernel queues for us per TUN queue. Without offloads the
  * default (500) overflows under a single TCP upload in the lab: the
@@ -39,56 +40,16 @@ const DEFAULT_MTU = 1500;
 const TUN_TX_QUEUE_LEN = 4096;
 
 /**
- * Checks what can be checked without changing anything, then makes the
- * runtime directory and the control socket's path ready.
+ * The size of a packet slot for an MTU: with offload a read can carry a
+ * 64 KiB GSO super-packet behind its header (the TUN's MTU stays that of
+ * the links). An odd number of cache lines: with a power-of-two stride
+ * (64 KiB) every packet header lands in the same cache sets, and the core
+ * ran ~30 % slower in bench measurements.
  */
-async function preflight(opts: DaemonOptions): Promise<number> {
-  const uid = process.geteuid!();
-  if (!(await hasCapability(CAP_NET_ADMIN))) {
-    throw new StartError(`l3dsr run needs CAP_NET_ADMIN to create its TUN device, tc filters and VIPs on lo and to set rp_filter; uid ${uid} does not have it: run it as root, or with the capability (systemd: AmbientCapabilities=CAP_NET_ADMIN, as in deploy/l3dsr.service)`, 'EPERM');
-  }
-  await access('/dev/net/tun', constants.R_OK | constants.W_OK).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') throw new StartError('/dev/net/tun is missing: load the tun module (modprobe tun)', 'ENOENT');
-    throw new StartError(`/dev/net/tun: uid ${uid} may not open it (${err.code}); distributions ship it with mode 0666 (crw-rw-rw-)`, err.code);
-  });
-  let mtu = DEFAULT_MTU;
-  for (const dev of opts.steer) {
-    const links = await ipJson<{ mtu?: number }[]>(['link', 'show', 'dev', dev]).catch(() => undefined);
-    if (!links?.length) throw new StartError(`steer interface ${dev}: no such interface`, 'ENODEV');
-    mtu = Math.max(mtu, links[0].mtu ?? DEFAULT_MTU);
-  }
-  const existing = await ipJson<{ ifname: string }[]>(['link', 'show', 'dev', opts.tun]).catch(() => []);
-  if (existing.length) {
-    // Our TUN disappears with the process; one that exists belongs to someone else
-    // (or is a persistent TUN of another tool).
-    throw new StartError(`--tun ${opts.tun}: an interface of that name already exists (another l3dsr, or another tool)`, 'EEXIST');
-  }
-  await prepareRuntimeDirectory(dirname(opts.controlSocket));
-  await claimSocketPath(opts.controlSocket);
-  return mtu;
-}
-
-/** Which network namespace this is: the inode names it among the living, the cookie forever. */
-function thisNetns(): NetnsIdentity {
-  try {
-    return { inode: netnsInode(), cookie: String(loadAddon().netnsCookie()) };
-  } catch (err) {
-    throw new StartError(`cannot tell which network namespace this is: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code);
-  }
-}
-
-/** What a crashed run left in the state file, judged before anything is changed; refuses to start beside a live one. */
-async function judgeEarlierRun(stateFile: string, tun: string, netns: NetnsIdentity): Promise<EarlierRun> {
-  let earlier: EarlierRun;
-  try {
-    earlier = await earlierRun(stateFile, tun, netns);
-  } catch (err) {
-    throw new StartError(`state file ${stateFile}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code);
-  }
-  if (earlier.kind === 'running') {
-    throw new StartError(`state file ${stateFile}: the l3dsr that wrote it (pid ${earlier.pid}) is still running; stop it first`, 'EBUSY');
-  }
-  return earlier;
+export function slotSizeFor(mtu: number, offload: OffloadMode): number {
+  const bytes = offload === 'no' ? Math.max(mtu, 2048) : Math.max(OFFLOAD_MIN_SLOT_SIZE, mtu + VNET_HEADER_BYTES);
+  const size = Math.ceil(bytes / SLOT_ALIGN) * SLOT_ALIGN;
+  return (size / SLOT_ALIGN) % 2 === 0 ? size + SLOT_ALIGN : size;
 }
 
 /** Says once which offloads the kernel granted on the TUN: TCP throughput hangs on it. */
@@ -102,217 +63,310 @@ function logOffloads(log: Logger, mode: OffloadMode, ready: Extract<FromWorker, 
   else log.info('TUN offloads granted: GSO super-packets up to 64 KiB per read', fields);
 }
 
-const classesOf = (rules: readonly Rule[]) => rules.map((r) => ({ family: r.family, dscp: r.dscp }));
-/** With loopback-vips, every VIP goes on lo, L3DSR and L2DSR alike (dsrctl puts them all there). */
-const vipsOf = (rules: readonly Rule[], l2dsr: readonly L2dsrVip[]) => [
-  ...rules.map((r) => ({ family: r.family, address: r.destination })), ...l2dsr.map(({ family, address }) => ({ family, address })),
-];
+export class Daemon {
+  readonly #opts: DaemonOptions;
+  readonly #log: AdjustableLogger;
+  /** The settings in effect: those of the start, and what reloads changed of them. */
+  #settings: RunSettings;
+  readonly #preflight: Preflight;
+  readonly #slotSize: number;
+  readonly #startedAt = Date.now();
+  readonly #reloads = { ok: 0, failed: 0, lastError: undefined as string | undefined };
+  /** Aborted when a stop is requested or the data path fails (then #failure says how). */
+  readonly #stop = new AbortController();
+  #failure: { code: string; message: string } | undefined;
+  readonly #queues: QueueWorker[] = [];
+  readonly #server: RealServerSystem;
+  readonly #control = new ControlServers();
+  #rules: Rule[];
+  #l2dsr: L2dsrVip[];
+  /** Everything is installed and served: reloads may change it. */
+  #running = false;
+  #startSettled!: () => void;
+  /** Reloads run one at a time, after the startup. */
+  #reloading = new Promise<void>((resolve) => { this.#startSettled = resolve; });
 
-export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<number> {
-  const mtu = await preflight(opts);
-  // With offload a read can carry a 64 KiB GSO super-packet behind its header; the TUN's MTU stays that of the links.
-  const slotBytes = opts.offload === 'no' ? Math.max(mtu, 2048) : Math.max(OFFLOAD_MIN_SLOT_SIZE, mtu + VNET_HEADER_BYTES);
-  // An odd number of cache lines per slot: with a power-of-two stride (64 KiB)
-  // every packet header lands in the same cache sets, and the core ran ~30 %
-  // slower in bench measurements.
-  let slotSize = Math.ceil(slotBytes / SLOT_ALIGN) * SLOT_ALIGN;
-  if ((slotSize / SLOT_ALIGN) % 2 === 0) slotSize += SLOT_ALIGN;
-  let rules = opts.rules;
-  let l2dsr = opts.l2dsr;
-  const startedAt = Date.now();
-  const reloads = { ok: 0, failed: 0, lastError: undefined as string | undefined };
-  const workers: QueueWorker[] = [];
-  const steering = opts.noSteer ? undefined : new Steering({ interfaces: opts.steer, tun: opts.tun });
-  // Always there, so that VIPs an earlier run added are removed even if this run adds none.
-  const loopback = new LoopbackVips();
-  const stateFile = statePath(opts.controlSocket);
-  const netns = thisNetns();
-  const startTime = (await processStartTime('self'))!;
-  const earlier = await judgeEarlierRun(stateFile, opts.tun, netns);
-  const saveState = () => writeState(stateFile, {
-    pid: process.pid, startTime, netns, tun: opts.tun, steering: steering?.ownership, loopback: [...loopback.added],
-  });
-  const control = new ControlServers();
-  let failure: { code: string; message: string } | undefined;
-  let finish!: (code: number) => void;
-  const finished = new Promise<number>((r) => { finish = r; });
+  constructor(opts: DaemonOptions, log: AdjustableLogger, checked: Preflight) {
+    this.#opts = opts;
+    this.#settings = runSettings(opts);
+    this.#log = log;
+    this.#preflight = checked;
+    this.#slotSize = slotSizeFor(checked.mtu, opts.offload);
+    this.#rules = opts.rules;
+    this.#l2dsr = opts.l2dsr;
+    this.#server = new RealServerSystem(opts, log);
+  }
 
-  for (const w of opts.warnings) log.warn(w);
-  if (earlier.kind === 'refused') log.warn('state file refused: nothing in it is taken over', { error: earlier.reason, kept_as: earlier.keptAs });
+  /** A stop was requested, or the data path failed. */
+  get stopping(): boolean {
+    return this.#stop.signal.aborted;
+  }
 
-  // Prometheus scrapes /metrics often: it does not need the steering, which is read with tc.
-  const snapshot = async (full: boolean): Promise<DaemonSnapshot> => {
-    const queues = await Promise.all(workers.map((w) => w.snapshot()));
-    const txDropped = await readFile(`/sys/class/net/${opts.tun}/statistics/tx_dropped`, 'utf8').then(Number).catch(() => undefined);
-    const status = steering && full ? await steering.status().catch((e: Error) => e.message) : undefined;
-    return {
-      pid: process.pid, tun: opts.tun, startedAt, configPaths: opts.configPaths, rules, l2dsr, warnings: opts.warnings, queues, reloads,
-      kernelTxDropped: txDropped,
-      steering: { mode: steering ? 'tc' : 'none', interfaces: opts.steer, status },
-      loopbackVips: loopback.added.map((a) => a.address),
-      vips: full ? vipRows({ rules, l2dsr, lo: await loopback.present(), steering: status, tun: opts.tun }) : undefined,
-    };
-  };
+  /** Aborted when the daemon is to stop. */
+  get stopSignal(): AbortSignal {
+    return this.#stop.signal;
+  }
 
-  const fail = (code: string, message: string) => {
-    if (failure) return;
-    failure = { code, message };
-    log.error('data path failed; shutting down', { code, error: message });
-    finish(1);
-  };
+  /** After a requested stop, or a failure of the data path. */
+  get exitStatus(): ExitStatus {
+    return this.#failure ? EXIT.failure : EXIT.ok;
+  }
 
-  // Signal handlers go in before anything is installed and stay until the
-  // teardown is over: a stop requested during startup, or a second signal
-  // during the teardown, must not kill the process with filters and VIPs
-  // left behind (Node applies the default action whenever no listener is
-  // registered). A SIGHUP that arrives during startup waits for it.
-  let stopping = false;
-  let markStarted!: () => void;
-  let reloading = new Promise<void>((r) => { markStarted = r; });
-  const onHup = () => {
-    if (stopping) log.info('stopping; SIGHUP ignored');
-    else reloading = reloading.then(reload);
-  };
-  const onStop = (sig: string) => () => {
-    if (stopping) { log.info('already stopping', { signal: sig }); return; }
-    stopping = true;
-    log.info('stopping', { signal: sig });
-    finish(0);
-  };
-  const onTerm = onStop('SIGTERM');
-  const onInt = onStop('SIGINT');
-  process.on('SIGHUP', onHup);
-  process.on('SIGTERM', onTerm);
-  process.on('SIGINT', onInt);
-  const removeSignalHandlers = () => {
-    process.off('SIGHUP', onHup);
-    process.off('SIGTERM', onTerm);
-    process.off('SIGINT', onInt);
-  };
+  /** Asks the daemon to stop; whoever waits on stopSignal tears it down. */
+  stop(): void {
+    this.#stop.abort();
+  }
 
-  try {
-    if (earlier.kind === 'dead') {
-      // A run that died (kill -9) left qdiscs, sysctls or VIPs: ours to undo now.
-      const { state } = earlier;
-      log.info('taking over what an earlier run left', { pid: state.pid, file: stateFile, vips: state.loopback.map((a) => a.address).join(',') || undefined });
-      if (steering && state.steering) steering.adopt(state.steering);
-      await loopback.adopt(state.loopback);
+  /**
+   * Installs everything, one step after the other. A stop requested on the
+   * way leaves the remaining steps out (teardown() undoes the ones done).
+   * Throws when a step fails; teardown() then undoes what was done.
+   */
+  async start(): Promise<void> {
+    const { earlier } = this.#preflight;
+    for (const w of this.#opts.warnings) this.#log.warn(w);
+    if (earlier.kind === 'refused') this.#log.warn('state file refused: nothing in it is taken over', { error: earlier.reason, kept_as: earlier.keptAs });
+    const steps: (() => Promise<void>)[] = [
+      () => this.#takeOverEarlierRun(),
+      () => this.#startQueues(),
+      () => this.#bringTunUp(),
+      () => this.#installSteering(),
+      () => this.#server.addVips(this.#rules, this.#l2dsr),
+      () => this.#saveState(),
+      () => this.#serveControl(),
+    ];
+    try {
+      for (const step of steps) {
+        if (this.stopping) return;
+        await step();
+      }
+      if (this.stopping) return;
+      this.#running = true;
+      const { tun, queues, controlSocket, metrics } = this.#opts;
+      this.#log.info('running', { tun, queues, rules: this.#rules.length, control: controlSocket, metrics });
+    } catch (err) {
+      this.#log.error('start failed', { error: (err as Error).message });
+      throw err;
+    } finally {
+      this.#startSettled();
     }
-    // IFF_VNET_HDR belongs to the device and each queue's open sets it: the
-    // other queues follow what the first one ended up with.
-    let offload = opts.offload;
-    for (let q = 0; q < opts.queues; q++) {
+  }
+
+  /** Re-reads the configuration and applies it; after the startup and any reload before it. Never rejects. */
+  reload(): Promise<void> {
+    this.#reloading = this.#reloading.then(() => this.#reloadNow());
+    return this.#reloading;
+  }
+
+  /**
+   * Undoes everything, steering first (so no packet is sent to a TUN that
+   * is closing), then the queues, the VIPs and the control socket; after
+   * any reload in progress. The state file goes only if all of it was undone:
+   * the next run takes over what is left.
+   */
+  async teardown(): Promise<void> {
+    this.#running = false;
+    await this.#reloading;
+    const steps: [string, () => Promise<unknown>][] = [
+      ['remove steering', () => this.#server.removeSteering()],
+      ['stop queues', () => this.#stopQueues()],
+      ['remove VIPs from lo', () => this.#server.removeVips()],
+      ['close control socket', () => this.#control.close()],
+    ];
+    let undone = true;
+    for (const [what, step] of steps) {
+      try { await step(); } catch (err) { undone = false; this.#log.warn(`${what} failed`, { error: (err as Error).message }); }
+    }
+    if (undone) await removeState(this.#preflight.stateFile).catch(() => {});
+  }
+
+  #fail(code: string, message: string): void {
+    if (this.#failure) return;
+    this.#failure = { code, message };
+    this.#log.error('data path failed; shutting down', { code, error: message });
+    this.#stop.abort();
+  }
+
+  async #takeOverEarlierRun(): Promise<void> {
+    const { earlier, stateFile } = this.#preflight;
+    if (earlier.kind !== 'dead') return;
+    const { state } = earlier;
+    this.#log.info('taking over what an earlier run left', { pid: state.pid, file: stateFile, vips: state.loopback.map((a) => a.address).join(',') || undefined });
+    await this.#server.adopt(state);
+  }
+
+  /**
+   * One worker per TUN queue, started one after the other: IFF_VNET_HDR
+   * belongs to the device and each queue's open sets it, so the other
+   * queues follow what the first one ended up with.
+   */
+  async #startQueues(): Promise<void> {
+    const { tun, queues, engine, batch } = this.#opts;
+    let offload = this.#opts.offload;
+    for (let q = 0; q < queues; q++) {
       const w = new QueueWorker({
-        queue: q, tun: opts.tun, multiQueue: opts.queues > 1, engine: opts.engine, offload, rules,
-        slotSize, slotCount: opts.batch * 2, batchMax: opts.batch,
-      }, log);
-      workers.push(w);
-      w.onFailure = fail;
-      const ready = await w.ready;
-      log.info('queue ready', { queue: q, tun: ready.name, engine: ready.mode, detail: ready.detail, fallback: ready.fallbackReason ?? undefined });
+        queue: q, tun, multiQueue: queues > 1, engine, offload, rules: this.#rules,
+        slotSize: this.#slotSize, slotCount: batch * 2, batchMax: batch,
+      }, this.#log);
+      this.#queues.push(w);
+      w.onFailure = (code, message) => this.#fail(code, message);
+      const ready = await this.#unlessStopped(w.ready);
+      if (ready === undefined) return;
+      this.#log.info('queue ready', { queue: q, tun: ready.name, engine: ready.mode, detail: ready.detail, fallback: ready.fallbackReason ?? undefined });
       // Offloads belong to the device: every queue reports the same.
       if (q === 0) {
-        logOffloads(log, opts.offload, ready, slotSize);
+        logOffloads(this.#log, this.#opts.offload, ready, this.#slotSize);
         if (ready.offloads === null) offload = 'no';
       }
     }
-    // No link-local address: the kernel would send RS/MLD into the TUN, and we would read them.
-    await ip(['link', 'set', 'dev', opts.tun, 'addrgenmode', 'none']);
-    await ip(['link', 'set', 'dev', opts.tun, 'mtu', String(mtu), 'txqueuelen', String(TUN_TX_QUEUE_LEN), 'up']);
-
-    if (steering) {
-      await saveState();
-      const cmds = await steering.install(classesOf(rules));
-      log.info('steering installed', { interfaces: opts.steer.join(','), commands: cmds.length });
-    } else {
-      const plan = new Steering({ interfaces: opts.steer.length ? opts.steer : ['IFACE'], tun: opts.tun, dryRun: true });
-      const cmds = await plan.install(classesOf(rules));
-      log.warn('--no-steer: steer marked packets into the TUN yourself, for example with:');
-      for (const c of cmds) process.stdout.write(`${formatCommand(c)}\n`);
-    }
-    if (opts.loopbackVips) {
-      const cmds = await loopback.add(vipsOf(rules, l2dsr));
-      log.info('VIPs on lo', { added: cmds.length, vips: vipsOf(rules, l2dsr).map((v) => v.address).join(',') });
-    }
-    await saveState();
-    await control.start(snapshot, opts.controlSocket, opts.metrics);
-    log.info('running', {
-      tun: opts.tun, queues: opts.queues, rules: rules.length, control: opts.controlSocket, metrics: opts.metrics,
-    });
-  } catch (err) {
-    log.error('start failed', { error: (err as Error).message });
-    await teardown();
-    removeSignalHandlers();
-    return 1;
   }
-  markStarted();
 
-  async function reload(): Promise<void> {
+  async #stopQueues(): Promise<void> {
+    const last = await Promise.all(this.#queues.map((w) => w.stop().catch(() => undefined)));
+    const total = last.reduce((n, s) => n + (s ? s.tun.packetsRead : 0), 0);
+    this.#log.info('queues stopped', { packets: total });
+  }
+
+  #serveControl(): Promise<void> {
+    const { controlSocket, metrics } = this.#opts;
+    return this.#control.start((full) => this.#snapshot(full), controlSocket, metrics, (served) => this.#log.debug('served', { ...served }));
+  }
+
+  async #bringTunUp(): Promise<void> {
+    const { tun } = this.#opts;
+    // No link-local address: the kernel would send RS/MLD into the TUN, and we would read them.
+    await ip(['link', 'set', 'dev', tun, 'addrgenmode', 'none']);
+    await ip(['link', 'set', 'dev', tun, 'mtu', String(this.#preflight.mtu), 'txqueuelen', String(TUN_TX_QUEUE_LEN), 'up']);
+  }
+
+  async #installSteering(): Promise<void> {
+    // Recorded first: a crash half-way leaves a state file the next run takes over.
+    if (this.#server.steers) await this.#saveState();
+    await this.#server.installSteering(this.#rules);
+  }
+
+  #saveState(): Promise<void> {
+    const { startTime, netns, stateFile } = this.#preflight;
+    return writeState(stateFile, { pid: process.pid, startTime, netns, tun: this.#opts.tun, ...this.#server.ownership });
+  }
+
+  /** `promise`, or undefined as soon as a stop is requested: a stop during startup does not wait for a queue to open. */
+  async #unlessStopped<T>(promise: Promise<T>): Promise<T | undefined> {
+    if (this.stopping) return undefined;
+    const done = new AbortController();
+    try {
+      return await Promise.race([promise, once(this.#stop.signal, 'abort', { signal: done.signal }).then(() => undefined)]);
+    } finally {
+      done.abort();
+    }
+  }
+
+  /**
+   * Re-reads the configuration. Nothing changes unless the whole of it is
+   * read and the new metrics address (if it moved) is open; then the rules
+   * change without a gap, the metrics listener moves, the log level and
+   * format apply, and every other changed setting is named as needing a
+   * restart.
+   */
+  async #reloadNow(): Promise<void> {
+    if (!this.#running) {
+      if (this.stopping) this.#log.info('stopping; reload skipped');
+      return;
+    }
+    const opts = this.#opts;
+    const log = this.#log;
     if (opts.configPaths.length === 0) {
       log.warn('SIGHUP: no --config to reload; rules unchanged');
       return;
     }
-    let next: Rule[];
-    let nextL2dsr: L2dsrVip[];
+    let config: Configuration;
     try {
-      const config = await loadConfiguration({ configs: opts.configPaths, rules: opts.ruleSpecs });
-      next = config.rules;
-      nextL2dsr = config.l2dsr;
-      for (const w of config.warnings) log.warn(w);
+      config = await loadConfiguration({ configs: opts.configPaths, rules: opts.ruleSpecs });
     } catch (err) {
-      reloads.failed++;
-      reloads.lastError = (err as Error).message;
-      log.error('reload refused; the old rules keep running', { error: (err as Error).message });
+      this.#reloadFailed('reload refused; the old rules keep running', err);
       return;
     }
-    // Steering first adds filters for new DSCPs, the core then knows them; filters
-    // for DSCPs that went away are removed last, so no marked packet meets a gap.
-    const union = [...new Map([...rules, ...next].map((r) => [`${r.family}/${r.dscp}`, r])).values()];
-    try {
-      if (steering) await steering.update(classesOf(union));
-      await Promise.all(workers.map((w) => w.setRules(next)));
-      if (steering) await steering.update(classesOf(next));
-      if (opts.loopbackVips) {
-        await loopback.add(vipsOf(next, nextL2dsr));
-        await loopback.retain(vipsOf(next, nextL2dsr));
+    for (const w of config.warnings) log.warn(w);
+    const plan = planReload(this.#settings, opts.flags, config.daemon);
+    let metrics: MetricsChange | undefined;
+    if (plan.next.metrics !== this.#settings.metrics) {
+      try {
+        metrics = await this.#control.prepareMetrics(plan.next.metrics);
+      } catch (err) {
+        this.#reloadFailed('reload refused; the old configuration keeps running', err);
+        return;
       }
-      await saveState();
+    }
+    try {
+      await this.#applyRules(config.rules, config.l2dsr);
     } catch (err) {
-      reloads.failed++;
-      reloads.lastError = (err as Error).message;
-      log.error('reload failed while applying', { error: (err as Error).message });
+      await metrics?.abandon().catch((e: Error) => log.error('metrics listener', { error: e.message }));
+      this.#reloadFailed('reload failed while applying', err);
       return;
     }
-    rules = next;
-    l2dsr = nextL2dsr;
-    reloads.ok++;
-    log.info('reloaded', { rules: rules.length });
+    await metrics?.commit();
+    log.adjust({ level: plan.next.logLevel, format: plan.next.logFormat });
+    this.#settings = plan.next;
+    for (const c of plan.needRestart) log.warn('setting changed: it needs a restart, the running value stays until then', { ...c });
+    for (const c of plan.overridden) log.info('setting changed in the configuration, but the command line wins', { ...c });
+    this.#reloads.ok++;
+    log.info('reloaded', { rules: this.#rules.length, applied: plan.applied.map((c) => c.setting).join(',') || undefined });
   }
 
-  const code = await finished;
-  stopping = true;
-  await reloading;
-  await teardown();
-  removeSignalHandlers();
-  return failure ? 1 : code;
+  /**
+   * The rules of a reload: steering first adds filters for new DSCPs, the
+   * core then knows them; filters for DSCPs that went away are removed last,
+   * so no marked packet meets a gap.
+   */
+  async #applyRules(next: Rule[], nextL2dsr: L2dsrVip[]): Promise<void> {
+    await this.#server.steer([...this.#rules, ...next]);
+    await Promise.all(this.#queues.map((w) => w.setRules(next)));
+    await this.#server.steer(next);
+    await this.#server.placeVips(next, nextL2dsr);
+    await this.#saveState();
+    this.#rules = next;
+    this.#l2dsr = nextL2dsr;
+  }
 
-  async function teardown(): Promise<void> {
-    // Steering goes first, so no packet is sent to a TUN that is closing.
-    const steps: [string, () => Promise<unknown>][] = [
-      ['remove steering', async () => steering?.remove()],
-      ['stop queues', async () => {
-        const last = await Promise.all(workers.map((w) => w.stop().catch(() => undefined)));
-        const total = last.reduce((n, s) => n + (s ? s.tun.packetsRead : 0), 0);
-        log.info('queues stopped', { packets: total });
-      }],
-      ['remove VIPs from lo', async () => loopback.remove()],
-      ['close control socket', () => control.close()],
-    ];
-    let undone = true;
-    for (const [what, step] of steps) {
-      try { await step(); } catch (err) { undone = false; log.warn(`${what} failed`, { error: (err as Error).message }); }
+  #reloadFailed(what: string, err: unknown): void {
+    this.#reloads.failed++;
+    this.#reloads.lastError = (err as Error).message;
+    this.#log.error(what, { error: (err as Error).message });
+  }
+
+  async #snapshot(full: boolean): Promise<DaemonSnapshot> {
+    const opts = this.#opts;
+    const queues = await Promise.all(this.#queues.map((w) => w.snapshot()));
+    const txDropped = await readFile(`/sys/class/net/${opts.tun}/statistics/tx_dropped`, 'utf8').then(Number).catch(() => undefined);
+    return {
+      pid: process.pid, tun: opts.tun, startedAt: this.#startedAt, configPaths: opts.configPaths, rules: this.#rules, l2dsr: this.#l2dsr,
+      warnings: opts.warnings, queues, reloads: this.#reloads, kernelTxDropped: txDropped,
+      ...await this.#server.snapshot(full, this.#rules, this.#l2dsr),
+    };
+  }
+}
+
+/**
+ * The whole life of `l3dsr run`: checks, signals wired, start, run until a
+ * stop or a failure, teardown. Resolves with the exit status; throws an
+ * L3dsrError when the daemon cannot start before anything was changed.
+ */
+export async function runDaemon(opts: DaemonOptions, log: AdjustableLogger): Promise<number> {
+  const checked = await preflight({ tun: opts.tun, interfaces: opts.steer, controlSocket: opts.controlSocket });
+  const daemon = new Daemon(opts, log, checked);
+  const signals = new DaemonSignals(daemon, log);
+  signals.install();
+  try {
+    try {
+      await daemon.start();
+    } catch {
+      await daemon.teardown();
+      return EXIT.failure;
     }
-    // Keep the record of what is left if something could not be undone: the next run takes it over.
-    if (undone) await removeState(stateFile).catch(() => {});
+    if (!daemon.stopping) await once(daemon.stopSignal, 'abort');
+    await daemon.teardown();
+    return daemon.exitStatus;
+  } finally {
+    signals.remove();
   }
 }

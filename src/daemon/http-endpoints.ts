@@ -171,24 +171,35 @@ interface Connection {
 /** What Node answers to a request head it refuses (without a 'clientError' listener it writes the same). */
 const CLIENT_ERROR_STATUS: Record<string, number> = { ERR_HTTP_REQUEST_TIMEOUT: 408, HPE_HEADER_OVERFLOW: 431 };
 
+/** One request answered, for the debug log. */
+export interface Served {
+  endpoint: HttpEndpointName;
+  method: string;
+  path: string;
+  status: number;
+}
+
 /** The pages of one daemon and the servers that serve them. */
 export class HttpEndpoints {
   readonly #rejected: HttpRejected = {};
   readonly #metrics: SharedPage;
   readonly #status: SharedPage;
 
-  constructor(snapshot: Snapshotter, readonly limits: HttpLimits = HTTP_LIMITS) {
+  constructor(snapshot: Snapshotter, readonly limits: HttpLimits = HTTP_LIMITS, readonly onServed?: (served: Served) => void) {
     const serialize = oneAtATime();
     const take = async (full: boolean): Promise<DaemonSnapshot> => ({ ...await snapshot(full), httpRejected: structuredClone(this.#rejected) });
     this.#metrics = new SharedPage(async () => renderMetrics(await take(false)), METRICS_MAX_AGE_MS, serialize);
     this.#status = new SharedPage(async () => snapshotJson(await take(true)), 0, serialize);
   }
 
-  /** A server for one endpoint, with every limit set; the caller listens and closes. */
+  /**
+   * A server for one endpoint, with every limit set; the caller listens and
+   * closes. The servers of one endpoint share its counts (a metrics address
+   * moved by a reload goes on counting).
+   */
   server(endpoint: HttpEndpointName): Server {
     const l = this.limits;
-    const counts = Object.fromEntries(HTTP_REJECT_REASONS.map((r) => [r, 0])) as Record<HttpRejectReason, number>;
-    this.#rejected[endpoint] = counts;
+    const counts = this.#rejected[endpoint] ??= Object.fromEntries(HTTP_REJECT_REASONS.map((r) => [r, 0])) as Record<HttpRejectReason, number>;
     const connections = new WeakMap<Socket, Connection>();
     const cut = (socket: Socket, reason: HttpRejectReason) => {
       counts[reason]++;
@@ -229,14 +240,17 @@ export class HttpEndpoints {
       if (!c || req.socket.destroyed) return;
       // Exact where the count in the bytes (gateReads) is not: a client ending its lines with a bare LF.
       if (++c.requests - c.answered > l.maxPipelined) { cut(req.socket, 'pipelined'); return; }
-      res.once('finish', () => { c.answered++; });
+      res.once('finish', () => {
+        c.answered++;
+        this.onServed?.({ endpoint, method: req.method ?? '', path: pathOf(req), status: res.statusCode });
+      });
       void this.#answer(req, res, endpoint, counts);
     });
     return server;
   }
 
   async #answer(req: IncomingMessage, res: ServerResponse, endpoint: HttpEndpointName, counts: Record<HttpRejectReason, number>): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = pathOf(req);
     try {
       if (hasBody(req)) {
         // Closing the connection keeps Node from reading the body to reach the next request.
@@ -291,6 +305,8 @@ function gateReads(socket: Socket, c: Connection, maxPipelined: number, cut: () 
     parse(chunk);
   });
 }
+
+const pathOf = (req: IncomingMessage): string => (req.url ?? '/').split('?')[0];
 
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];

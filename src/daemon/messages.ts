@@ -29,5 +29,6 @@ export type FromWorker =
   }
   | { type: 'reply'; id: number; ok: true; snapshot?: QueueSnapshot }
   | { type: 'reply'; id: number; ok: false; error: string }
+  /** The data path failed; `code` is the system's (an errno of the TUN), or ERR_L3DSR_QUEUE. */
   | { type: 'failed'; code: string; message: string }
   | { type: 'log'; line: string };

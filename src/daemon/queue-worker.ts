@@ -28,7 +28,7 @@ try {
   }
 } catch (err) {
   const e = err as TunError;
-  post({ type: 'failed', code: e.code ?? 'EUNKNOWN', message: `opening TUN ${setup.tun}: ${e.message}` });
+  post({ type: 'failed', code: e.code ?? 'ERR_L3DSR_QUEUE', message: `opening TUN ${setup.tun}: ${e.message}` });
   process.exit(1);
 }
 // Without segmentation the header stays (it belongs to the device, and

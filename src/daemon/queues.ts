@@ -3,6 +3,7 @@
 
 import { Worker } from 'node:worker_threads';
 import type { Rule } from '../core/types.js';
+import { L3dsrError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { FromWorker, ToWorker, WorkerSetup } from './messages.js';
 import type { QueueSnapshot } from './snapshot.js';
@@ -27,7 +28,7 @@ export class QueueWorker {
           case 'ready': resolve(m); break;
           case 'log': log.info(m.line, { queue: setup.queue }); break;
           case 'failed':
-            reject(Object.assign(new Error(m.message), { code: m.code }));
+            reject(new L3dsrError('ERR_L3DSR_QUEUE', m.message));
             this.onFailure?.(m.code, m.message);
             break;
           case 'reply': {
@@ -38,10 +39,10 @@ export class QueueWorker {
           }
         }
       });
-      this.#worker.on('error', (err) => { reject(err); this.onFailure?.('EWORKER', `queue ${setup.queue} worker: ${err.message}`); });
+      this.#worker.on('error', (err) => { reject(err); this.onFailure?.('ERR_L3DSR_QUEUE', `queue ${setup.queue} worker: ${err.message}`); });
       this.#worker.on('exit', (code) => {
         this.#exited = true;
-        const err = new Error(`queue ${setup.queue} worker exited (${code})`);
+        const err = new L3dsrError('ERR_L3DSR_QUEUE', `queue ${setup.queue} worker exited (${code})`);
         reject(err);
         for (const p of this.#pending.values()) p.reject(err);
         this.#pending.clear();
@@ -52,7 +53,7 @@ export class QueueWorker {
   }
 
   #ask(m: Request): Promise<Extract<FromWorker, { type: 'reply' }>> {
-    if (this.#exited) return Promise.reject(new Error(`queue ${this.setup.queue} worker is gone`));
+    if (this.#exited) return Promise.reject(new L3dsrError('ERR_L3DSR_QUEUE', `queue ${this.setup.queue} worker is gone`));
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -62,13 +63,13 @@ export class QueueWorker {
 
   async snapshot(): Promise<QueueSnapshot> {
     const r = await this.#ask({ type: 'snapshot' });
-    if (!r.ok || !r.snapshot) throw new Error(r.ok ? 'no snapshot' : r.error);
+    if (!r.ok || !r.snapshot) throw new L3dsrError('ERR_L3DSR_QUEUE', r.ok ? 'no snapshot' : r.error);
     return r.snapshot;
   }
 
   async setRules(rules: Rule[]): Promise<void> {
     const r = await this.#ask({ type: 'rules', rules });
-    if (!r.ok) throw new Error(r.error);
+    if (!r.ok) throw new L3dsrError('ERR_L3DSR_QUEUE', r.error);
   }
 
   /** Closes the TUN queue and returns the final counters. */

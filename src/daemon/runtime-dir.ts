@@ -11,7 +11,7 @@ import { lstat, mkdir, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { netnsInode } from '../system/process.js';
-import { StartError } from './start-error.js';
+import { errnoOf, L3dsrError } from '../errors.js';
 
 export const DEFAULT_RUNTIME_DIRECTORY = '/run/l3dsr';
 /** A Unix socket path holds at most 107 bytes (sun_path, less its NUL). */
@@ -49,18 +49,18 @@ function kindOf(st: Stats): string {
  * control socket's name.
  */
 export async function prepareRuntimeDirectory(dir: string): Promise<void> {
-  if (!isAbsolute(dir)) throw new StartError(`runtime directory "${dir}": not an absolute path`, 'ERR_L3DSR_RUNTIME_DIR');
+  if (!isAbsolute(dir)) throw new L3dsrError('ERR_L3DSR_RUNTIME_DIR', `runtime directory "${dir}": not an absolute path`);
   const uid = process.geteuid!();
   try {
     await mkdir(dir, { mode: 0o700 });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'ERR_L3DSR_RUNTIME_DIR';
+    const code = errnoOf(err);
     if (code !== 'EEXIST') {
       const why = code === 'ENOENT' ? `${dirname(dir)} does not exist` : (err as Error).message;
       const advice = code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
         ? ` A daemon that is not root cannot create it there: run it under systemd with RuntimeDirectory=l3dsr (see deploy/l3dsr.service), or create a directory owned by uid ${uid}, mode 0700, and name it in RUNTIME_DIRECTORY.`
         : '';
-      throw new StartError(`cannot create the runtime directory ${dir} as uid ${uid}: ${why}.${advice}`, code);
+      throw new L3dsrError('ERR_L3DSR_RUNTIME_DIR', `cannot create the runtime directory ${dir} as uid ${uid}: ${why}.${advice}`, { cause: err });
     }
   }
   const st = await lstat(dir);
@@ -69,7 +69,7 @@ export async function prepareRuntimeDirectory(dir: string): Promise<void> {
   else if (st.uid !== uid) problem = `is owned by uid ${st.uid}, not by this process's uid ${uid}`;
   else if ((st.mode & 0o022) !== 0) problem = `is writable by its group or by others (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
   if (problem) {
-    throw new StartError(`runtime directory ${dir} ${problem}: the control socket and the state file need a directory only uid ${uid} can write to`, 'ERR_L3DSR_RUNTIME_DIR');
+    throw new L3dsrError('ERR_L3DSR_RUNTIME_DIR', `runtime directory ${dir} ${problem}: the control socket and the state file need a directory only uid ${uid} can write to`);
   }
 }
 
@@ -96,21 +96,21 @@ function probeSocket(path: string): Promise<'yes' | 'no' | string> {
 export async function claimSocketPath(path: string): Promise<void> {
   const bytes = Buffer.byteLength(path);
   if (bytes > MAX_SOCKET_PATH) {
-    throw new StartError(`control socket ${path}: ${bytes} bytes, but a Unix socket path holds at most ${MAX_SOCKET_PATH}`, 'ENAMETOOLONG');
+    throw new L3dsrError('ERR_L3DSR_RUNTIME_DIR', `control socket ${path}: ${bytes} bytes, but a Unix socket path holds at most ${MAX_SOCKET_PATH}`);
   }
   let st: Stats;
   try {
     st = await lstat(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new StartError(`control socket ${path}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code);
+    throw new L3dsrError('ERR_L3DSR_RUNTIME_DIR', `control socket ${path}: ${(err as Error).message}`, { cause: err });
   }
   if (!st.isSocket()) {
-    throw new StartError(`control socket ${path}: ${kindOf(st)} is in the way; it is left alone (remove it yourself, or choose another --control-socket)`, 'EEXIST');
+    throw new L3dsrError('ERR_L3DSR_RUNTIME_DIR', `control socket ${path}: ${kindOf(st)} is in the way; it is left alone (remove it yourself, or choose another --control-socket)`);
   }
   const answer = await probeSocket(path);
-  if (answer === 'yes') throw new StartError(`control socket ${path}: a process is listening on it (another l3dsr on this TUN in this network namespace?)`, 'EADDRINUSE');
-  if (answer !== 'no') throw new StartError(`control socket ${path}: cannot tell whether a process listens on it (${answer}); it is left alone`, answer);
+  if (answer === 'yes') throw new L3dsrError('ERR_L3DSR_RUNTIME_DIR', `control socket ${path}: a process is listening on it (another l3dsr on this TUN in this network namespace?)`);
+  if (answer !== 'no') throw new L3dsrError('ERR_L3DSR_RUNTIME_DIR', `control socket ${path}: cannot tell whether a process listens on it (${answer}); it is left alone`);
   await unlink(path).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err; });
 }
 
@@ -134,6 +134,6 @@ export async function listenPrivately(server: Server, path: string): Promise<voi
   await listening;
   const st = await lstat(path);
   if (!st.isSocket() || (st.mode & 0o777) !== 0o600) {
-    throw new StartError(`control socket ${path}: created as ${kindOf(st)} with mode ${(st.mode & 0o777).toString(8)}, expected a socket with mode 600`, 'ERR_L3DSR_RUNTIME_DIR');
+    throw new L3dsrError('ERR_L3DSR_RUNTIME_DIR', `control socket ${path}: created as ${kindOf(st)} with mode ${(st.mode & 0o777).toString(8)}, expected a socket with mode 600`);
   }
 }

@@ -39,7 +39,7 @@ export interface DaemonSnapshot {
   reloads: { ok: number; failed: number; lastError?: string };
   /** Kernel tx_dropped of the TUN (packets it could not queue for us). */
   kernelTxDropped?: number;
-  steering: { mode: 'tc' | 'none'; interfaces: string[]; commands?: string[][]; status?: unknown };
+  steering: { mode: 'tc' | 'none'; interfaces: string[]; status?: unknown };
   loopbackVips: string[];
   /** What the HTTP endpoints refused or cut, per endpoint and reason (added by them to the pages they serve). */
   httpRejected?: HttpRejected;

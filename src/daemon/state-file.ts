@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { parseAddress } from '../core/address.js';
+import { L3dsrError } from '../errors.js';
 import { isLoopbackAddress, rpFilterKeys, RP_FILTER_VALUES } from '../steering/index.js';
 import type { LoopbackAddress, SteeringOwnership } from '../steering/index.js';
 import { isInterfaceName } from '../system/interface-name.js';
@@ -36,11 +37,10 @@ export interface DaemonState {
 }
 
 /** A state file we will not act on: says which file, which field, and what is wrong. */
-export class StateFileError extends Error {
-  readonly code = 'ERR_L3DSR_STATE_FILE';
+export class StateFileError extends L3dsrError {
+  override name = 'StateFileError';
   constructor(readonly path: string, readonly field: string, detail: string) {
-    super(`${path}: ${field}: ${detail}`);
-    this.name = 'StateFileError';
+    super('ERR_L3DSR_STATE_FILE', `${path}: ${field}: ${detail}`);
   }
 }
 

@@ -132,7 +132,7 @@ export class ClassicParser {
     return this.error('TRUNCATED', `file ends inside a ${what}: ${need} bytes needed, ${input.available} present`, input.offset);
   }
 
-  private error(code: 'SNAPLEN_EXCEEDED' | 'RECORD_TOO_LARGE' | 'TRUNCATED', detail: string, offset: number): PcapError {
-    return new PcapError(code, detail, { offset, record: this.nextIndex, file: this.fileName });
+  private error(reason: 'SNAPLEN_EXCEEDED' | 'RECORD_TOO_LARGE' | 'TRUNCATED', detail: string, offset: number): PcapError {
+    return new PcapError(reason, detail, { offset, record: this.nextIndex, file: this.fileName });
   }
 }

@@ -2,7 +2,10 @@
 // tell "this file is bad" (exit non-zero after flushing what it wrote) from a
 // bug, and so every message says where in the file the problem is.
 
-export type PcapErrorCode =
+import { L3dsrError } from '../errors.js';
+
+/** What is wrong with the file (PcapError.reason). */
+export type PcapReason =
   /** Not a capture file this module reads (first four bytes name no known format). */
   | 'BAD_MAGIC'
   /** A classic pcap version other than 2.x, or a pcapng section version other than 1.x. */
@@ -40,18 +43,19 @@ export interface PcapPosition {
   file?: string;
 }
 
-export class PcapError extends Error {
-  override readonly name = 'PcapError';
-  readonly code: PcapErrorCode;
+/** A damaged or unsupported capture: code ERR_L3DSR_PCAP, what is wrong in `reason`, where in the file. */
+export class PcapError extends L3dsrError {
+  override name = 'PcapError';
+  readonly reason: PcapReason;
   readonly offset: number | undefined;
   readonly record: number | undefined;
   readonly file: string | undefined;
   /** The message without the position suffix, for re-wrapping with a position. */
   readonly detail: string;
 
-  constructor(code: PcapErrorCode, detail: string, position: PcapPosition = {}) {
-    super(formatMessage(detail, position));
-    this.code = code;
+  constructor(reason: PcapReason, detail: string, position: PcapPosition = {}) {
+    super('ERR_L3DSR_PCAP', formatMessage(detail, position));
+    this.reason = reason;
     this.detail = detail;
     this.offset = position.offset;
     this.record = position.record;
@@ -60,7 +64,7 @@ export class PcapError extends Error {
 
   /** The same error with a position filled in (for errors raised by code that does not know the file). */
   at(position: PcapPosition): PcapError {
-    return new PcapError(this.code, this.detail, {
+    return new PcapError(this.reason, this.detail, {
       offset: this.offset ?? position.offset,
       record: this.record ?? position.record,
       file: this.file ?? position.file,

@@ -3,7 +3,7 @@
 // each interface's link type, snap length and timestamp unit; packet blocks
 // (Enhanced, Simple, and the obsolete Packet Block) refer to them by number.
 // Every other block type is skipped by its length.
-import { PcapError, type PcapErrorCode } from './errors.js';
+import { PcapError, type PcapReason } from './errors.js';
 import type { ChunkedInput } from './chunked-input.js';
 import { MAX_RECORD_LENGTH, MICROSECONDS, type CaptureInterface, type CaptureRecord } from './record.js';
 import { splitTimestamp, type SplitTimestamp } from './timestamp.js';
@@ -353,8 +353,8 @@ export class PcapngParser {
     };
   }
 
-  private error(code: PcapErrorCode, detail: string, offset: number): PcapError {
-    return new PcapError(code, detail, { offset, record: this.nextIndex, file: this.fileName });
+  private error(reason: PcapReason, detail: string, offset: number): PcapError {
+    return new PcapError(reason, detail, { offset, record: this.nextIndex, file: this.fileName });
   }
 }
 

@@ -1,6 +1,6 @@
 // What the daemon installs so that marked packets reach its TUN (tc ingress
 // redirect) and the rewritten ones are delivered locally (VIPs on lo).
-export { RP_FILTER_VALUES, Steering, SteeringError, rpFilterKeys } from './steering.js';
+export { RP_FILTER_VALUES, Steering, rpFilterKeys } from './steering.js';
 export type { SteeringOptions, SteeringOwnership, Step } from './steering.js';
 export { inspectSteering } from './inspect.js';
 export type { InterfaceSteering, SteeringStatus } from './inspect.js';

@@ -13,12 +13,9 @@ export interface LoopbackAddress {
 
 export interface LoopbackOptions {
   netns?: string;
-  /** Default `lo`. */
-  device?: string;
-  /** Return the commands only. */
-  dryRun?: boolean;
 }
 
+const LO = 'lo';
 const HOST_LENGTH: Record<Family, number> = { 4: 32, 6: 128 };
 
 interface IpAddrJson {
@@ -35,15 +32,11 @@ export const normalised = (address: string): string => ipaddr.parse(address).toN
 export const isLoopbackAddress = (address: string): boolean => ipaddr.parse(address).range() === 'loopback';
 
 export class LoopbackVips {
-  readonly device: string;
-  readonly dryRun: boolean;
   readonly #where: Where;
   /** Addresses we added, in the form we added them. */
   readonly #added: LoopbackAddress[] = [];
 
   constructor(options: LoopbackOptions = {}) {
-    this.device = options.device ?? 'lo';
-    this.dryRun = options.dryRun ?? false;
     this.#where = options.netns === undefined ? {} : { netns: options.netns };
   }
 
@@ -52,7 +45,7 @@ export class LoopbackVips {
     return this.#added;
   }
 
-  /** Adds each address not already on the device (IPv6 without DAD); resolves with the commands. */
+  /** Adds each address not already on lo (IPv6 without DAD); resolves with the commands. */
   async add(addresses: readonly LoopbackAddress[]): Promise<string[][]> {
     const present = await this.present();
     const commands: string[][] = [];
@@ -60,9 +53,8 @@ export class LoopbackVips {
       const key = normalised(a.address);
       if (present.has(key) || isLoopbackAddress(a.address)) continue;
       present.add(key);
-      const args = [`-${a.family}`, 'addr', 'add', `${a.address}/${HOST_LENGTH[a.family]}`, 'dev', this.device, ...(a.family === 6 ? ['nodad'] : [])];
+      const args = [`-${a.family}`, 'addr', 'add', `${a.address}/${HOST_LENGTH[a.family]}`, 'dev', LO, ...(a.family === 6 ? ['nodad'] : [])];
       commands.push(commandLine('ip', args, this.#where));
-      if (this.dryRun) continue;
       await ip(args, this.#where);
       // Ours already if someone took it off lo and a reload put it back: one entry, or remove() deletes it twice and stops.
       if (!this.#added.some((x) => normalised(x.address) === key)) this.#added.push(a);
@@ -72,7 +64,7 @@ export class LoopbackVips {
 
   /**
    * Takes over addresses an earlier run that died had added (from its state
-   * file): those still on the device will be removed like our own.
+   * file): those still on lo will be removed like our own.
    */
   async adopt(addresses: readonly LoopbackAddress[]): Promise<void> {
     const present = await this.present();
@@ -103,18 +95,18 @@ export class LoopbackVips {
     const commands: string[][] = [];
     for (const a of which) {
       if (present.has(normalised(a.address))) {
-        const args = [`-${a.family}`, 'addr', 'del', `${a.address}/${HOST_LENGTH[a.family]}`, 'dev', this.device];
+        const args = [`-${a.family}`, 'addr', 'del', `${a.address}/${HOST_LENGTH[a.family]}`, 'dev', LO];
         commands.push(commandLine('ip', args, this.#where));
-        if (!this.dryRun) await ip(args, this.#where);
+        await ip(args, this.#where);
       }
-      if (!this.dryRun) this.#added.splice(this.#added.indexOf(a), 1);
+      this.#added.splice(this.#added.indexOf(a), 1);
     }
     return commands;
   }
 
-  /** The addresses on the device now, normalised(). */
+  /** The addresses on lo now, normalised(). */
   async present(): Promise<Set<string>> {
-    const links = await ipJson<IpAddrJson[]>(['addr', 'show', 'dev', this.device], this.#where);
+    const links = await ipJson<IpAddrJson[]>(['addr', 'show', 'dev', LO], this.#where);
     return new Set(links.flatMap((l) => l.addr_info ?? []).flatMap((i) => (i.local === undefined ? [] : [normalised(i.local)])));
   }
 }

@@ -3,6 +3,7 @@
 // (only if it has none), our u32 filters, and rp_filter=0 on the TUN and
 // `all`. Replacing the filter set never leaves a moment without one complete
 // set: the new set is added in the free band before the old band goes.
+import { L3dsrError } from '../errors.js';
 import { commandLine, formatCommand, ip, readSysctl, tc, writeSysctl, type Where } from '../system/index.js';
 import { hasEgressFilters, hasIngressQdisc, inspectSteering, listFilters, type SteeringStatus } from './inspect.js';
 import {
@@ -20,7 +21,7 @@ export interface SteeringOptions {
   priorityBase?: number;
   /** Plan only: install/update/remove return the commands and change nothing. */
   dryRun?: boolean;
-  /** Called after each command that changed something (tests use it to sample the kernel state). */
+  /** Called after each command that changed something (the daemon logs it at debug; tests sample the kernel state). */
   afterStep?: (argv: readonly string[]) => void | Promise<void>;
 }
 
@@ -43,13 +44,6 @@ export interface SteeringOwnership {
   createdClsact: string[];
   /** sysctl key -> the value it had before we set it. */
   sysctls: Record<string, string>;
-}
-
-export class SteeringError extends Error {
-  constructor(message: string, readonly code: string) {
-    super(message);
-    this.name = 'SteeringError';
-  }
 }
 
 /** Sysctl keys in slash form: interface names may contain dots. */
@@ -85,10 +79,10 @@ export class Steering {
   #classes: SteeredClass[] = [];
 
   constructor(options: SteeringOptions) {
-    if (options.interfaces.length === 0) throw new SteeringError('steering needs at least one interface', 'ERR_L3DSR_STEERING_CONFIG');
+    if (options.interfaces.length === 0) throw new L3dsrError('ERR_L3DSR_STEERING_CONFIG', 'steering needs at least one interface');
     const base = options.priorityBase ?? DEFAULT_PRIORITY_BASE;
     if (!Number.isInteger(base) || base < 1 || base + 3 > 0xffff) {
-      throw new SteeringError(`priority base ${base}: must be an integer with base+3 within 1-65535`, 'ERR_L3DSR_STEERING_CONFIG');
+      throw new L3dsrError('ERR_L3DSR_STEERING_CONFIG', `priority base ${base}: must be an integer with base+3 within 1-65535`);
     }
     this.interfaces = [...options.interfaces];
     this.tun = options.tun;
@@ -158,7 +152,7 @@ export class Steering {
   /** Replaces the steered classes without a gap (new filters first, old ones after). */
   async update(classes: readonly SteeredClass[]): Promise<string[][]> {
     if (this.#activeBand === undefined && !this.dryRun) {
-      throw new SteeringError('update() before install()', 'ERR_L3DSR_STEERING_STATE');
+      throw new L3dsrError('ERR_L3DSR_STEERING_STATE', 'update() before install()');
     }
     const wanted = normalise(classes);
     const change = this.#switchPlan(wanted, await this.#listAll());
@@ -208,10 +202,10 @@ export class Steering {
     const steps: Step[] = [];
     for (const [dev, listing] of listings) {
       if (listing.foreignInRange.length > 0) {
-        throw new SteeringError(
+        throw new L3dsrError(
+          'ERR_L3DSR_STEERING_PRIORITY_TAKEN',
           `${dev}: tc priorities ${listing.foreignInRange.join(', ')} hold filters that are not l3dsr's; ` +
             `choose another priority base (now ${this.priorityBase}, we use ${this.priorityBase}-${this.priorityBase + 3})`,
-          'ERR_L3DSR_STEERING_PRIORITY_TAKEN',
         );
       }
     }
@@ -273,8 +267,8 @@ export class Steering {
     try {
       await ip(['link', 'show', 'dev', this.tun], this.#where);
     } catch (err) {
-      throw new SteeringError(`TUN ${this.tun} does not exist${this.#where.netns ? ` in namespace ${this.#where.netns}` : ''}: ${(err as Error).message}`,
-        'ERR_L3DSR_STEERING_NO_TUN');
+      const where = this.#where.netns ? ` in namespace ${this.#where.netns}` : '';
+      throw new L3dsrError('ERR_L3DSR_STEERING_NO_TUN', `TUN ${this.tun} does not exist${where}: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -311,9 +305,9 @@ export class Steering {
 function normalise(classes: readonly SteeredClass[]): SteeredClass[] {
   const byKey = new Map<string, SteeredClass>();
   for (const c of classes) {
-    if (c.family !== 4 && c.family !== 6) throw new SteeringError(`family ${String(c.family)}: expected 4 or 6`, 'ERR_L3DSR_STEERING_CONFIG');
+    if (c.family !== 4 && c.family !== 6) throw new L3dsrError('ERR_L3DSR_STEERING_CONFIG', `family ${String(c.family)}: expected 4 or 6`);
     if (!Number.isInteger(c.dscp) || c.dscp < 0 || c.dscp > 63) {
-      throw new SteeringError(`IPv${c.family} DSCP ${c.dscp}: expected an integer 0-63`, 'ERR_L3DSR_STEERING_CONFIG');
+      throw new L3dsrError('ERR_L3DSR_STEERING_CONFIG', `IPv${c.family} DSCP ${c.dscp}: expected an integer 0-63`);
     }
     byKey.set(`${c.family}/${c.dscp}`, { family: c.family, dscp: c.dscp });
   }

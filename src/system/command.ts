@@ -2,6 +2,7 @@
 // failure becomes a CommandError that carries the full command line and the
 // program's stderr, so a failed `tc filter add` says exactly what was run.
 import { spawn } from 'node:child_process';
+import { L3dsrError } from '../errors.js';
 
 export interface RunOptions {
   /** Written to the program's stdin, then stdin is closed (e.g. `nft -f -`). */
@@ -9,8 +10,8 @@ export interface RunOptions {
 }
 
 /** A program exited non-zero, was killed, or could not be started. */
-export class CommandError extends Error {
-  readonly code = 'ERR_L3DSR_COMMAND';
+export class CommandError extends L3dsrError {
+  override name = 'CommandError';
 
   constructor(
     /** Program and arguments, exactly as run. */
@@ -21,8 +22,7 @@ export class CommandError extends Error {
     readonly stderr: string,
     reason: string,
   ) {
-    super(`${formatCommand(argv)}: ${reason}${stderr === '' ? '' : `: ${stderr}`}`);
-    this.name = 'CommandError';
+    super('ERR_L3DSR_COMMAND', `${formatCommand(argv)}: ${reason}${stderr === '' ? '' : `: ${stderr}`}`);
   }
 }
 

@@ -3,6 +3,7 @@
 // its capabilities.
 import { readFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
+import { L3dsrError } from '../errors.js';
 
 /** Capability numbers (linux/capability.h) the daemon asks about. */
 export const CAP_NET_ADMIN = 12;
@@ -23,7 +24,7 @@ export async function processStartTime(pid: number | 'self'): Promise<number | u
   // The command name (field 2) is in parentheses and may itself hold ") ".
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   const start = Number(fields[22 - 3]);
-  if (!Number.isSafeInteger(start)) throw new Error(`/proc/${pid}/stat: no start time in ${JSON.stringify(text)}`);
+  if (!Number.isSafeInteger(start)) throw new L3dsrError('ERR_L3DSR_COMMAND_OUTPUT', `/proc/${pid}/stat: no start time in ${JSON.stringify(text)}`);
   return start;
 }
 
@@ -40,6 +41,6 @@ export function netnsInode(pid: number | 'self' = 'self'): number {
 export async function hasCapability(cap: number): Promise<boolean> {
   const status = await readFile('/proc/self/status', 'utf8');
   const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-  if (hex === undefined) throw new Error('/proc/self/status: no CapEff line');
+  if (hex === undefined) throw new L3dsrError('ERR_L3DSR_COMMAND_OUTPUT', '/proc/self/status: no CapEff line');
   return ((BigInt(`0x${hex}`) >> BigInt(cap)) & 1n) === 1n;
 }

@@ -2,6 +2,7 @@
 // per-namespace files (net.*) are only visible to a process inside it, so
 // reads and writes there go through `ip netns exec … cat/tee`.
 import { readFile, writeFile } from 'node:fs/promises';
+import { L3dsrError } from '../errors.js';
 import { run, type Where } from './tools.js';
 
 /**
@@ -18,9 +19,7 @@ export function sysctlPath(key: SysctlKey): string {
   const relative = key.includes('/') ? key : key.replace(/\./g, '/');
   const parts = relative.split('/');
   if (parts.some((p) => p === '' || p === '.' || p === '..')) {
-    const err = new Error(`sysctl key ${JSON.stringify(key)}: empty, "." or ".." component`);
-    (err as Error & { code: string }).code = 'ERR_L3DSR_SYSCTL_KEY';
-    throw err;
+    throw new L3dsrError('ERR_L3DSR_SYSCTL_KEY', `sysctl key ${JSON.stringify(key)}: empty, "." or ".." component`);
   }
   return `/proc/sys/${relative}`;
 }

@@ -1,6 +1,7 @@
 // iproute2 and nftables, optionally inside a named network namespace
 // (`ip netns add NAME`). `ip` and `tc` take the namespace themselves (`-n`);
 // everything else goes through `ip netns exec`.
+import { L3dsrError } from '../errors.js';
 import { runCommand } from './command.js';
 
 /** Where a command runs: the caller's namespace, or a named one. */
@@ -48,8 +49,6 @@ function parseJson<T>(text: string, tool: string, args: readonly string[]): T {
   try {
     return JSON.parse(text) as T;
   } catch (err) {
-    const e = new Error(`${tool} -j ${args.join(' ')}: output is not JSON: ${(err as Error).message}`);
-    (e as Error & { code: string }).code = 'ERR_L3DSR_COMMAND_OUTPUT';
-    throw e;
+    throw new L3dsrError('ERR_L3DSR_COMMAND_OUTPUT', `${tool} -j ${args.join(' ')}: output is not JSON: ${(err as Error).message}`, { cause: err });
   }
 }

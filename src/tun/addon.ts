@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { L3dsrError } from '../errors.js';
 
 /** Project root: this file runs as dist/src/tun/addon.js. */
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -91,11 +92,8 @@ let cached: NativeAddon | undefined;
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
   if (!existsSync(ADDON_PATH)) {
-    const err = new Error(
-      `native TUN addon not built: ${ADDON_PATH} is missing (run \`npm run build\`; it needs node-gyp and a C compiler)`,
-    ) as NodeJS.ErrnoException;
-    err.code = 'ERR_TUN_ADDON_MISSING';
-    throw err;
+    throw new L3dsrError('ERR_L3DSR_NO_ADDON',
+      `native TUN addon not built: ${ADDON_PATH} is missing (run \`npm run build\`; it needs node-gyp and a C compiler)`);
   }
   const require = createRequire(import.meta.url);
   cached = require(ADDON_PATH) as NativeAddon;

@@ -171,6 +171,23 @@ export function metric(text: string, name: string, labels: Record<string, string
   throw new Error(`metric ${name}${JSON.stringify(labels)} not found in:\n${text}`);
 }
 
+/** What a GET from inside a namespace of the lab got: the status and body, or the error (ECONNREFUSED…). */
+export interface NamespaceGet {
+  status?: number;
+  body?: string;
+  error?: string;
+}
+
+/** GET `url` from inside a namespace of the lab (default srv), e.g. the daemon's metrics address on srv's own loopback. */
+export async function getInNamespace(lab: Lab, url: string, role: LabRole = 'srv'): Promise<NamespaceGet> {
+  const out = await lab.exec(role, process.execPath, ['-e', `
+    require('node:http').get(process.argv[1], (res) => {
+      let body = ''; res.on('data', (c) => { body += c; });
+      res.on('end', () => process.stdout.write(JSON.stringify({ status: res.statusCode, body })));
+    }).on('error', (e) => { process.stdout.write(JSON.stringify({ error: e.code ?? e.message })); });`, url]);
+  return JSON.parse(out) as NamespaceGet;
+}
+
 /** Polls `check` until it returns a value (not undefined) or `timeoutMs` passes. */
 export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;

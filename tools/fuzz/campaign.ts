@@ -6,6 +6,7 @@
 import type { RuleInput } from '../../src/core/rules.js';
 import type { Rule } from '../../src/core/types.js';
 import { Rng } from '../packets/rng.js';
+import { L3dsrError } from '../../src/errors.js';
 import { CoverageTracker, loadCoverageMap, type CoverageSummary, type Edge } from './coverage.js';
 import { defaultCorpusDir, hashOf, inputOf, loadCorpus, saveCrash, writeCorpusFile } from './files.js';
 import { Harness, type CoreRun, type DescriptorLie, type FuzzInput } from './harness.js';
@@ -88,16 +89,15 @@ async function openHarness(opts: CampaignOptions): Promise<{ harness: Harness; t
   const harness = await Harness.create({ rules: opts.rules ?? FUZZ_RULES, batchSize: opts.batchSize ?? 256, slotSize: opts.slotSize ?? 2048 });
   const map = loadCoverageMap();
   if (map.length !== harness.edges().length) {
-    throw Object.assign(new Error(`coverage map has ${map.length} edges but the coverage core counts ${harness.edges().length}: rebuild with scripts/coverage.mjs`), { code: 'ERR_L3DSR_COVERAGE_MAP_STALE' });
+    throw new L3dsrError('ERR_L3DSR_COVERAGE_BUILD', `coverage map has ${map.length} edges but the coverage core counts ${harness.edges().length}: rebuild with scripts/coverage.mjs`);
   }
   return { harness, tracker: new CoverageTracker(map) };
 }
 
-/** The seeds a campaign starts from: the corpus directory's, else the built-in ones; plain ones only for a core without the vnet mode. */
-function startingInputs(corpusDir: string, harness: Harness): FuzzInput[] {
-  let seeds = loadCorpus(corpusDir).map(inputOf);
-  if (seeds.length === 0) seeds = seedInputs().map((s) => s.input);
-  return harness.vnetHeaderBytes === 0 ? seeds.filter((s) => !s.vnet) : seeds;
+/** The seeds a campaign starts from: the corpus directory's, else the built-in ones. */
+function startingInputs(corpusDir: string): FuzzInput[] {
+  const seeds = loadCorpus(corpusDir).map(inputOf);
+  return seeds.length > 0 ? seeds : seedInputs().map((s) => s.input);
 }
 
 /** One campaign's state, and its steps in the order runCampaign takes them. */
@@ -127,7 +127,7 @@ class Campaign {
     this.#rng = new Rng(opts.seed);
     this.#corpusDir = opts.corpusDir ?? defaultCorpusDir;
     this.#batchSize = opts.batchSize ?? 256;
-    this.#seeds = startingInputs(this.#corpusDir, harness);
+    this.#seeds = startingInputs(this.#corpusDir);
     this.#corpus = [...this.#seeds];
     this.#ctx = { rng: this.#rng, corpus: this.#corpus, maxLength: harness.slotSize, rules: this.#rules, vnetBytes: harness.vnetHeaderBytes };
     this.#started = performance.now();

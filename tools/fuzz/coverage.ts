@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { corePath } from '../../src/core/loader.js';
+import { L3dsrError } from '../../src/errors.js';
 
 export type EdgeKind = 'entry' | 'true' | 'false' | 'case' | 'default';
 
@@ -26,7 +27,7 @@ export function loadCoverageMap(path = coverageMapPath()): Edge[] {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw Object.assign(new Error(`coverage map not found at ${path}: run "npm run build" (scripts/coverage.mjs)`), { code: 'ERR_L3DSR_NO_COVERAGE_MAP', cause: err });
+    throw new L3dsrError('ERR_L3DSR_COVERAGE_BUILD', `coverage map not found at ${path}: run "npm run build" (scripts/coverage.mjs)`, { cause: err });
   }
   return (JSON.parse(text) as { edges: Edge[] }).edges;
 }

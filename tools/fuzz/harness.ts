@@ -4,13 +4,14 @@
 // guard slots, and every byte of a slot past its input is guard too, so a
 // write outside a packet is caught and blamed on the right input.
 //
-// When the core has a virtio-net header mode (setVnetHeaderBytes), a second
-// pair of cores runs in it, and inputs that carry a header go there.
+// A second pair of cores runs in the virtio-net header mode (the daemon's
+// with offloads), and inputs that carry a header go there.
 
 import { Buffer } from 'node:buffer';
 import type { RuleInput } from '../../src/core/rules.js';
 import { createRewriter, type Rewriter } from '../../src/core/rewriter.js';
 import type { Rule } from '../../src/core/types.js';
+import { L3dsrError } from '../../src/errors.js';
 import { VNET_HEADER_BYTES } from './vnet.js';
 
 /**
@@ -62,10 +63,6 @@ interface CoverageExports {
   __covEdges(): number;
 }
 
-interface VnetExports {
-  setVnetHeaderBytes(bytes: number): void;
-}
-
 /** The same mode in both builds. */
 export interface CorePair {
   release: Rewriter;
@@ -87,7 +84,7 @@ export function slotContent(input: FuzzInput): Uint8Array {
 function coverageCounters(rw: Rewriter): Uint32Array {
   const exports = rw.core.exports as unknown as Partial<CoverageExports>;
   if (typeof exports.__covBase !== 'function' || typeof exports.__covEdges !== 'function') {
-    throw Object.assign(new Error('the coverage core has no __covBase/__covEdges exports: rebuild it with scripts/coverage.mjs'), { code: 'ERR_L3DSR_NOT_COVERAGE_BUILD' });
+    throw new L3dsrError('ERR_L3DSR_COVERAGE_BUILD', 'the coverage core has no __covBase/__covEdges exports: rebuild it with scripts/coverage.mjs');
   }
   return new Uint32Array(rw.memory.buffer, exports.__covBase(), exports.__covEdges());
 }
@@ -97,37 +94,29 @@ export class Harness {
   #guardSlot: Uint8Array;
   #edges: Uint32Array;
 
-  private constructor(readonly plain: CorePair, readonly vnet: CorePair | undefined, readonly batchSize: number) {
+  private constructor(readonly plain: CorePair, readonly vnet: CorePair, readonly batchSize: number) {
     this.#guardSlot = new Uint8Array(plain.release.slotSize);
     this.#edges = new Uint32Array(plain.counters.length);
   }
 
   static async create(opts: HarnessOptions): Promise<Harness> {
-    const common = { rules: opts.rules, slotSize: opts.slotSize, slotCount: 2 * opts.batchSize + 1 };
-    const pair = async (vnet: boolean): Promise<CorePair | undefined> => {
+    const pair = async (vnetHeaderBytes: 0 | typeof VNET_HEADER_BYTES): Promise<CorePair> => {
+      const common = { rules: opts.rules, slotSize: opts.slotSize, slotCount: 2 * opts.batchSize + 1, vnetHeaderBytes };
       const release = await createRewriter({ ...common, build: 'release' });
       const coverage = await createRewriter({ ...common, build: 'coverage' });
-      if (vnet) {
-        const r = release.core.exports as unknown as Partial<VnetExports>;
-        const c = coverage.core.exports as unknown as Partial<VnetExports>;
-        if (typeof r.setVnetHeaderBytes !== 'function' || typeof c.setVnetHeaderBytes !== 'function') return undefined;
-        r.setVnetHeaderBytes(VNET_HEADER_BYTES);
-        c.setVnetHeaderBytes(VNET_HEADER_BYTES);
-      }
       return { release, coverage, counters: coverageCounters(coverage) };
     };
-    const plain = await pair(false);
-    return new Harness(plain!, await pair(true), opts.batchSize);
+    return new Harness(await pair(0), await pair(VNET_HEADER_BYTES), opts.batchSize);
   }
 
   /** The plain-mode cores, which the probes use. */
   get release(): Rewriter { return this.plain.release; }
   get coverage(): Rewriter { return this.plain.coverage; }
-  get pairs(): CorePair[] { return this.vnet ? [this.plain, this.vnet] : [this.plain]; }
+  get pairs(): CorePair[] { return [this.plain, this.vnet]; }
   get rules(): readonly Rule[] { return this.plain.release.rules; }
   get slotSize(): number { return this.plain.release.slotSize; }
-  /** Header size of the vnet mode, 0 when the core has none. */
-  get vnetHeaderBytes(): number { return this.vnet ? VNET_HEADER_BYTES : 0; }
+  /** Header size of the vnet mode. */
+  get vnetHeaderBytes(): number { return VNET_HEADER_BYTES; }
 
   /** Edge hits since the last run() began (both modes added up), in a buffer reused by the next call. */
   edges(): Uint32Array {
@@ -223,7 +212,6 @@ export class Harness {
   /** Runs one input alone on its coverage core and returns a copy of what it hit. */
   edgesOf(input: FuzzInput): Uint32Array {
     const pair = input.vnet ? this.vnet : this.plain;
-    if (!pair) throw new RangeError('a virtio-net header input, but this core has no vnet mode');
     for (const p of this.pairs) p.counters.fill(0);
     this.#runOn(pair.coverage, [input]);
     return this.edges().slice();

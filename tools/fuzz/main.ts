@@ -5,6 +5,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { isL3dsrError, L3dsrError } from '../../src/errors.js';
 import { runCampaign, type CampaignReport, type CampaignStatus } from './campaign.js';
 import { formatEdge, isBranch, percent } from './coverage.js';
 import { defaultCorpusDir, defaultCrashDir, writeCorpusFile } from './files.js';
@@ -16,7 +17,7 @@ const USAGE = `usage: npm run fuzz -- --seconds N [--seed S] [--corpus DIR] [--s
 
 function positiveInt(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw Object.assign(new Error(`--${name}: expected a positive integer, got "${text}"`), { code: 'ERR_L3DSR_USAGE' });
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new L3dsrError('ERR_L3DSR_USAGE', `--${name}: expected a positive integer, got "${text}"`);
   return Number(text);
 }
 
@@ -82,9 +83,9 @@ async function main(): Promise<number> {
     return 0;
   }
   const seed = values.seed === undefined ? (Date.now() ^ (process.pid << 16)) >>> 0 : Number(values.seed);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw Object.assign(new Error(`--seed: expected an integer 0..4294967295, got "${values.seed}"`), { code: 'ERR_L3DSR_USAGE' });
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new L3dsrError('ERR_L3DSR_USAGE', `--seed: expected an integer 0..4294967295, got "${values.seed}"`);
   let seconds = values.seconds === undefined ? undefined : Number(values.seconds);
-  if (seconds !== undefined && !(seconds > 0)) throw Object.assign(new Error(`--seconds: expected a positive number, got "${values.seconds}"`), { code: 'ERR_L3DSR_USAGE' });
+  if (seconds !== undefined && !(seconds > 0)) throw new L3dsrError('ERR_L3DSR_USAGE', `--seconds: expected a positive number, got "${values.seconds}"`);
   const inputs = positiveInt('inputs', values.inputs);
   if (seconds === undefined && inputs === undefined) seconds = 10;
   const err = (line: string) => process.stderr.write(`${line}\n`);
@@ -109,6 +110,7 @@ async function main(): Promise<number> {
 }
 
 main().then((code) => { process.exitCode = code; }, (e: Error & { code?: string }) => {
-  process.stderr.write(`fuzz: ${e.message}\n${e.code === 'ERR_L3DSR_USAGE' || e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? `${USAGE}\n` : ''}`);
+  const usage = isL3dsrError(e, 'ERR_L3DSR_USAGE') || e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION';
+  process.stderr.write(`fuzz: ${e.message}\n${usage ? `${USAGE}\n` : ''}`);
   process.exitCode = 2;
 });

@@ -10,7 +10,7 @@ import {
   addNamespace, deleteNamespace, execInNamespace, ip, namespaceExists, nft, nftApply, spawnInNamespace, writeSysctl,
   type Where,
 } from '../../src/system/index.js';
-import { LB_TABLE, SERVER_TABLE, deleteTableCommands, lbRuleset, serverRewriteRuleset } from './nft-rulesets.js';
+import { SERVER_TABLE, deleteTableCommands, lbRuleset, serverRewriteRuleset } from './nft-rulesets.js';
 import { DEFAULT_LAB_VIPS, LAB_INTERFACES, LAB_PLAN, type LabRole, type LabVip } from './plan.js';
 
 export interface LabOptions {

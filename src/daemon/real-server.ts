@@ -1,0 +1,113 @@
+// What the real server's rewrite needs from the system, apart from the TUN:
+// tc steering of each rule's DSCP into the TUN (with rp_filter), and the
+// VIPs on lo so the kernel delivers the rewritten packets locally. The
+// daemon's lifecycle (daemon.ts) decides when; this module knows how, and
+// what to record in the state file so a run after a crash can undo it.
+
+import type { L2dsrVip } from '../config/load.js';
+import type { Rule } from '../core/types.js';
+import type { Logger } from '../log.js';
+import { LoopbackVips, Steering } from '../steering/index.js';
+import { formatCommand } from '../system/index.js';
+import type { DaemonSnapshot } from './snapshot.js';
+import type { DaemonState } from './state-file.js';
+import { vipRows } from './vip-state.js';
+
+export interface RealServerOptions {
+  tun: string;
+  steer: readonly string[];
+  /** Print the tc commands instead of running them. */
+  noSteer: boolean;
+  loopbackVips: boolean;
+}
+
+const classesOf = (rules: readonly Rule[]) => rules.map((r) => ({ family: r.family, dscp: r.dscp }));
+/** With loopback-vips, every VIP goes on lo, L3DSR and L2DSR alike (dsrctl puts them all there). */
+const vipsOf = (rules: readonly Rule[], l2dsr: readonly L2dsrVip[]) => [
+  ...rules.map((r) => ({ family: r.family, address: r.destination })), ...l2dsr.map(({ family, address }) => ({ family, address })),
+];
+
+export class RealServerSystem {
+  readonly #options: RealServerOptions;
+  readonly #log: Logger;
+  readonly #steering: Steering | undefined;
+  /** Always there, so that VIPs an earlier run added are removed even if this run adds none. */
+  readonly #loopback = new LoopbackVips();
+
+  constructor(options: RealServerOptions, log: Logger) {
+    this.#options = options;
+    this.#log = log;
+    this.#steering = options.noSteer ? undefined : new Steering({
+      interfaces: options.steer, tun: options.tun, afterStep: (argv) => log.debug('changed the system', { command: formatCommand(argv) }),
+    });
+  }
+
+  /** What the state file records of this part: what remove…() would undo. */
+  get ownership(): Pick<DaemonState, 'steering' | 'loopback'> {
+    return { steering: this.#steering?.ownership, loopback: [...this.#loopback.added] };
+  }
+
+  /** Whether install will change the system (else it only prints). */
+  get steers(): boolean {
+    return this.#steering !== undefined;
+  }
+
+  /** Takes over what a run that died (kill -9) left: qdiscs, sysctls and VIPs it had added are ours to undo now. */
+  async adopt(state: DaemonState): Promise<void> {
+    if (this.#steering && state.steering) this.#steering.adopt(state.steering);
+    await this.#loopback.adopt(state.loopback);
+  }
+
+  /** Steers the rules' DSCPs into the TUN; with --no-steer prints the commands that would. */
+  async installSteering(rules: readonly Rule[]): Promise<void> {
+    if (this.#steering) {
+      const cmds = await this.#steering.install(classesOf(rules));
+      this.#log.info('steering installed', { interfaces: this.#options.steer.join(','), commands: cmds.length });
+      return;
+    }
+    const { steer, tun } = this.#options;
+    const plan = new Steering({ interfaces: steer.length ? steer : ['IFACE'], tun, dryRun: true });
+    const cmds = await plan.install(classesOf(rules));
+    this.#log.warn('--no-steer: steer marked packets into the TUN yourself, for example with:');
+    for (const c of cmds) process.stdout.write(`${formatCommand(c)}\n`);
+  }
+
+  /** Puts the VIPs on lo (with loopback-vips). */
+  async addVips(rules: readonly Rule[], l2dsr: readonly L2dsrVip[]): Promise<void> {
+    if (!this.#options.loopbackVips) return;
+    const vips = vipsOf(rules, l2dsr);
+    const cmds = await this.#loopback.add(vips);
+    this.#log.info('VIPs on lo', { added: cmds.length, vips: vips.map((v) => v.address).join(',') });
+  }
+
+  /** Makes the steered DSCPs exactly those of `rules`, without a moment where a steered one is missing. */
+  async steer(rules: readonly Rule[]): Promise<void> {
+    await this.#steering?.update(classesOf(rules));
+  }
+
+  /** Makes the VIPs on lo those of the rules (adding first, removing after). */
+  async placeVips(rules: readonly Rule[], l2dsr: readonly L2dsrVip[]): Promise<void> {
+    if (!this.#options.loopbackVips) return;
+    await this.#loopback.add(vipsOf(rules, l2dsr));
+    await this.#loopback.retain(vipsOf(rules, l2dsr));
+  }
+
+  async removeSteering(): Promise<void> {
+    await this.#steering?.remove();
+  }
+
+  async removeVips(): Promise<void> {
+    await this.#loopback.remove();
+  }
+
+  /** This part of a snapshot. Prometheus scrapes /metrics often: it does not need the steering, which is read with tc. */
+  async snapshot(full: boolean, rules: readonly Rule[], l2dsr: readonly L2dsrVip[]): Promise<Pick<DaemonSnapshot, 'steering' | 'loopbackVips' | 'vips'>> {
+    const steering = this.#steering;
+    const status = steering && full ? await steering.status().catch((e: Error) => e.message) : undefined;
+    return {
+      steering: { mode: steering ? 'tc' : 'none', interfaces: [...this.#options.steer], status },
+      loopbackVips: this.#loopback.added.map((a) => a.address),
+      vips: full ? vipRows({ rules, l2dsr, lo: await this.#loopback.present(), steering: status, tun: this.#options.tun }) : undefined,
+    };
+  }
+}
