@@ -6,6 +6,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createRewriter, decodeResult, type Rewriter } from '../src/core/rewriter.js';
+import { VNET_F_NEEDS_CSUM, VNET_HEADER_BYTES } from '../src/tun/abi.generated.js';
 import { buildPacket, tcp, udp, PROTO, type ExtHeader } from '../tools/oracle/build.js';
 import { onesSum, pseudoHeaderSum, read16, write16 } from '../tools/oracle/checksum.js';
 import { findTransport, parseFixedHeader } from '../tools/oracle/packet.js';
@@ -13,8 +14,9 @@ import { checksumReport, oracleRewrite } from '../tools/oracle/oracle.js';
 import { transportChecksum } from '../tools/oracle/transport.js';
 
 const RULES = ['1=203.0.113.10', '1=2001:db8:203::10'];
-const VNET = 10;
-const NEEDS_CSUM = 1;
+const VNET = VNET_HEADER_BYTES;
+const NEEDS_CSUM = VNET_F_NEEDS_CSUM;
+/** VIRTIO_NET_HDR_F_DATA_VALID: a flag other than NEEDS_CSUM. */
 const DATA_VALID = 2;
 
 let rw: Rewriter;

@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { TunDevice } from '../src/tun/device.js';
 import type { TunError, TunOpenOptions } from '../src/tun/device.js';
+import { TUN_COUNTERS } from '../src/tun/abi.generated.js';
 import { loadAddon, type NativeTunHandle } from '../src/tun/addon.js';
 import {
   BatchMemory,
@@ -214,6 +215,19 @@ describe('opening', TUN_LAB, () => {
       const fewSlots = { ...mem.layout, slotCount: mem.layout.batchMax - 1 };
       assert.throws(() => dev.attach(mem.memory, fewSlots, () => {}), { code: 'ERR_OUT_OF_RANGE', message: /slotCount/ });
       assert.equal(dev.mode, null, 'a refused attach leaves the device unattached');
+    } finally {
+      dev.close();
+    }
+  });
+
+  it('stats() reports every counter of the one table the C struct is made from, and its two arrays', () => {
+    const dev = TunDevice.open({ name: devName(), ...quiet });
+    try {
+      const st = dev.stats();
+      assert.deepEqual(Object.keys(st).sort(), [...TUN_COUNTERS, 'batchSizeLog2', 'writeErrorsByCode'].sort());
+      for (const key of TUN_COUNTERS) assert.equal(st[key], 0, `${key} of a device that moved nothing`);
+      assert.ok(st.batchSizeLog2.length > 0 && st.batchSizeLog2.every((n) => n === 0), `batchSizeLog2: ${st.batchSizeLog2}`);
+      assert.deepEqual(st.writeErrorsByCode, {});
     } finally {
       dev.close();
     }

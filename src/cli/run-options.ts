@@ -7,6 +7,7 @@ import { loadConfiguration } from '../config/load.js';
 import type { DaemonOptions } from '../daemon/options.js';
 import { controlSocketPath } from '../daemon/runtime-dir.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
+import { TUN_ENGINES } from '../tun/abi.generated.js';
 
 export class UsageError extends Error {
   readonly code = 'ERR_L3DSR_USAGE';
@@ -103,7 +104,7 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
     queues: flagInt(v.queues, 'queues', 1, 64) ?? d.queues ?? 1,
     metrics: v.metrics ?? d.metrics,
     loopbackVips,
-    engine: flagChoice(v.engine, 'engine', ['auto', 'io_uring', 'readwrite'] as const) ?? d.engine ?? 'auto',
+    engine: flagChoice(v.engine, 'engine', TUN_ENGINES) ?? d.engine ?? 'auto',
     offload: v.offload ? 'yes' : v['no-offload'] ? 'no' : d.offload ?? 'auto',
     batch: flagInt(v.batch, 'batch', 1, 4096) ?? d.batch ?? 64,
     configPaths,

@@ -7,11 +7,13 @@ import { parseAddress } from '../core/address.js';
 import type { RuleError, RuleInput } from '../core/rules.js';
 import { MAX_CONNECTIONS, MIN_CONNECTIONS } from '../lb/connections.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
+import { TUN_ENGINES, type TunEngine } from '../tun/abi.generated.js';
+import { OFFLOAD_POLICIES, type OffloadPolicy } from '../tun/offload-policy.js';
 import { ConfigError, parseIni, type Entry, type Section } from './parse.js';
 
-export type Engine = 'auto' | 'io_uring' | 'readwrite';
-/** IFF_VNET_HDR + TSO on the TUN: `auto` uses what the kernel grants, `yes` requires TSO4 and TSO6. */
-export type OffloadMode = 'auto' | 'yes' | 'no';
+export type Engine = TunEngine;
+/** IFF_VNET_HDR + TSO on the TUN: `auto` uses what the kernel grants, `yes` requires TSO4 and TSO6 (TunDevice.open decides). */
+export type OffloadMode = OffloadPolicy;
 
 export interface DaemonSettings {
   tun?: string;
@@ -40,8 +42,8 @@ const DAEMON_KEYS = new Map<string, Setter>([
   ['metrics', (v, e, f, o) => { o.metrics = listenAddress(v, e, f); }],
   ['loopback-vips', (v, e, f, o) => { o.loopbackVips = boolean(v, e, f); }],
   ['no-steer', (v, e, f, o) => { o.noSteer = boolean(v, e, f); }],
-  ['engine', (v, e, f, o) => { o.engine = oneOf(v, e, f, ['auto', 'io_uring', 'readwrite'] as const); }],
-  ['offload', (v, e, f, o) => { o.offload = oneOf(v, e, f, ['auto', 'yes', 'no'] as const); }],
+  ['engine', (v, e, f, o) => { o.engine = oneOf(v, e, f, TUN_ENGINES); }],
+  ['offload', (v, e, f, o) => { o.offload = oneOf(v, e, f, OFFLOAD_POLICIES); }],
   ['batch', (v, e, f, o) => { o.batch = integer(v, e, f, 1, 4096); }],
   ['log-level', (v, e, f, o) => { o.logLevel = oneOf(v, e, f, ['debug', 'info', 'warn', 'error'] as const); }],
   ['connections', (v, e, f, o) => { o.connections = powerOfTwo(v, e, f, MIN_CONNECTIONS, MAX_CONNECTIONS); }],

@@ -213,7 +213,7 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
       // Offloads belong to the device: every queue reports the same.
       if (q === 0) {
         logOffloads(log, opts.offload, ready, slotSize);
-        if (ready.offloads === null) offload = 'no';
+        offload = ready.otherQueueOffload;
       }
     }
     // No link-local address: the kernel would send RS/MLD into the TUN, and we would read them.

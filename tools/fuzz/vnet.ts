@@ -17,18 +17,15 @@
 //   matter.
 
 import type { Rule } from '../../src/core/types.js';
+import { VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_FLAGS, VNET_HEADER_BYTES } from '../../src/tun/abi.generated.js';
 import { pseudoHeaderSum, read16 } from '../oracle/checksum.js';
 import { oracleRewrite, type OracleOutcome } from '../oracle/oracle.js';
 import { findTransport, parseFixedHeader, type ParsedPacket, type TransportInfo } from '../oracle/packet.js';
 import { transportChecksum, type TransportChecksum } from '../oracle/transport.js';
 
-/** The header size the fuzzer runs the core with (struct virtio_net_hdr without num_buffers). */
-export const VNET_HEADER_BYTES = 10;
-// struct virtio_net_hdr, little-endian fields.
-export const VNET_FLAGS = 0;
-export const VNET_CSUM_START = 6;
-export const VNET_CSUM_OFFSET = 8;
-export const VNET_F_NEEDS_CSUM = 1;
+// struct virtio_net_hdr, as the TUN delivers it (its layout is generated
+// with the addon's and the core's): the fuzzer runs the core with that header.
+export { VNET_F_NEEDS_CSUM, VNET_HEADER_BYTES };
 
 export interface VnetFields {
   flags: number;
