@@ -30,14 +30,7 @@ const rw = await createRewriter({
   rules: setup.rules, slotSize: setup.slotSize, slotCount: setup.slotCount, vnetHeaderBytes: dev.vnetHeaderBytes,
 });
 dev.onError = (err) => post({ type: 'failed', code: err.code, message: `TUN ${setup.tun} queue ${setup.queue}: ${err.message}` });
-dev.attach(rw.memory, {
-  slotBase: rw.core.slotsBase,
-  slotSize: rw.slotSize,
-  slotCount: rw.slotCount,
-  slotsOffset: rw.core.slotIndexesOffset,
-  lengthsOffset: rw.core.lengthsOffset,
-  batchMax: setup.batchMax,
-}, (n) => rw.runBatch(n));
+dev.attach(rw.memory, rw.batch.layout(setup.batchMax), (n) => rw.rewriteSlots(n));
 
 function snapshot(): QueueSnapshot {
   const c = rw.counters();

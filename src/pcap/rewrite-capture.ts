@@ -133,9 +133,7 @@ export async function rewriteCapture(options: RewriteCaptureOptions): Promise<Re
     const batchSize = Math.min(CAPTURE_BATCH, rw.slotCount);
     const slotOf = new Int32Array(batchSize);
     const l3Offset = new Int32Array(batchSize);
-    const memory = new Uint8Array(rw.memory.buffer);
-    const { batchSlots, batchLengths, batchResults, slotSize } = rw;
-    const slotBase = rw.slotOffset(0);
+    const slotBatch = rw.batch;
 
     for (;;) {
       let batch: CaptureRecord[] | null;
@@ -171,23 +169,19 @@ export async function rewriteCapture(options: RewriteCaptureOptions): Promise<Re
           continue;
         }
         const length = r.data.length - offset;
-        batchSlots[slots] = slots;
-        batchLengths[slots] = length;
-        if (length <= slotSize) memory.set(r.data.subarray(offset), slotBase + slots * slotSize);
+        slotBatch.setEntry(slots, slots, length);
+        if (length <= slotBatch.slotSize) slotBatch.slot(slots).set(r.data.subarray(offset));
         slotOf[i] = slots++;
         l3Offset[i] = offset;
       }
-      if (slots > 0) rw.runBatch(slots);
+      if (slots > 0) rw.rewriteSlots(slots);
 
       for (let i = 0; i < count; i++) {
         const r = batch[i];
         const slot = slotOf[i];
-        const word = slot === NOT_IP ? VERDICT_PASSED : batchResults[slot];
+        const word = slot === NOT_IP ? VERDICT_PASSED : slotBatch.result(slot);
         const verdict = word & 0xff;
-        if (verdict === VERDICT_REWRITTEN) {
-          const at = slotBase + slot * slotSize;
-          r.data.set(memory.subarray(at, at + r.data.length - l3Offset[i]), l3Offset[i]);
-        }
+        if (verdict === VERDICT_REWRITTEN) r.data.set(slotBatch.slot(slot).subarray(0, r.data.length - l3Offset[i]), l3Offset[i]);
         if (verdict !== VERDICT_DROPPED) {
           try {
             writer.write(r);

@@ -13,7 +13,7 @@ export const ADDON_PATH = join(root, 'build', 'Release', 'l3dsr_tun.node');
 /**
  * Where a batch lives in the memory, all in bytes: what `attach` is told
  * (the addon checks it against the memory). Whoever owns the memory says
- * where.
+ * where (a core: rw.batch.layout(batchMax)).
  */
 export interface NativeBatchLayout {
   slotBase: number;

@@ -64,10 +64,7 @@ export class SeedFaultRelay {
       await ip(['link', 'set', 'dev', o.tun, 'txqueuelen', '4096', 'up'], where);
       const steering = new Steering({ interfaces: [o.steer], tun: o.tun, netns: o.netns });
       const relay = new SeedFaultRelay(dev, rw, steering);
-      dev.attach(rw.memory, {
-        slotBase: rw.core.slotsBase, slotSize: rw.slotSize, slotCount: rw.slotCount,
-        slotsOffset: rw.core.slotIndexesOffset, lengthsOffset: rw.core.lengthsOffset, batchMax: BATCH,
-      }, (n) => relay.#batch(n, o.corrupt));
+      dev.attach(rw.memory, rw.batch.layout(BATCH), (n) => relay.#batch(n, o.corrupt));
       await steering.install(rw.rules.map((r) => ({ family: r.family, dscp: r.dscp })));
       return relay;
     } catch (err) {
@@ -90,10 +87,11 @@ export class SeedFaultRelay {
 
   #batch(n: number, corrupt: number): void {
     const { rw } = this;
-    rw.runBatch(n);
+    const { batch } = rw;
+    rw.rewriteSlots(n);
     for (let i = 0; i < n && this.corrupted < corrupt; i++) {
-      if (decodeResult(rw.batchResults[i]!).verdict !== 'rewritten') continue;
-      const frame = rw.slot(rw.batchSlots[i]!);
+      if (decodeResult(batch.result(i)).verdict !== 'rewritten') continue;
+      const frame = batch.slot(batch.entrySlot(i));
       if (frame[VNET_GSO_TYPE] === GSO_NONE || !(frame[VNET_FLAGS]! & VNET_F_NEEDS_CSUM)) continue;
       const v = new DataView(frame.buffer, frame.byteOffset);
       const field = VNET_HEADER_BYTES + v.getUint16(VNET_CSUM_START, true) + v.getUint16(VNET_CSUM_OFFSET, true);
