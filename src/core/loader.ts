@@ -5,10 +5,10 @@
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { NativeBatchLayout } from '../tun/addon.js';
+import type { BatchLayout } from '../tun/device.js';
 import { VERDICT_COUNT, REASON_COUNT } from './abi.generated.js';
 
-/** The exports that say where a region is: read here once, and nowhere else. */
+/** The exports that lay the memory out and say where each region is: called here, and nowhere else. */
 interface LayoutExports {
   init(size: number, count: number): number;
   slotsBase(): number;
@@ -42,9 +42,6 @@ export interface CoreExports {
   rulePackets(index: number): bigint;
   ruleBytes(index: number): bigint;
 }
-
-/** The TUN's batch layout: what TunDevice.attach is told. */
-export type BatchLayout = NativeBatchLayout;
 
 /**
  * The packet slots and the batch descriptors of a core: batch entry i
@@ -113,7 +110,7 @@ export class SlotBatch {
   }
 
   /**
-   * Where the slots and the descriptors are, for TunDevice.attach: the
+   * Where the slots and the descriptors are, as TunDevice.attach takes it: the
    * addon reads packets into the slots and fills entries 0..n-1 of the
    * descriptors (at most `batchMax`) before each batch call.
    */
