@@ -27,12 +27,16 @@ export function slotCount(): u32 { return layout.slotCount; }
  */
 export function setVnetHeaderBytes(bytes: u32): void { layout.vnetHeaderBytes = bytes; }
 
-/** One call per batch: the hot path. */
-export function rewriteBatch(n: u32): void { batch.run(n); }
+// Both rewrite packets in place in their slots: nothing is copied in or
+// out. (The shell's copying API, Rewriter.rewrite and rewritePackets, copies
+// packets through the slots and calls these.)
 
-/** One packet at slot 0, for the one-call-per-packet path. */
-export function rewriteOne(len: u32): u32 {
-  store<u32>(layout.slotIndexes, 0);
+/** Entries 0..n-1 of the batch descriptors, one call per batch: the hot path. */
+export function rewriteSlots(n: u32): void { batch.run(n); }
+
+/** The packet of `len` bytes in slot `slot`, as batch entry 0; returns its result word. */
+export function rewriteSlot(slot: u32, len: u32): u32 {
+  store<u32>(layout.slotIndexes, slot);
   store<u32>(layout.lengths, len);
   batch.run(1);
   return load<u32>(layout.results);

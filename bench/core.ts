@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadCore } from '../src/core/loader.js';
 import { createRewriter } from '../src/core/rewriter.js';
 import { buildPacket, tcp, udp } from '../tools/packets/build.js';
 import { PROTO } from '../tools/packets/layout.js';
@@ -62,10 +63,12 @@ interface Row { size: number; path: string; nsPerPacket: number; mpps: number; r
 async function measure(size: number): Promise<Row[]> {
   const packets = mix(size);
   const rw = await createRewriter({ rules: RULES, slotSize: 2048, slotCount: BATCH });
-  packets.forEach((p, i) => { rw.slot(i).set(p); rw.batchSlots[i] = i; rw.batchLengths[i] = p.length; });
-  const single = await createRewriter({ rules: RULES, slotSize: 2048, slotCount: 1 });
-  single.core.slotBytes.set(packets[0]);
-  const rewriteOne = single.core.exports.rewriteOne;
+  packets.forEach((p, i) => { rw.batch.slot(i).set(p); rw.batch.setEntry(i, i, p.length); });
+  // A core of our own, to call its one-packet export directly.
+  const core = await loadCore({ slotSize: 2048, slotCount: 1 });
+  const single = await createRewriter({ rules: RULES, core });
+  core.batch.slot(0).set(packets[0]);
+  const rewriteSlot = core.exports.rewriteSlot;
   const len0 = packets[0].length;
   const copies = packets.map((p) => p.slice());
   const rules = rw.rules;
@@ -75,10 +78,10 @@ async function measure(size: number): Promise<Row[]> {
     new Benchmark.Suite()
       .add('wasm batch', () => {
         // Lengths of dropped entries would be zeroed; none drop here, but keep the input exact.
-        rw.runBatch(BATCH);
+        rw.rewriteSlots(BATCH);
       })
       .add('wasm call per packet', () => {
-        for (let i = 0; i < BATCH; i++) rewriteOne(len0);
+        for (let i = 0; i < BATCH; i++) rewriteSlot(0, len0);
       })
       .add('rw.rewrite (copy in/out)', () => {
         for (let i = 0; i < BATCH; i++) single.rewrite(copies[i]);

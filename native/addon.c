@@ -31,11 +31,12 @@ static napi_value throw_range(napi_env env, const char *code, const char *msg) {
   return NULL;
 }
 
+/* The device behind `this`, and the callback's data if `data` is given. */
 static tun_device *unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv,
-                          napi_value *self) {
+                          napi_value *self, void **data) {
   napi_value this_arg;
   void *p = NULL;
-  if (napi_get_cb_info(env, info, argc, argv, &this_arg, NULL) != napi_ok) return NULL;
+  if (napi_get_cb_info(env, info, argc, argv, &this_arg, data) != napi_ok) return NULL;
   if (napi_unwrap(env, this_arg, &p) != napi_ok || !p) {
     throw_type(env, "ERR_INVALID_THIS", "not a TunHandle");
     return NULL;
@@ -132,24 +133,6 @@ static napi_value js_construct(napi_env env, napi_callback_info info) {
   return self;
 }
 
-static napi_value js_get_name(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  tun_device *d = unwrap(env, info, &argc, NULL, NULL);
-  if (!d) return NULL;
-  napi_value v;
-  napi_create_string_utf8(env, d->name, NAPI_AUTO_LENGTH, &v);
-  return v;
-}
-
-static napi_value js_get_fd(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  tun_device *d = unwrap(env, info, &argc, NULL, NULL);
-  if (!d) return NULL;
-  napi_value v;
-  napi_create_int32(env, d->fd, &v);
-  return v;
-}
-
 static napi_value string_or_null(napi_env env, const char *s) {
   napi_value v;
   if (s && s[0])
@@ -159,34 +142,38 @@ static napi_value string_or_null(napi_env env, const char *s) {
   return v;
 }
 
-static napi_value js_get_mode(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  tun_device *d = unwrap(env, info, &argc, NULL, NULL);
-  if (!d) return NULL;
+static napi_value name_value(napi_env env, const tun_device *d) {
+  napi_value v;
+  napi_create_string_utf8(env, d->name, NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+static napi_value fd_value(napi_env env, const tun_device *d) {
+  napi_value v;
+  napi_create_int32(env, d->fd, &v);
+  return v;
+}
+
+static napi_value mode_value(napi_env env, const tun_device *d) {
   return string_or_null(env, d->attached && d->ops ? d->ops->name : NULL);
 }
 
-static napi_value js_get_detail(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  tun_device *d = unwrap(env, info, &argc, NULL, NULL);
-  if (!d) return NULL;
+static napi_value detail_value(napi_env env, const tun_device *d) {
   return string_or_null(env, d->attached ? d->detail : NULL);
 }
 
-static napi_value js_get_vnet_header_bytes(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  tun_device *d = unwrap(env, info, &argc, NULL, NULL);
-  if (!d) return NULL;
+static napi_value fallback_reason_value(napi_env env, const tun_device *d) {
+  return string_or_null(env, d->fallback_reason);
+}
+
+static napi_value vnet_header_bytes_value(napi_env env, const tun_device *d) {
   napi_value v;
   napi_create_uint32(env, d->vnet_hdr_bytes, &v);
   return v;
 }
 
 /* The granted offloads by name; null when the device was opened without. */
-static napi_value js_get_offloads(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  tun_device *d = unwrap(env, info, &argc, NULL, NULL);
-  if (!d) return NULL;
+static napi_value offloads_value(napi_env env, const tun_device *d) {
   napi_value arr;
   if (!d->vnet_hdr_bytes) {
     napi_get_null(env, &arr);
@@ -203,11 +190,30 @@ static napi_value js_get_offloads(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-static napi_value js_get_fallback_reason(napi_env env, napi_callback_info info) {
+/* The read-only properties of a TunHandle: each is one field of the device. */
+typedef struct property {
+  const char *name;
+  napi_value (*value)(napi_env env, const tun_device *d);
+} property;
+
+static const property PROPERTIES[] = {
+    {"name", name_value},
+    {"fd", fd_value},
+    {"mode", mode_value},
+    {"detail", detail_value},
+    {"fallbackReason", fallback_reason_value},
+    {"vnetHeaderBytes", vnet_header_bytes_value},
+    {"offloads", offloads_value},
+};
+#define PROPERTY_COUNT (sizeof PROPERTIES / sizeof PROPERTIES[0])
+
+/* The getter of every property; its data is the property. */
+static napi_value js_get_property(napi_env env, napi_callback_info info) {
   size_t argc = 0;
-  tun_device *d = unwrap(env, info, &argc, NULL, NULL);
+  void *data = NULL;
+  tun_device *d = unwrap(env, info, &argc, NULL, NULL, &data);
   if (!d) return NULL;
-  return string_or_null(env, d->fallback_reason);
+  return ((const property *)data)->value(env, d);
 }
 
 /* Reads a non-negative integer property; 0 on success, -1 with an exception. */
@@ -251,12 +257,6 @@ static int get_string(napi_env env, napi_value obj, const char *key, char *out, 
   return 0;
 }
 
-/* The largest GSO packet the TUN hands over: 64 KiB, the default
- * gso_max_size of every device (larger only with BIG TCP, which this
- * addon does not support: such a packet would not fit a slot). */
-#define GSO_MAX_PACKET 65536u
-#define OFFLOAD_MIN_SLOT (GSO_MAX_PACKET + VNET_HDR_BYTES)
-
 static int range_inside(uint64_t off, uint64_t len, uint64_t total) {
   return off <= total && len <= total - off;
 }
@@ -293,11 +293,13 @@ static int parse_layout(napi_env env, napi_value buffer, napi_value obj, int seg
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", bad);
     return -1;
   }
-  if (segmentation && l->slot_size < OFFLOAD_MIN_SLOT) {
+  /* With segmentation a read can be a whole GSO super-packet. A larger one
+   * than GSO_MAX_PACKET (BIG TCP) fits no slot and is counted in badLengths. */
+  if (segmentation && l->slot_size < OFFLOAD_MIN_SLOT_SIZE) {
     char msg[160];
     snprintf(msg, sizeof msg,
              "slotSize must be >= %u with segmentation offload (a %u-byte GSO packet behind a %u-byte header), got %u",
-             OFFLOAD_MIN_SLOT, GSO_MAX_PACKET, VNET_HDR_BYTES, l->slot_size);
+             OFFLOAD_MIN_SLOT_SIZE, GSO_MAX_PACKET, VNET_HDR_BYTES, l->slot_size);
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
     return -1;
   }
@@ -308,29 +310,45 @@ static int parse_layout(napi_env env, napi_value buffer, napi_value obj, int seg
   return 0;
 }
 
-static int parse_options(napi_env env, napi_value obj, engine_options *o) {
+#define CHOICE_NAME(id, name) name,
+static const char *const ENGINE_NAMES[] = {L3DSR_ENGINES(CHOICE_NAME)};
+static const char *const READ_MODE_NAMES[] = {L3DSR_READ_MODES(CHOICE_NAME)};
+#undef CHOICE_NAME
+
+/* Reads option `key`, one of `names` (absent or empty: the first, `auto`)
+ * into its index; 0, or -1 with an exception. */
+static int get_choice(napi_env env, napi_value obj, const char *key, const char *const *names, size_t count,
+                      const char *choices, int *out) {
   char s[32];
+  if (get_string(env, obj, key, s, sizeof s)) return -1;
+  *out = 0;
+  if (!s[0]) return 0;
+  for (size_t i = 0; i < count; i++) {
+    if (!strcmp(s, names[i])) {
+      *out = (int)i;
+      return 0;
+    }
+  }
+  char msg[96];
+  snprintf(msg, sizeof msg, "%s must be %s", key, choices);
+  napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", msg);
+  return -1;
+}
+
+static int parse_options(napi_env env, napi_value obj, engine_options *o) {
   memset(o, 0, sizeof *o);
   o->defer_taskrun = -1;
   napi_valuetype t;
   napi_typeof(env, obj, &t);
   if (t == napi_undefined || t == napi_null) return 0;
-  if (get_string(env, obj, "engine", s, sizeof s)) return -1;
-  if (!s[0] || !strcmp(s, "auto")) o->engine = ENGINE_AUTO;
-  else if (!strcmp(s, "io_uring")) o->engine = ENGINE_URING;
-  else if (!strcmp(s, "readwrite")) o->engine = ENGINE_READWRITE;
-  else {
-    napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "engine must be 'auto', 'io_uring' or 'readwrite'");
+  int engine_index, read_mode_index;
+  if (get_choice(env, obj, "engine", ENGINE_NAMES, sizeof ENGINE_NAMES / sizeof ENGINE_NAMES[0], ENGINE_CHOICES,
+                 &engine_index) ||
+      get_choice(env, obj, "readMode", READ_MODE_NAMES, sizeof READ_MODE_NAMES / sizeof READ_MODE_NAMES[0],
+                 READ_MODE_CHOICES, &read_mode_index))
     return -1;
-  }
-  if (get_string(env, obj, "readMode", s, sizeof s)) return -1;
-  if (!s[0] || !strcmp(s, "auto")) o->read_mode = READ_MODE_AUTO;
-  else if (!strcmp(s, "multishot")) o->read_mode = READ_MODE_MULTISHOT;
-  else if (!strcmp(s, "single")) o->read_mode = READ_MODE_SINGLE;
-  else {
-    napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "readMode must be 'auto', 'multishot' or 'single'");
-    return -1;
-  }
+  o->engine = (engine_kind)engine_index;
+  o->read_mode = (read_mode)read_mode_index;
   napi_value v;
   napi_get_named_property(env, obj, "deferTaskrun", &v);
   napi_typeof(env, v, &t);
@@ -391,7 +409,7 @@ static napi_value memory_buffer(napi_env env, napi_value memory, napi_value *get
 static napi_value js_attach(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5], self;
-  tun_device *d = unwrap(env, info, &argc, argv, &self);
+  tun_device *d = unwrap(env, info, &argc, argv, &self, NULL);
   if (!d) return NULL;
   if (d->closed) {
     throw_errno(env, EBADF, "attach", d->name);
@@ -412,7 +430,7 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   batch_layout layout;
   engine_options opt;
   memset(&layout, 0, sizeof layout);
-  int segmentation = (d->offloads & (OFFLOAD_TSO4 | OFFLOAD_TSO6 | OFFLOAD_USO4 | OFFLOAD_USO6)) != 0;
+  int segmentation = (d->offloads & OFFLOAD_SEGMENTATION) != 0;
   napi_value getter = NULL, buffer = memory_buffer(env, argv[0], &getter);
   if (!buffer) return NULL;
   if (parse_layout(env, buffer, argv[1], segmentation, &layout) || parse_options(env, argv[2], &opt)) return NULL;
@@ -424,7 +442,7 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 0;
-  tun_device *d = unwrap(env, info, &argc, NULL, NULL);
+  tun_device *d = unwrap(env, info, &argc, NULL, NULL, NULL);
   if (!d) return NULL;
   /* Inside onBatch/onError the engine is on the stack: finish when the
    * callback returns (the batch is then not written). */
@@ -445,28 +463,14 @@ static void set_number(napi_env env, napi_value obj, const char *key, uint64_t v
 
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   size_t argc = 0;
-  tun_device *d = unwrap(env, info, &argc, NULL, NULL);
+  tun_device *d = unwrap(env, info, &argc, NULL, NULL, NULL);
   if (!d) return NULL;
   const tun_stats *s = &d->stats;
   napi_value o, hist, errs;
   CHECK(napi_create_object(env, &o));
-  set_number(env, o, "packetsRead", s->packets_read);
-  set_number(env, o, "bytesRead", s->bytes_read);
-  set_number(env, o, "packetsWritten", s->packets_written);
-  set_number(env, o, "bytesWritten", s->bytes_written);
-  set_number(env, o, "batches", s->batches);
-  set_number(env, o, "skipped", s->skipped);
-  set_number(env, o, "badLengths", s->bad_lengths);
-  set_number(env, o, "writeErrors", s->write_errors);
-  set_number(env, o, "writeDrops", s->write_drops);
-  set_number(env, o, "readErrors", s->read_errors);
-  set_number(env, o, "bufferRingEmpty", s->buffer_ring_empty);
-  set_number(env, o, "readRearms", s->read_rearms);
-  set_number(env, o, "wakeups", s->wakeups);
-  set_number(env, o, "callbackErrors", s->callback_errors);
-  set_number(env, o, "discardedOnClose", s->discarded_on_close);
-  set_number(env, o, "gsoPackets", s->gso_packets);
-  set_number(env, o, "gsoSegments", s->gso_segments);
+#define SET_COUNTER(field, key) set_number(env, o, key, s->field);
+  L3DSR_TUN_COUNTERS(SET_COUNTER)
+#undef SET_COUNTER
   CHECK(napi_create_array_with_length(env, BATCH_HIST_BUCKETS, &hist));
   for (uint32_t i = 0; i < BATCH_HIST_BUCKETS; i++) {
     napi_value x;
@@ -493,7 +497,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
 static napi_value js_write_packet(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  tun_device *d = unwrap(env, info, &argc, argv, NULL);
+  tun_device *d = unwrap(env, info, &argc, argv, NULL, NULL);
   if (!d) return NULL;
   if (d->fd < 0) {
     throw_errno(env, EBADF, "write", d->name);
@@ -523,7 +527,7 @@ static napi_value js_write_packet(napi_env env, napi_callback_info info) {
 
 static napi_value set_ref(napi_env env, napi_callback_info info, int ref) {
   size_t argc = 0;
-  tun_device *d = unwrap(env, info, &argc, NULL, NULL);
+  tun_device *d = unwrap(env, info, &argc, NULL, NULL, NULL);
   if (!d) return NULL;
   dev_set_ref(d, ref);
   napi_value undefined;
@@ -548,14 +552,7 @@ static napi_value js_netns_cookie(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  napi_property_descriptor props[] = {
-      {"name", NULL, NULL, js_get_name, NULL, NULL, napi_default, NULL},
-      {"fd", NULL, NULL, js_get_fd, NULL, NULL, napi_default, NULL},
-      {"mode", NULL, NULL, js_get_mode, NULL, NULL, napi_default, NULL},
-      {"detail", NULL, NULL, js_get_detail, NULL, NULL, napi_default, NULL},
-      {"fallbackReason", NULL, NULL, js_get_fallback_reason, NULL, NULL, napi_default, NULL},
-      {"vnetHeaderBytes", NULL, NULL, js_get_vnet_header_bytes, NULL, NULL, napi_default, NULL},
-      {"offloads", NULL, NULL, js_get_offloads, NULL, NULL, napi_default, NULL},
+  static const napi_property_descriptor methods[] = {
       {"attach", NULL, js_attach, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
@@ -563,6 +560,13 @@ NAPI_MODULE_INIT() {
       {"ref", NULL, js_ref, NULL, NULL, NULL, napi_default, NULL},
       {"unref", NULL, js_unref, NULL, NULL, NULL, napi_default, NULL},
   };
+  enum { METHOD_COUNT = sizeof methods / sizeof methods[0] };
+  napi_property_descriptor props[PROPERTY_COUNT + METHOD_COUNT];
+  for (size_t i = 0; i < PROPERTY_COUNT; i++) {
+    props[i] = (napi_property_descriptor){PROPERTIES[i].name, NULL, NULL, js_get_property, NULL, NULL,
+                                          napi_default, (void *)&PROPERTIES[i]};
+  }
+  memcpy(props + PROPERTY_COUNT, methods, sizeof methods);
   napi_value cls;
   if (napi_define_class(env, "TunHandle", NAPI_AUTO_LENGTH, js_construct, NULL, sizeof props / sizeof props[0],
                         props, &cls) != napi_ok)

@@ -285,7 +285,7 @@ int dev_attach(tun_device *d, const batch_layout *layout, const engine_options *
     poll_fd = uring_engine_ops.start(d, opt, why, sizeof why);
     if (poll_fd >= 0) {
       ops = &uring_engine_ops;
-    } else if (opt->engine == ENGINE_URING) {
+    } else if (opt->engine == ENGINE_IO_URING) {
       d->ops = NULL;
       free(d->batch_slots);
       d->batch_slots = NULL;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "abi.generated.h"
 #include "offload.h"
 
 /* Batches handled in one wakeup before yielding to the event loop, so a
@@ -25,17 +26,12 @@
 /* errno values counted individually (Linux errnos are < 134). */
 #define ERRNO_COUNTED 134
 
-typedef enum engine_kind {
-  ENGINE_AUTO = 0,
-  ENGINE_URING = 1,
-  ENGINE_READWRITE = 2,
-} engine_kind;
-
-typedef enum read_mode {
-  READ_MODE_AUTO = 0,
-  READ_MODE_MULTISHOT = 1,
-  READ_MODE_SINGLE = 2,
-} read_mode;
+/* Engines and read modes, named as the options name them (abi.generated.h);
+ * the first of each, `auto`, is 0. */
+#define ENUM_CONSTANT(id, name) id,
+typedef enum engine_kind { L3DSR_ENGINES(ENUM_CONSTANT) } engine_kind;
+typedef enum read_mode { L3DSR_READ_MODES(ENUM_CONSTANT) } read_mode;
+#undef ENUM_CONSTANT
 
 typedef struct engine_options {
   engine_kind engine;
@@ -58,32 +54,20 @@ typedef struct batch_layout {
   uint32_t *lengths; /* entry i: packet length in, length to write out */
 } batch_layout;
 
+/* The counters stats() reports: one uint64_t per L3DSR_TUN_COUNTERS entry
+ * (abi.generated.h, which says what each counts), then the two arrays. */
 typedef struct tun_stats {
-  uint64_t packets_read;
-  uint64_t bytes_read;
-  uint64_t packets_written;
-  uint64_t bytes_written;
-  uint64_t batches;
+#define COUNTER_FIELD(field, key) uint64_t field;
+  L3DSR_TUN_COUNTERS(COUNTER_FIELD)
+#undef COUNTER_FIELD
   uint64_t batch_hist[BATCH_HIST_BUCKETS];
-  uint64_t skipped;          /* entries the callback set to length 0 */
-  uint64_t bad_lengths;      /* lengths beyond the slot: not written */
-  uint64_t write_errors;     /* all failed writes */
-  uint64_t write_drops;      /* of which EAGAIN/ENOBUFS: the kernel queue was full */
-  uint64_t write_errno[ERRNO_COUNTED];
-  uint64_t read_errors;
-  uint64_t buffer_ring_empty; /* io_uring: a read found no free slot */
-  uint64_t read_rearms;       /* io_uring: read requests (re)submitted */
-  uint64_t wakeups;
-  uint64_t callback_errors;   /* batches dropped because onBatch threw */
-  uint64_t discarded_on_close;
-  uint64_t gso_packets;  /* reads that were GSO super-packets (IFF_VNET_HDR) */
-  uint64_t gso_segments; /* the MTU-sized segments those stand for */
+  uint64_t write_errno[ERRNO_COUNTED]; /* failed writes by errno */
 } tun_stats;
 
 typedef struct tun_device tun_device;
 
 typedef struct engine_ops {
-  const char *name; /* as `mode`: "io_uring" / "readwrite" */
+  const char *name; /* as `mode` reports it: ENGINE_*_NAME */
   /* Allocates the engine and returns the fd libuv should poll, or -errno
    * with a human reason in `why`. Leaves nothing allocated on failure. */
   int (*start)(tun_device *d, const engine_options *opt, char *why, size_t why_len);

@@ -68,7 +68,7 @@ static void rw_stop(tun_device *d) {
 }
 
 const engine_ops readwrite_engine_ops = {
-    .name = "readwrite",
+    .name = ENGINE_READWRITE_NAME,
     .start = rw_start,
     .on_ready = rw_on_ready,
     .stop = rw_stop,

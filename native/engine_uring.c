@@ -365,7 +365,7 @@ static int uring_start(tun_device *d, const engine_options *opt, char *why, size
 }
 
 const engine_ops uring_engine_ops = {
-    .name = "io_uring",
+    .name = ENGINE_IO_URING_NAME,
     .start = uring_start,
     .on_ready = uring_on_ready,
     .stop = uring_stop,

@@ -12,7 +12,6 @@
 #define GSO_TCPV6 4
 #define GSO_UDP_L4 5
 #define GSO_ECN 0x80
-#define F_NEEDS_CSUM 1
 
 #define IPV4_VERSION 4
 #define IPV4_MIN_HEADER 20
@@ -25,8 +24,9 @@ static const struct {
   unsigned bits;
   const char *name;
 } NAMES[OFFLOAD_NAME_MAX] = {
-    {OFFLOAD_CSUM, "csum"},       {OFFLOAD_TSO4, "tso4"}, {OFFLOAD_TSO6, "tso6"},
-    {OFFLOAD_TSO_ECN, "tso_ecn"}, {OFFLOAD_USO4, "uso4"}, {OFFLOAD_USO6, "uso6"},
+#define OFFLOAD_NAME(bits, name) {bits, name},
+    L3DSR_OFFLOADS(OFFLOAD_NAME)
+#undef OFFLOAD_NAME
 };
 
 /* Each needs checksum offload; TSO_ECN only means something with TSO. */
@@ -85,7 +85,7 @@ uint32_t vnet_gso_segments(const uint8_t *frame, uint32_t len, uint32_t vnet_byt
   /* Where the transport header starts: the checksum start when the kernel
    * gave one, else the fixed IP header (extension headers not walked). */
   uint32_t l4;
-  if (frame[VNET_FLAGS] & F_NEEDS_CSUM)
+  if (frame[VNET_FLAGS] & VNET_F_NEEDS_CSUM)
     l4 = le16(frame + VNET_CSUM_START);
   else if (ip_len >= 1 && (ip[0] >> 4) == IPV4_VERSION)
     l4 = (uint32_t)(ip[0] & 0x0f) * 4;

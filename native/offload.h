@@ -8,18 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* struct virtio_net_hdr without num_buffers: what TUNSETVNETHDRSZ is set
- * to. The legacy header is in the host's byte order (little-endian here);
- * the TUN keeps it that way unless TUNSETVNETBE/LE says otherwise. */
-#define VNET_HDR_BYTES 10
-
-/* Field offsets in the header. */
-#define VNET_FLAGS 0
-#define VNET_GSO_TYPE 1
-#define VNET_HDR_LEN 2
-#define VNET_GSO_SIZE 4
-#define VNET_CSUM_START 6
-#define VNET_CSUM_OFFSET 8
+/* The virtio-net header (VNET_HDR_BYTES, the VNET_* field offsets) is
+ * in the generated ABI header, shared with the core and the TypeScript. It
+ * is the legacy header, in the host's byte order (little-endian here); the
+ * TUN keeps it that way unless TUNSETVNETBE/LE says otherwise. */
+#include "abi.generated.h"
 
 /* Offload bits as TUNSETOFFLOAD takes them (linux/if_tun.h). The 6.1 uapi
  * headers here predate USO (kernel 6.2). */
@@ -29,9 +22,11 @@
 #define OFFLOAD_TSO_ECN 0x08u
 #define OFFLOAD_USO4 0x20u
 #define OFFLOAD_USO6 0x40u
+/* With any of these granted a read can carry a GSO super-packet. */
+#define OFFLOAD_SEGMENTATION (OFFLOAD_TSO4 | OFFLOAD_TSO6 | OFFLOAD_USO4 | OFFLOAD_USO6)
 
-/* Most names offload_names() can return. */
-#define OFFLOAD_NAME_MAX 6
+/* Most names offload_names() can return (their list: L3DSR_OFFLOADS). */
+#define OFFLOAD_NAME_MAX OFFLOAD_COUNT
 
 /* Asks for checksum offload, then adds TSO4, TSO6, TSO_ECN and USO4+USO6
  * one at a time, keeping each the kernel accepts (it refuses unknown bits

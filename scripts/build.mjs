@@ -42,8 +42,10 @@ function sh(cmd, args) {
   execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
 }
 
-step('ABI constants', ['scripts/abi.mjs'], ['assembly/abi.generated.ts', 'src/core/abi.generated.ts'],
-  () => sh(process.execPath, ['scripts/abi.mjs']));
+// The ABI constants come first: the core, the addon (native/abi.generated.h is
+// among its inputs, so a change rebuilds it) and the TypeScript all read them.
+const ABI_OUTPUTS = ['assembly/abi.generated.ts', 'src/core/abi.generated.ts', 'src/tun/abi.generated.ts', 'native/abi.generated.h'];
+step('ABI constants', ['scripts/abi.mjs'], ABI_OUTPUTS, () => sh(process.execPath, ['scripts/abi.mjs']));
 
 step('WASM core (release, -O3)', ['assembly', 'asconfig.json'], ['dist/wasm/core.wasm'],
   () => sh(bin('asc'), ['assembly/index.ts', '--config', 'asconfig.json', '--target', 'release']));

@@ -92,22 +92,21 @@ describe('arbitrary bytes', () => {
   it('never touch memory outside their slot (guard bytes around every slot)', () => {
     const GUARD = 0xa5;
     fc.assert(fc.property(fc.array(bytes, { minLength: 1, maxLength: 32 }), (packets) => {
-      const all = rw.core.slotBytes;
-      all.fill(GUARD);
+      const { batch } = rw;
+      for (let s = 0; s < batch.slotCount; s++) batch.slot(s).fill(GUARD);
       // Every other slot is used, so each packet has an untouched neighbour slot on both sides.
       packets.forEach((p, i) => {
-        rw.slot(2 * i).set(p);
-        rw.batchSlots[i] = 2 * i;
-        rw.batchLengths[i] = p.length;
+        batch.slot(2 * i).set(p);
+        batch.setEntry(i, 2 * i, p.length);
       });
-      rw.runBatch(packets.length);
+      rw.rewriteSlots(packets.length);
       packets.forEach((p, i) => {
-        const slot = rw.slot(2 * i);
+        const slot = batch.slot(2 * i);
         for (let k = p.length; k < slot.length; k++) assert.equal(slot[k], GUARD, `slot tail byte ${k} of packet ${i}`);
-        const neighbour = rw.slot(2 * i + 1);
+        const neighbour = batch.slot(2 * i + 1);
         assert.ok(neighbour.every((v) => v === GUARD), `neighbour slot of packet ${i}`);
         const expected = oracleRewrite(p, rules);
-        assert.deepEqual(decodeResult(rw.batchResults[i]).verdict, expected.verdict);
+        assert.deepEqual(decodeResult(batch.result(i)).verdict, expected.verdict);
         assert.deepEqual(slot.subarray(0, p.length), expected.output);
       });
     }), { numRuns: 300 });

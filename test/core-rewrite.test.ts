@@ -4,7 +4,8 @@
 
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRewriter, type Rewriter } from '../src/core/rewriter.js';
+import { loadCore } from '../src/core/loader.js';
+import { createRewriter, decodeResult, type Rewriter } from '../src/core/rewriter.js';
 import { validateRules } from '../src/core/rules.js';
 import { buildPacket, tcp, udp, dccp, echo, type PacketSpec } from '../tools/packets/build.js';
 import { checksumReport, oracleRewrite } from '../tools/oracle/oracle.js';
@@ -308,7 +309,7 @@ describe('counters and rule swaps', () => {
     const c = await createRewriter({ rules: RULES });
     const a = buildPacket({ ...V4, dscp: 1, protocol: PROTO.UDP, transport: udp(12) });
     const b = buildPacket({ ...V6, dscp: 17, protocol: PROTO.TCP, transport: tcp(30) });
-    const results = c.rewriteBatch([a, b, a.slice(0, 10), buildPacket({ ...V4, dscp: 1, protocol: PROTO.TCP, transport: new Uint8Array(4) }), buildPacket({ ...V4, dscp: 9, protocol: PROTO.TCP, transport: tcp(1) })]);
+    const results = c.rewritePackets([a, b, a.slice(0, 10), buildPacket({ ...V4, dscp: 1, protocol: PROTO.TCP, transport: new Uint8Array(4) }), buildPacket({ ...V4, dscp: 9, protocol: PROTO.TCP, transport: tcp(1) })]);
     assert.deepEqual(results.map((r) => r.verdict), ['rewritten', 'rewritten', 'malformed', 'dropped', 'passed']);
     const k = c.counters();
     assert.deepEqual(k.verdicts, { passed: 1n, rewritten: 2n, malformed: 1n, dropped: 1n });
@@ -349,27 +350,60 @@ describe('the batch path', () => {
     // Place them out of order in the slots, as the TUN ring hands them over.
     const order = [5, 0, 7, 2];
     packets.forEach((p, i) => {
-      c.slot(order[i]).set(p);
-      c.batchSlots[i] = order[i];
-      c.batchLengths[i] = p.length;
+      c.batch.slot(order[i]).set(p);
+      c.batch.setEntry(i, order[i], p.length);
     });
-    c.runBatch(packets.length);
+    c.rewriteSlots(packets.length);
     packets.forEach((p, i) => {
       const single = p.slice();
       const r = rw.rewrite(single);
-      assert.deepEqual(c.slot(order[i]).subarray(0, p.length), single);
-      assert.equal(c.batchResults[i] & 0xff, ['passed', 'rewritten', 'malformed', 'dropped'].indexOf(r.verdict));
-      assert.equal(c.batchLengths[i], r.verdict === 'dropped' ? 0 : p.length);
+      assert.deepEqual(c.batch.slot(order[i]).subarray(0, p.length), single);
+      assert.equal(c.batch.result(i) & 0xff, ['passed', 'rewritten', 'malformed', 'dropped'].indexOf(r.verdict));
+      assert.equal(c.batch.entryLength(i), r.verdict === 'dropped' ? 0 : p.length);
     });
   });
 
   it('refuses descriptors that do not fit their slot, without reading them', async () => {
     const c = await createRewriter({ rules: RULES, slotSize: 128, slotCount: 2 });
-    c.batchSlots[0] = 2; c.batchLengths[0] = 20;
-    c.batchSlots[1] = 1; c.batchLengths[1] = 129;
-    c.runBatch(2);
-    assert.deepEqual([c.batchResults[0] & 0xff, c.batchResults[1] & 0xff], [2, 2]);
+    c.batch.setEntry(0, 2, 20);
+    c.batch.setEntry(1, 1, 129);
+    c.rewriteSlots(2);
+    assert.deepEqual([c.batch.result(0) & 0xff, c.batch.result(1) & 0xff], [2, 2]);
     assert.equal(c.counters().reasons['slot-overflow'], 2n);
     assert.deepEqual(c.rewrite(new Uint8Array(129)), { verdict: 'malformed', reason: 'slot-overflow' });
+  });
+});
+
+describe('who owns the memory layout', () => {
+  it('the rewriter keeps its core to itself, and hands out the slots and the TUN layout its core reports', async () => {
+    const c = await createRewriter({ rules: RULES, slotSize: 256, slotCount: 8 });
+    assert.equal((c as unknown as { core?: unknown }).core, undefined, 'a public handle on the core');
+    const layout = c.batch.layout(4);
+    assert.deepEqual({ slotSize: layout.slotSize, slotCount: layout.slotCount, batchMax: layout.batchMax }, { slotSize: 256, slotCount: 8, batchMax: 4 });
+    // What the addon would do with the layout: put a packet in slot 5 and name it in entry 2, through the raw memory.
+    const packet = buildPacket({ ...V4, dscp: 1, protocol: PROTO.UDP, transport: udp(12) });
+    const memory = c.memory.buffer;
+    new Uint8Array(memory, layout.slotBase + 5 * layout.slotSize, layout.slotSize).set(packet);
+    new Uint32Array(memory, layout.slotsOffset, layout.batchMax)[2] = 5;
+    new Uint32Array(memory, layout.lengthsOffset, layout.batchMax)[2] = packet.length;
+    assert.deepEqual(c.batch.slot(5).subarray(0, packet.length), packet);
+    assert.deepEqual([c.batch.entrySlot(2), c.batch.entryLength(2)], [5, packet.length]);
+    c.batch.setEntry(0, 5, packet.length);
+    c.rewriteSlots(1);
+    assert.equal(decodeResult(c.batch.result(0)).verdict, 'rewritten');
+    assert.deepEqual([...new Uint8Array(memory, layout.slotBase + 5 * layout.slotSize + 16, 4)], VIP4, 'rewritten where the layout says slot 5 is');
+    assert.throws(() => c.batch.slot(8), { name: 'RangeError', message: 'slot must be 0..7, got 8' });
+    assert.throws(() => c.batch.slot(-1), RangeError);
+  });
+
+  it('a rewriter on a core the caller loaded puts its rules in it; the caller then calls its exports itself', async () => {
+    const core = await loadCore({ slotSize: 256, slotCount: 2 });
+    const c = await createRewriter({ rules: RULES, core });
+    const packet = buildPacket({ ...V4, dscp: 1, protocol: PROTO.UDP, transport: udp(12) });
+    core.batch.slot(1).set(packet);
+    assert.deepEqual(decodeResult(core.exports.rewriteSlot(1, packet.length)), { verdict: 'rewritten', rule: 0 });
+    assert.deepEqual([...core.batch.slot(1).subarray(16, 20)], VIP4);
+    assert.equal(c.counters().rules[0].packets, 1n);
+    await assert.rejects(createRewriter({ rules: RULES, core, slotSize: 256 }), { name: 'TypeError', message: /give core alone/ });
   });
 });

@@ -56,11 +56,10 @@ function finish(ip: Uint8Array, fieldInIp: number, l4Start: number): Uint8Array 
 }
 
 function runOne(frame: Uint8Array) {
-  rw.slot(0).set(frame);
-  rw.batchSlots[0] = 0;
-  rw.batchLengths[0] = frame.length;
-  rw.runBatch(1);
-  return { out: rw.slot(0).slice(0, frame.length), result: rw.batchResults[0], length: rw.batchLengths[0] };
+  rw.batch.slot(0).set(frame);
+  rw.batch.setEntry(0, 0, frame.length);
+  rw.rewriteSlots(1);
+  return { out: rw.batch.slot(0).slice(0, frame.length), result: rw.batch.result(0), length: rw.batch.entryLength(0) };
 }
 
 const ext: fc.Arbitrary<ExtHeader[]> = fc.array(fc.oneof(
@@ -138,10 +137,9 @@ describe('NEEDS_CSUM packets (IFF_VNET_HDR)', () => {
   });
 
   it('a slot shorter than the virtio-net header is malformed', () => {
-    rw.batchSlots[0] = 0;
-    rw.batchLengths[0] = VNET.SIZE - 1;
-    rw.runBatch(1);
-    assert.equal(rw.batchResults[0] & 0xff, 2);
+    rw.batch.setEntry(0, 0, VNET.SIZE - 1);
+    rw.rewriteSlots(1);
+    assert.equal(rw.batch.result(0) & 0xff, 2);
     assert.equal(rw.counters().reasons['vnet-header'], 1n);
   });
 });

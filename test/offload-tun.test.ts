@@ -13,6 +13,8 @@ import { read16 } from '../tools/packets/bytes.js';
 import { pseudoHeaderSum } from '../tools/packets/checksum.js';
 import { IPV4, PROTO, TCP, UDP } from '../tools/packets/layout.js';
 import { VNET_F_NEEDS_CSUM, VNET_GSO, readVnet, vnetHeader } from '../tools/packets/vnet.js';
+import { loadAddon, type NativeTunHandle } from '../src/tun/addon.js';
+import { OFFLOAD_NAMES } from '../src/tun/abi.generated.js';
 import { OFFLOAD_MIN_SLOT_SIZE, TunDevice, VNET_HEADER_BYTES, type Offload, type TunOpenOptions } from '../src/tun/device.js';
 import { offloadState } from './support/ethtool.js';
 import { BatchMemory, Lab, REMOTE_ADDRESS, REMOTE_PREFIX, sh, waitFor } from './support/tun-lab.js';
@@ -20,7 +22,7 @@ import { privileged } from './support/privilege.js';
 
 const quiet = { log: () => {} };
 /** Every offload the addon can report, in the order it reports them. */
-const ALL_OFFLOADS: readonly Offload[] = ['csum', 'tso4', 'tso6', 'tso_ecn', 'uso4', 'uso6'];
+const ALL_OFFLOADS: readonly Offload[] = OFFLOAD_NAMES;
 /** A source the namespace does not own: the kernel forwards the written packet instead of calling it martian. */
 const FOREIGN_SOURCE = '192.0.2.99';
 const SLOT_SIZE = Math.ceil(OFFLOAD_MIN_SLOT_SIZE / 64) * 64;
@@ -73,7 +75,7 @@ function collect(dev: TunDevice, mem: BatchMemory): Uint8Array[] {
 describe('opening with offload', TUN_LAB, () => {
   it('sets IFF_VNET_HDR, reports the offloads granted, and the kernel shows the same on the device', async () => {
     const name = devName();
-    const dev = TunDevice.open({ name, offload: true, ...quiet });
+    const dev = TunDevice.open({ name, offload: 'auto', ...quiet });
     const plain = TunDevice.open({ name: devName(), ...quiet });
     try {
       assert.equal(dev.vnetHeaderBytes, VNET_HEADER_BYTES);
@@ -83,6 +85,7 @@ describe('opening with offload', TUN_LAB, () => {
       // USO4/USO6 since kernel 6.2, only together.
       assert.ok(granted.includes('uso4') && granted.includes('uso6'), `USO not granted (${granted}): kernel >= 6.2 has it`);
       assert.ok(dev.segmentationOffload);
+      assert.equal(dev.offloadNote, null, 'auto got TCP segmentation: nothing to say');
       const [link] = JSON.parse(sh('ip', '-d', '-j', 'link', 'show', 'dev', name)) as [{ linkinfo: { info_data: { vnet_hdr: boolean } } }];
       assert.equal(link.linkinfo.info_data.vnet_hdr, true);
       assert.deepEqual(await offloadState(name), { txChecksum: true, tso: true }, 'the kernel shows checksum offload and TSO on the device');
@@ -99,8 +102,10 @@ describe('opening with offload', TUN_LAB, () => {
 
   it('every queue of a multi-queue device opens alike and reports the same offloads', async () => {
     const name = devName();
-    const queues = [0, 1].map(() => TunDevice.open({ name, multiQueue: true, offload: true, ...quiet }));
+    const first = TunDevice.open({ name, multiQueue: true, offload: 'yes', ...quiet });
+    const queues = [first, TunDevice.open({ name, multiQueue: true, offload: first.otherQueueOffload, ...quiet })];
     try {
+      assert.equal(first.otherQueueOffload, 'yes');
       assert.deepEqual(queues[1]!.offloads, queues[0]!.offloads);
       assert.ok(queues[0]!.segmentationOffload);
       assert.deepEqual(await offloadState(name), { txChecksum: true, tso: true });
@@ -109,15 +114,44 @@ describe('opening with offload', TUN_LAB, () => {
     }
   });
 
-  it('refuses an offload option that is not a boolean', () => {
+  it('opens the other queues of a device as otherQueueOffload says, and each agrees with the device about the header', () => {
+    for (const policy of ['no', 'yes', 'auto'] as const) {
+      const name = devName();
+      const first = TunDevice.open({ name, multiQueue: true, offload: policy, ...quiet });
+      const other = TunDevice.open({ name, multiQueue: true, offload: first.otherQueueOffload, ...quiet });
+      try {
+        const [link] = JSON.parse(sh('ip', '-d', '-j', 'link', 'show', 'dev', name)) as [{ linkinfo: { info_data: { vnet_hdr: boolean } } }];
+        assert.equal(link.linkinfo.info_data.vnet_hdr, policy !== 'no', `${policy}: the device's header`);
+        for (const q of [first, other]) assert.equal(q.vnetHeaderBytes, policy === 'no' ? 0 : VNET_HEADER_BYTES, `${policy}: a queue's header`);
+        assert.deepEqual(other.offloads, first.offloads);
+      } finally {
+        other.close();
+        first.close();
+      }
+    }
+  });
+
+  it('refuses an offload policy other than auto, yes or no, and the addon an offload option that is not a boolean', () => {
+    const name = devName();
     assert.throws(
-      () => TunDevice.open({ name: devName(), offload: 'yes' as unknown as boolean, ...quiet }),
-      { code: 'ERR_INVALID_ARG_TYPE', message: /offload must be a boolean/ },
+      () => TunDevice.open({ name, offload: true as unknown as 'yes', ...quiet }),
+      { code: 'ERR_INVALID_ARG_VALUE', message: /offload must be 'auto', 'yes' or 'no', got true/ },
     );
+    assert.equal(lab.linkExists(name), false, 'a refused policy opens nothing');
+    const { TunHandle } = loadAddon();
+    const opened: NativeTunHandle[] = [];
+    try {
+      assert.throws(
+        () => { opened.push(new TunHandle(name, false, { offload: 'yes' as unknown as boolean })); },
+        { code: 'ERR_INVALID_ARG_TYPE', message: /offload must be a boolean/ },
+      );
+    } finally {
+      for (const h of opened) h.close();
+    }
   });
 
   it('refuses slots that cannot hold a 64 KiB super-packet and its header, and says how big they must be', () => {
-    const dev = TunDevice.open({ name: devName(), offload: true, ...quiet });
+    const dev = TunDevice.open({ name: devName(), offload: 'yes', ...quiet });
     const small = new BatchMemory(4, 8, 2048);
     try {
       assert.throws(() => dev.attach(small.memory, small.layout, () => {}), {
@@ -131,7 +165,7 @@ describe('opening with offload', TUN_LAB, () => {
 
   it('says in its log line which offloads were granted', () => {
     const lines: string[] = [];
-    const dev = TunDevice.open({ name: devName(), offload: true, log: (l) => lines.push(l) });
+    const dev = TunDevice.open({ name: devName(), offload: 'yes', log: (l) => lines.push(l) });
     const mem = new BatchMemory(4, 8, SLOT_SIZE);
     try {
       dev.attach(mem.memory, mem.layout, () => {});
@@ -159,7 +193,7 @@ for (const engine of ENGINES) {
     for (const c of cases) {
       it(`${c.what}: one read holds the whole super-packet behind its header, counted as one packet of its segments`, async () => {
         const name = devName();
-        const dev = TunDevice.open({ name, offload: true, ...engine.options, ...quiet });
+        const dev = TunDevice.open({ name, offload: 'yes', ...engine.options, ...quiet });
         const mem = new BatchMemory(4, 8, SLOT_SIZE);
         try {
           lab.routeInto(name, REMOTE_PREFIX);

@@ -57,7 +57,18 @@ describe('the package', () => {
     const gyp = JSON.parse(read('binding.gyp').replace(/^\s*#.*$/gm, '')) as { targets: { target_name: string; sources: string[] }[] };
     const sources = gyp.targets.flatMap((t) => t.sources);
     assert.ok(sources.length > 0, 'binding.gyp has no sources');
-    const headers = sources.flatMap((s) => [...read(s).matchAll(/#include "([^"]+)"/g)].map((m) => join(dirname(s), m[1])));
+    // Every header they include, and what those include in turn (the generated ABI header among them).
+    const headers = new Set<string>();
+    const follow = (file: string) => {
+      for (const m of read(file).matchAll(/#include "([^"]+)"/g)) {
+        const header = join(dirname(file), m[1]);
+        if (headers.has(header)) continue;
+        headers.add(header);
+        follow(header);
+      }
+    };
+    sources.forEach(follow);
+    assert.ok(headers.has('native/abi.generated.h'), `the addon does not include the generated ABI header: ${[...headers]}`);
     assert.deepEqual([...sources, ...headers].filter((s) => !shipped.has(s)), []);
   });
 

@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { TunDevice } from '../src/tun/device.js';
 import type { TunError, TunOpenOptions } from '../src/tun/device.js';
+import { TUN_COUNTERS } from '../src/tun/abi.generated.js';
 import { loadAddon, type NativeTunHandle } from '../src/tun/addon.js';
 import {
   BatchMemory,
@@ -219,6 +220,19 @@ describe('opening', TUN_LAB, () => {
     }
   });
 
+  it('stats() reports every counter of the one table the C struct is made from, and its two arrays', () => {
+    const dev = TunDevice.open({ name: devName(), ...quiet });
+    try {
+      const st = dev.stats();
+      assert.deepEqual(Object.keys(st).sort(), [...TUN_COUNTERS, 'batchSizeLog2', 'writeErrorsByCode'].sort());
+      for (const key of TUN_COUNTERS) assert.equal(st[key], 0, `${key} of a device that moved nothing`);
+      assert.ok(st.batchSizeLog2.length > 0 && st.batchSizeLog2.every((n) => n === 0), `batchSizeLog2: ${st.batchSizeLog2}`);
+      assert.deepEqual(st.writeErrorsByCode, {});
+    } finally {
+      dev.close();
+    }
+  });
+
   it('engine auto picks io_uring on this kernel and says how it runs', () => {
     const lines: string[] = [];
     const dev = TunDevice.open({ name: devName(), engine: 'auto', log: (l) => lines.push(l) });
@@ -235,109 +249,111 @@ describe('opening', TUN_LAB, () => {
   });
 });
 
+type Engine = (typeof ENGINES)[number];
+
+/**
+ * Opens a TUN of `engine`, routes REMOTE_PREFIX into it and binds a
+ * client; runs `body` on them and closes both, whatever happens.
+ */
+async function onDataPath(engine: Engine, body: (dev: TunDevice, c: Client, name: string) => Promise<void>): Promise<void> {
+  const name = devName();
+  const dev = TunDevice.open({ name, ...engine.options, ...quiet });
+  const c = await client();
+  try {
+    lab.routeInto(name, REMOTE_PREFIX);
+    await body(dev, c, name);
+  } finally {
+    c.close();
+    dev.close();
+  }
+}
+
+/** Datagrams 0..n-1 each arrived once, as sent, in batches of more than one but at most batchMax, and were answered from the service. */
+function assertAllAnswered(seen: Seen, c: Client, n: number, batchMax: number): void {
+  assert.deepEqual(seen.mismatches, []);
+  assert.equal(seen.badChecksums, 0);
+  assert.deepEqual([...seen.seqs].sort((a, b) => a - b), range(n));
+  for (const s of range(n)) assert.equal(c.answers.get(s), `MSG ${s}`);
+  assert.deepEqual([...c.from], [`${REMOTE_ADDRESS}:${SERVICE_PORT}`]);
+  assert.ok(Math.max(...seen.batchSizes) > 1, `batches: ${seen.batchSizes}`);
+  assert.ok(Math.max(...seen.batchSizes) <= batchMax);
+}
+
+/** The device's counters say what the callback saw: n written of those it read, its batches, no write error. */
+function assertStatsAgree(dev: TunDevice, seen: Seen, n: number): void {
+  const st = dev.stats();
+  assert.equal(st.packetsRead, n + seen.others);
+  assert.equal(st.packetsWritten, n);
+  assert.equal(st.batches, seen.batchSizes.length);
+  assert.equal(st.batchSizeLog2.reduce((a, b) => a + b, 0), st.batches);
+  assert.equal(st.writeErrors, 0);
+  assert.deepEqual(st.writeErrorsByCode, {});
+}
+
+/** Answers each datagram in place, then closes the device from inside the callback; returns how many calls came. */
+function attachClosingInside(dev: TunDevice, mem: BatchMemory): { calls: number } {
+  const calls = { calls: 0 };
+  dev.attach(mem.memory, mem.layout, (n) => {
+    calls.calls++;
+    for (let i = 0; i < n; i++) {
+      const d = parseUdp(mem.packet(i));
+      if (d) answerInPlace(mem.packet(i), d);
+    }
+    dev.close();
+  });
+  return calls;
+}
+
 for (const engine of ENGINES) {
   describe(`data path: ${engine.label}`, TUN_LAB, () => {
-    it('delivers each datagram into a slot, and writes the answer back from the slot', async () => {
-      const name = devName();
-      const dev = TunDevice.open({ name, ...engine.options, ...quiet });
+    it('delivers each datagram into a slot, and writes the answer back from the slot', () => onDataPath(engine, async (dev, c) => {
       const mem = new BatchMemory(8, 24);
-      const c = await client();
-      try {
-        lab.routeInto(name, REMOTE_PREFIX);
-        const seen = attachAnswering(dev, mem);
-        assert.equal(dev.mode, engine.mode);
-        assert.match(dev.detail ?? '', engine.detail);
-        const N = 40;
-        c.send(range(N));
-        await waitFor(() => c.answers.size === N, `${N} answers (got ${c.answers.size})`);
+      const seen = attachAnswering(dev, mem);
+      assert.equal(dev.mode, engine.mode);
+      assert.match(dev.detail ?? '', engine.detail);
+      const N = 40;
+      c.send(range(N));
+      await waitFor(() => c.answers.size === N, `${N} answers (got ${c.answers.size})`);
+      assertAllAnswered(seen, c, N, mem.layout.batchMax);
+      assertStatsAgree(dev, seen, N);
+    }));
 
-        assert.deepEqual(seen.mismatches, []);
-        assert.equal(seen.badChecksums, 0);
-        assert.deepEqual([...seen.seqs].sort((a, b) => a - b), range(N));
-        for (const s of range(N)) assert.equal(c.answers.get(s), `MSG ${s}`);
-        assert.deepEqual([...c.from], [`${REMOTE_ADDRESS}:${SERVICE_PORT}`]);
-        assert.ok(Math.max(...seen.batchSizes) > 1, `batches: ${seen.batchSizes}`);
-        assert.ok(Math.max(...seen.batchSizes) <= mem.layout.batchMax);
+    it('does not write entries whose length the callback set to 0', () => onDataPath(engine, async (dev, c, name) => {
+      const odd = (s: number) => s % 2 === 1 && s < 1000;
+      const seen = attachAnswering(dev, new BatchMemory(8, 24), odd);
+      const rxBefore = lab.rxPackets(name);
+      c.send(range(20));
+      // Writes leave in order on one queue: once this marker's answer is
+      // back, every earlier write has been delivered or never happened.
+      c.send([1000]);
+      await waitFor(() => c.answers.has(1000), 'the marker answer');
 
-        const st = dev.stats();
-        assert.equal(st.packetsRead, N + seen.others);
-        assert.equal(st.packetsWritten, N);
-        assert.equal(st.batches, seen.batchSizes.length);
-        assert.equal(st.batchSizeLog2.reduce((a, b) => a + b, 0), st.batches);
-        assert.equal(st.writeErrors, 0);
-        assert.deepEqual(st.writeErrorsByCode, {});
-      } finally {
-        c.close();
-        dev.close();
-      }
-    });
+      assert.deepEqual([...c.answers.keys()].sort((a, b) => a - b), [...range(10).map((i) => 2 * i), 1000]);
+      const st = dev.stats();
+      assert.equal(st.skipped, 10 + seen.others);
+      assert.equal(st.packetsWritten, 11);
+      assert.equal(lab.rxPackets(name) - rxBefore, 11, 'the kernel received exactly the written packets');
+    }));
 
-    it('does not write entries whose length the callback set to 0', async () => {
-      const name = devName();
-      const dev = TunDevice.open({ name, ...engine.options, ...quiet });
-      const mem = new BatchMemory(8, 24);
-      const c = await client();
-      try {
-        lab.routeInto(name, REMOTE_PREFIX);
-        const odd = (s: number) => s % 2 === 1 && s < 1000;
-        const seen = attachAnswering(dev, mem, odd);
-        const rxBefore = lab.rxPackets(name);
-        c.send(range(20));
-        // Writes leave in order on one queue: once this marker's answer is
-        // back, every earlier write has been delivered or never happened.
-        c.send([1000]);
-        await waitFor(() => c.answers.has(1000), 'the marker answer');
-
-        assert.deepEqual([...c.answers.keys()].sort((a, b) => a - b), [...range(10).map((i) => 2 * i), 1000]);
-        const st = dev.stats();
-        assert.equal(st.skipped, 10 + seen.others);
-        assert.equal(st.packetsWritten, 11);
-        assert.equal(lab.rxPackets(name) - rxBefore, 11, 'the kernel received exactly the written packets');
-      } finally {
-        c.close();
-        dev.close();
-      }
-    });
-
-    it('closes from inside the callback: that batch is not written and no callback follows', async () => {
-      const name = devName();
-      const dev = TunDevice.open({ name, ...engine.options, ...quiet });
-      const mem = new BatchMemory(4, 8);
-      const c = await client();
-      let calls = 0;
-      try {
-        lab.routeInto(name, REMOTE_PREFIX);
-        dev.attach(mem.memory, mem.layout, (n) => {
-          calls++;
-          for (let i = 0; i < n; i++) {
-            const d = parseUdp(mem.packet(i));
-            if (d) answerInPlace(mem.packet(i), d);
-          }
-          dev.close();
-        });
-        c.send(range(12));
-        await waitFor(() => calls > 0, 'the first batch');
-        await delay(50);
-        assert.equal(calls, 1);
-        assert.ok(dev.closed);
-        assert.equal(dev.stats().packetsWritten, 0);
-        assert.equal(c.answers.size, 0);
-        assert.equal(lab.linkExists(name), false);
-        dev.close(); // idempotent
-      } finally {
-        c.close();
-        dev.close();
-      }
-    });
+    it('closes from inside the callback: that batch is not written and no callback follows', () => onDataPath(engine, async (dev, c, name) => {
+      const seen = attachClosingInside(dev, new BatchMemory(4, 8));
+      c.send(range(12));
+      await waitFor(() => seen.calls > 0, 'the first batch');
+      await delay(50);
+      assert.equal(seen.calls, 1);
+      assert.ok(dev.closed);
+      assert.equal(dev.stats().packetsWritten, 0);
+      assert.equal(c.answers.size, 0);
+      assert.equal(lab.linkExists(name), false);
+      dev.close(); // idempotent
+    }));
 
     it('reports a deleted device through onError with the errno name, once, and stops polling', async () => {
-      const name = devName();
-      const dev = TunDevice.open({ name, ...engine.options, ...quiet });
-      const mem = new BatchMemory(8);
-      const errors: TunError[] = [];
-      try {
-        lab.routeInto(name, REMOTE_PREFIX);
-        attachAnswering(dev, mem);
+      let opened: TunDevice | undefined;
+      await onDataPath(engine, async (dev, _c, name) => {
+        opened = dev;
+        const errors: TunError[] = [];
+        attachAnswering(dev, new BatchMemory(8));
         dev.onError = (err) => errors.push(err);
         sh('ip', 'link', 'del', name);
         await waitFor(() => errors.length > 0, 'onError after ip link del');
@@ -348,10 +364,8 @@ for (const engine of ENGINES) {
         assert.equal(errors.length, 1);
         assert.equal(dev.stats().wakeups, wakeups, 'no more wakeups after the error (no spinning)');
         assert.equal(dev.stats().readErrors, 1);
-      } finally {
-        dev.close();
-      }
-      assert.ok(dev.closed);
+      });
+      assert.ok(opened?.closed);
     });
   });
 }

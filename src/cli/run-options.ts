@@ -2,13 +2,14 @@
 // validated completely before the daemon touches the system.
 
 import { parseArgs } from 'node:util';
-import { ENGINES, parseListenAddress } from '../config/config.js';
+import { parseListenAddress } from '../config/config.js';
 import { loadConfiguration } from '../config/load.js';
 import { resolveSettings, type DaemonOptions, type RunFlags } from '../daemon/options.js';
 import { controlSocketPath } from '../daemon/runtime-dir.js';
 import { L3dsrError } from '../errors.js';
 import { LEVELS, LOG_FORMATS } from '../log.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
+import { TUN_ENGINES } from '../tun/abi.generated.js';
 
 export const RUN_USAGE = `usage: l3dsr run [--config PATH ...] [--rule DSCP=VIP ...] [--tun NAME] [--steer IFACE ...]
                  [--no-steer] [--queues N] [--metrics HOST:PORT] [--loopback-vips]
@@ -92,7 +93,7 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
     if (typeof listen === 'string') throw new L3dsrError('ERR_L3DSR_USAGE', `--metrics: ${listen}, got "${v.metrics}"`);
   }
   flags.queues = flagInt(v.queues, 'queues', 1, 64);
-  flags.engine = flagChoice(v.engine, 'engine', ENGINES);
+  flags.engine = flagChoice(v.engine, 'engine', TUN_ENGINES);
   flags.batch = flagInt(v.batch, 'batch', 1, 4096);
   flags.logLevel = flagChoice(v['log-level'], 'log-level', LEVELS);
   flags.logFormat = flagChoice(v['log-format'], 'log-format', LOG_FORMATS);

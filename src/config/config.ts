@@ -8,12 +8,13 @@ import type { RuleError, RuleInput } from '../core/rules.js';
 import { MAX_CONNECTIONS, MIN_CONNECTIONS } from '../lb/connections.js';
 import { LEVELS, LOG_FORMATS, type Level, type LogFormat } from '../log.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
+import { TUN_ENGINES, type TunEngine } from '../tun/abi.generated.js';
+import { OFFLOAD_POLICIES, type OffloadPolicy } from '../tun/offload-policy.js';
 import { ConfigError, parseIni, type Entry, type Section } from './parse.js';
 
-export const ENGINES = ['auto', 'io_uring', 'readwrite'] as const;
-export type Engine = (typeof ENGINES)[number];
-/** IFF_VNET_HDR + TSO on the TUN: `auto` uses what the kernel grants, `yes` requires TSO4 and TSO6. */
-export type OffloadMode = 'auto' | 'yes' | 'no';
+export type Engine = TunEngine;
+/** IFF_VNET_HDR + TSO on the TUN: `auto` uses what the kernel grants, `yes` requires TSO4 and TSO6 (TunDevice.open decides). */
+export type OffloadMode = OffloadPolicy;
 
 export interface DaemonSettings {
   tun?: string;
@@ -43,8 +44,8 @@ const DAEMON_KEYS = new Map<string, Setter>([
   ['metrics', (v, e, f, o) => { o.metrics = listenAddress(v, e, f); }],
   ['loopback-vips', (v, e, f, o) => { o.loopbackVips = boolean(v, e, f); }],
   ['no-steer', (v, e, f, o) => { o.noSteer = boolean(v, e, f); }],
-  ['engine', (v, e, f, o) => { o.engine = oneOf(v, e, f, ENGINES); }],
-  ['offload', (v, e, f, o) => { o.offload = oneOf(v, e, f, ['auto', 'yes', 'no'] as const); }],
+  ['engine', (v, e, f, o) => { o.engine = oneOf(v, e, f, TUN_ENGINES); }],
+  ['offload', (v, e, f, o) => { o.offload = oneOf(v, e, f, OFFLOAD_POLICIES); }],
   ['batch', (v, e, f, o) => { o.batch = integer(v, e, f, 1, 4096); }],
   ['log-level', (v, e, f, o) => { o.logLevel = oneOf(v, e, f, LEVELS); }],
   ['log-format', (v, e, f, o) => { o.logFormat = oneOf(v, e, f, LOG_FORMATS); }],

@@ -1,23 +1,41 @@
 // Loads the WASM core and is the only TypeScript that knows where things
-// sit in its memory: it asks the core for every offset after init().
+// sit in its memory: it asks the core for every offset after init(), and
+// hands out views and the TUN's batch layout, never an offset to compute
+// with.
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { L3dsrError } from '../errors.js';
+import type { BatchLayout } from '../tun/device.js';
 import { VERDICT_COUNT, REASON_COUNT } from './abi.generated.js';
 
-interface CoreExports {
+/** The exports that lay the memory out and say where each region is: called here, and nowhere else. */
+interface LayoutExports {
   init(size: number, count: number): number;
   slotsBase(): number;
   slotIndexesBase(): number;
   lengthsBase(): number;
   resultsBase(): number;
-  rewriteBatch(n: number): void;
-  setVnetHeaderBytes(bytes: number): void;
-  rewriteOne(len: number): number;
   countersBase(): number;
-  resetCounters(): void;
   ruleScratchBase(): number;
+}
+
+/** The coverage build's counter region (scripts/coverage.mjs). */
+interface CoverageExports {
+  __covBase(): number;
+  __covEdges(): number;
+}
+
+/** The core's exports (assembly/index.ts), but for those that say where a region is. */
+export interface CoreExports {
+  /** Rewrites batch entries 0..n-1 in place in their slots: one call per batch. */
+  rewriteSlots(n: number): void;
+  /** Rewrites the packet of `length` bytes in slot `slot` in place (as batch entry 0); its result word. */
+  rewriteSlot(slot: number, length: number): number;
+  setVnetHeaderBytes(bytes: number): void;
+  slotSize(): number;
+  slotCount(): number;
+  resetCounters(): void;
   rulesBegin(): void;
   rulesAdd(family: number, dscp: number, prefixLength: number, setDscp: number, packets: bigint, bytes: bigint): number;
   rulesCommit(): void;
@@ -26,27 +44,96 @@ interface CoreExports {
   ruleBytes(index: number): bigint;
 }
 
-/** An instantiated core with its memory laid out and views on every region. */
+/**
+ * The packet slots and the batch descriptors of a core: batch entry i
+ * names a slot and a length; the core's batch call writes a result word
+ * per entry and sets a dropped entry's length to 0. Everything here is a
+ * view of the core's memory, valid for the life of the core (it never
+ * grows its memory after init).
+ */
+export class SlotBatch {
+  readonly #slotsBase: number;
+  readonly #slotIndexesOffset: number;
+  readonly #lengthsOffset: number;
+  readonly #slotBytes: Uint8Array;
+  readonly #slotIndexes: Uint32Array;
+  readonly #lengths: Uint32Array;
+  readonly #results: Uint32Array;
+  /** slot(i) views, made on first use. */
+  readonly #slots: (Uint8Array | undefined)[];
+
+  /** @internal loadCore() makes it, from the offsets the core reports. */
+  constructor(readonly memory: WebAssembly.Memory, readonly slotSize: number, readonly slotCount: number, exports: LayoutExports) {
+    const buf = memory.buffer;
+    this.#slotsBase = exports.slotsBase();
+    this.#slotIndexesOffset = exports.slotIndexesBase();
+    this.#lengthsOffset = exports.lengthsBase();
+    this.#slotBytes = new Uint8Array(buf, this.#slotsBase, slotCount * slotSize);
+    this.#slotIndexes = new Uint32Array(buf, this.#slotIndexesOffset, slotCount);
+    this.#lengths = new Uint32Array(buf, this.#lengthsOffset, slotCount);
+    this.#results = new Uint32Array(buf, exports.resultsBase(), slotCount);
+    this.#slots = new Array<Uint8Array | undefined>(slotCount);
+  }
+
+  /** Slot `i`, all slotSize bytes of it. */
+  slot(i: number): Uint8Array {
+    let view = this.#slots[i];
+    if (view === undefined) {
+      if (!Number.isInteger(i) || i < 0 || i >= this.slotCount) throw new RangeError(`slot must be 0..${this.slotCount - 1}, got ${i}`);
+      view = this.#slots[i] = this.#slotBytes.subarray(i * this.slotSize, (i + 1) * this.slotSize);
+    }
+    return view;
+  }
+
+  /**
+   * Sets batch entry `i`: the packet in slot `slot`, `length` bytes long.
+   * Written as given: the core itself refuses an entry whose slot or
+   * length does not fit (malformed, slot-overflow).
+   */
+  setEntry(i: number, slot: number, length: number): void {
+    this.#slotIndexes[i] = slot;
+    this.#lengths[i] = length;
+  }
+
+  /** The slot of batch entry `i`. */
+  entrySlot(i: number): number {
+    return this.#slotIndexes[i];
+  }
+
+  /** The length of batch entry `i`: 0 once the core dropped it. */
+  entryLength(i: number): number {
+    return this.#lengths[i];
+  }
+
+  /** The result word of batch entry `i` after a batch call (decodeResult reads it). */
+  result(i: number): number {
+    return this.#results[i];
+  }
+
+  /**
+   * Where the slots and the descriptors are, as TunDevice.attach takes it: the
+   * addon reads packets into the slots and fills entries 0..n-1 of the
+   * descriptors (at most `batchMax`) before each batch call.
+   */
+  layout(batchMax: number): BatchLayout {
+    return {
+      slotBase: this.#slotsBase, slotSize: this.slotSize, slotCount: this.slotCount,
+      slotsOffset: this.#slotIndexesOffset, lengthsOffset: this.#lengthsOffset, batchMax,
+    };
+  }
+}
+
+/** An instantiated core with its memory laid out. */
 export interface Core {
-  exports: CoreExports;
-  memory: WebAssembly.Memory;
-  slotSize: number;
-  slotCount: number;
-  /** Byte offset of slot 0 in memory.buffer. */
-  slotsBase: number;
-  /** Byte offsets of the batch descriptor arrays (u32 each, slotCount entries). */
-  slotIndexesOffset: number;
-  lengthsOffset: number;
-  resultsOffset: number;
-  slotIndexes: Uint32Array;
-  lengths: Uint32Array;
-  results: Uint32Array;
-  /** The bytes of every slot, back to back. */
-  slotBytes: Uint8Array;
+  readonly exports: CoreExports;
+  readonly memory: WebAssembly.Memory;
+  readonly batch: SlotBatch;
   /** u64 per verdict, then per reason. */
-  counters: BigUint64Array;
+  readonly counters: BigUint64Array;
   /** Two 16-byte address buffers read by rulesAdd: match at +0, destination at +16. */
-  ruleScratch: Uint8Array;
+  readonly ruleScratch: Uint8Array;
+  /** The coverage build's edge counters (u32 each); null for the release build. */
+  readonly coverage: Uint32Array | null;
 }
 
 export type CoreBuild = 'release' | 'coverage';
@@ -82,6 +169,13 @@ export interface LoadOptions {
   imports?: WebAssembly.Imports;
 }
 
+function coverageCounters(exports: Partial<CoverageExports>, buf: ArrayBuffer): Uint32Array {
+  if (typeof exports.__covBase !== 'function' || typeof exports.__covEdges !== 'function') {
+    throw Object.assign(new Error('the coverage core has no __covBase/__covEdges exports: rebuild it with scripts/coverage.mjs'), { code: 'ERR_L3DSR_NOT_COVERAGE_BUILD' });
+  }
+  return new Uint32Array(buf, exports.__covBase(), exports.__covEdges());
+}
+
 /** Compiles (once per process) and instantiates a core with its own memory. */
 export async function loadCore(opts: LoadOptions): Promise<Core> {
   const { slotSize, slotCount } = opts;
@@ -90,21 +184,16 @@ export async function loadCore(opts: LoadOptions): Promise<Core> {
   const module = await compile(corePath(opts.build));
   const memory = new WebAssembly.Memory({ initial: 1 });
   const instance = await WebAssembly.instantiate(module, { ...opts.imports, env: { memory, ...opts.imports?.env } });
-  const exports = instance.exports as unknown as CoreExports;
+  const exports = instance.exports as unknown as CoreExports & LayoutExports & Partial<CoverageExports>;
   if (exports.init(slotSize, slotCount) !== 1) throw new RangeError(`cannot grow WASM memory for ${slotCount} slots of ${slotSize} bytes`);
   // The core never grows its memory after init, so these views stay valid.
   const buf = memory.buffer;
-  const slotsBase = exports.slotsBase();
-  const slotIndexesOffset = exports.slotIndexesBase();
-  const lengthsOffset = exports.lengthsBase();
-  const resultsOffset = exports.resultsBase();
   return {
-    exports, memory, slotSize, slotCount, slotsBase, slotIndexesOffset, lengthsOffset, resultsOffset,
-    slotIndexes: new Uint32Array(buf, slotIndexesOffset, slotCount),
-    lengths: new Uint32Array(buf, lengthsOffset, slotCount),
-    results: new Uint32Array(buf, resultsOffset, slotCount),
-    slotBytes: new Uint8Array(buf, slotsBase, slotCount * slotSize),
+    exports,
+    memory,
+    batch: new SlotBatch(memory, slotSize, slotCount, exports),
     counters: new BigUint64Array(buf, exports.countersBase(), VERDICT_COUNT + REASON_COUNT),
     ruleScratch: new Uint8Array(buf, exports.ruleScratchBase(), 32),
+    coverage: opts.build === 'coverage' ? coverageCounters(exports, buf) : null,
   };
 }

@@ -1,13 +1,14 @@
 // The typed face of the WASM core: createRewriter({ rules }) and a rewriter
-// that works on single packets, arrays of packets, or (zero copy) on batches
-// that the caller places in its slots.
+// that works in place on the packets in its core's slots (rewriteSlots: the
+// zero-copy batch the TUN data path and the offline mode use), or on the
+// caller's own packets, copied in and out (rewrite, rewritePackets).
 
 import {
   VERDICT_NAMES, REASON_NAMES, VERDICT_COUNT, REASON_COUNT,
   RESULT_REASON_SHIFT, RESULT_RULE_SHIFT,
 } from './abi.generated.js';
 import { parseAddress } from './address.js';
-import { loadCore, type Core, type CoreBuild } from './loader.js';
+import { loadCore, type Core, type CoreBuild, type SlotBatch } from './loader.js';
 import { ruleIdentity, validateRules, type RuleInput } from './rules.js';
 import type { Counters, PacketResult, Rule, Verdict } from './types.js';
 
@@ -20,11 +21,18 @@ export interface RewriterOptions {
   /**
    * Each slot starts with a virtio-net header of this many bytes (10 or 12),
    * as a TUN opened with IFF_VNET_HDR delivers packets; lengths include it.
-   * Applies to the batch path (runBatch); default 0.
+   * Applies to the slots (rewriteSlots); default 0.
    */
   vnetHeaderBytes?: 0 | 10 | 12;
   build?: CoreBuild;
   imports?: WebAssembly.Imports;
+  /**
+   * A core the caller loaded (loadCore) and keeps, to call its exports
+   * itself (the fuzzer's probes, the benchmark); slotSize, slotCount, build
+   * and imports are then the core's. One rewriter per core: it owns the
+   * rules in it. Without it the rewriter loads a core that no one else sees.
+   */
+  core?: Core;
 }
 
 /** Turns a core result word into a PacketResult. */
@@ -38,73 +46,73 @@ export function decodeResult(word: number): PacketResult {
 }
 
 export class Rewriter {
+  readonly #core: Core;
   #rules: Rule[] = [];
   #warnings: string[] = [];
 
-  private constructor(readonly core: Core) {}
+  private constructor(core: Core) {
+    this.#core = core;
+  }
 
   static async create(opts: RewriterOptions): Promise<Rewriter> {
     // Validate before paying for instantiation.
     const set = validateRules(opts.rules);
-    const core = await loadCore({
+    if (opts.core && (opts.slotSize !== undefined || opts.slotCount !== undefined || opts.build !== undefined || opts.imports !== undefined)) {
+      throw new TypeError('a rewriter on a given core takes its slots, build and imports from the core: give core alone');
+    }
+    const core = opts.core ?? await loadCore({
       slotSize: opts.slotSize ?? 2048, slotCount: opts.slotCount ?? 256, build: opts.build, imports: opts.imports,
     });
     const rw = new Rewriter(core);
     rw.#load(set.rules, set.warnings);
-    if (opts.vnetHeaderBytes) core.exports.setVnetHeaderBytes(opts.vnetHeaderBytes);
+    core.exports.setVnetHeaderBytes(opts.vnetHeaderBytes ?? 0);
     return rw;
   }
 
   get rules(): readonly Rule[] { return this.#rules; }
   /** Warnings from the last accepted rule set (e.g. a DSCP 0 rule). */
   get warnings(): readonly string[] { return this.#warnings; }
-  get memory(): WebAssembly.Memory { return this.core.memory; }
-  get slotSize(): number { return this.core.slotSize; }
-  get slotCount(): number { return this.core.slotCount; }
-  /** Batch descriptors (views into WASM memory): entry i = slot index, length; result word out. */
-  get batchSlots(): Uint32Array { return this.core.slotIndexes; }
-  get batchLengths(): Uint32Array { return this.core.lengths; }
-  get batchResults(): Uint32Array { return this.core.results; }
-
-  /** Byte offset of slot `i` in memory.buffer. */
-  slotOffset(i: number): number { return this.core.slotsBase + i * this.core.slotSize; }
-
-  /** A view of slot `i` (slotSize bytes). */
-  slot(i: number): Uint8Array { return this.core.slotBytes.subarray(i * this.core.slotSize, (i + 1) * this.core.slotSize); }
+  get memory(): WebAssembly.Memory { return this.#core.memory; }
+  get slotSize(): number { return this.#core.batch.slotSize; }
+  get slotCount(): number { return this.#core.batch.slotCount; }
+  /** The core's packet slots and batch descriptors (and their layout, for TunDevice.attach). */
+  get batch(): SlotBatch { return this.#core.batch; }
 
   /**
-   * Rewrites entries 0..n-1 of the batch descriptors in place: one WASM call.
-   * Results land in batchResults; a dropped entry's length becomes 0.
+   * Rewrites batch entries 0..n-1 in place in their slots: one WASM call.
+   * Each entry's result word lands in batch.result(i); a dropped entry's
+   * length becomes 0.
    */
-  runBatch(n: number): void { this.core.exports.rewriteBatch(n); }
+  rewriteSlots(n: number): void { this.#core.exports.rewriteSlots(n); }
 
-  /** Rewrites one packet in place (copied through slot 0). */
+  /** Rewrites the caller's packet in place, copied through slot 0 and back. */
   rewrite(packet: Uint8Array): PacketResult {
-    const { core } = this;
-    if (packet.length > core.slotSize) return decodeResult(core.exports.rewriteOne(packet.length));
-    core.slotBytes.set(packet, 0);
-    const word = core.exports.rewriteOne(packet.length);
-    packet.set(core.slotBytes.subarray(0, packet.length));
+    const { exports, batch } = this.#core;
+    if (packet.length > batch.slotSize) return decodeResult(exports.rewriteSlot(0, packet.length));
+    const slot = batch.slot(0);
+    slot.set(packet);
+    const word = exports.rewriteSlot(0, packet.length);
+    packet.set(slot.subarray(0, packet.length));
     return decodeResult(word);
   }
 
-  /** Rewrites many packets in place, one WASM call per slotCount packets. */
-  rewriteBatch(packets: readonly Uint8Array[]): PacketResult[] {
-    const { core } = this;
+  /** Rewrites the caller's packets in place, copied through the slots and back: one WASM call per slotCount packets. */
+  rewritePackets(packets: readonly Uint8Array[]): PacketResult[] {
+    const { batch } = this.#core;
+    const { slotCount, slotSize } = batch;
     const out: PacketResult[] = new Array(packets.length);
-    for (let start = 0; start < packets.length; start += core.slotCount) {
-      const n = Math.min(core.slotCount, packets.length - start);
+    for (let start = 0; start < packets.length; start += slotCount) {
+      const n = Math.min(slotCount, packets.length - start);
       for (let i = 0; i < n; i++) {
         const p = packets[start + i];
-        core.slotIndexes[i] = i;
-        core.lengths[i] = p.length;
-        if (p.length <= core.slotSize) core.slotBytes.set(p, i * core.slotSize);
+        batch.setEntry(i, i, p.length);
+        if (p.length <= slotSize) batch.slot(i).set(p);
       }
-      core.exports.rewriteBatch(n);
+      this.rewriteSlots(n);
       for (let i = 0; i < n; i++) {
         const p = packets[start + i];
-        if (p.length <= core.slotSize) p.set(core.slotBytes.subarray(i * core.slotSize, i * core.slotSize + p.length));
-        out[start + i] = decodeResult(core.results[i]);
+        if (p.length <= slotSize) p.set(batch.slot(i).subarray(0, p.length));
+        out[start + i] = decodeResult(batch.result(i));
       }
     }
     return out;
@@ -120,7 +128,7 @@ export class Rewriter {
   }
 
   #load(rules: Rule[], warnings: string[]): void {
-    const { exports, ruleScratch } = this.core;
+    const { exports, ruleScratch } = this.#core;
     const carried = new Map<string, [bigint, bigint]>();
     this.#rules.forEach((r, i) => carried.set(ruleIdentity(r), [exports.rulePackets(i), exports.ruleBytes(i)]));
     exports.rulesBegin();
@@ -138,7 +146,7 @@ export class Rewriter {
   }
 
   counters(): Counters {
-    const { counters, exports } = this.core;
+    const { counters, exports } = this.#core;
     const verdicts = {} as Record<Verdict, bigint>;
     for (let v = 0; v < VERDICT_COUNT; v++) verdicts[VERDICT_NAMES[v] as Verdict] = counters[v];
     const reasons: Record<string, bigint> = {};
@@ -151,7 +159,7 @@ export class Rewriter {
   }
 
   resetCounters(): void {
-    this.core.exports.resetCounters();
+    this.#core.exports.resetCounters();
   }
 }
 
@@ -161,7 +169,7 @@ function addressBytes(text: string): Uint8Array {
   return a.bytes;
 }
 
-/** Loads the core with a validated rule set. */
+/** A rewriter with a validated rule set, on a core of its own (or the one given). */
 export function createRewriter(opts: RewriterOptions): Promise<Rewriter> {
   return Rewriter.create(opts);
 }

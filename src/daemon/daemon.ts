@@ -216,7 +216,7 @@ export class Daemon {
       // Offloads belong to the device: every queue reports the same.
       if (q === 0) {
         logOffloads(this.#log, this.#opts.offload, ready, this.#slotSize);
-        if (ready.offloads === null) offload = 'no';
+        offload = ready.otherQueueOffload;
       }
     }
   }

@@ -26,6 +26,8 @@ export type FromWorker =
     type: 'ready'; name: string; mode: string | null; detail: string | null; fallbackReason: string | null;
     /** Granted offloads (null: opened without IFF_VNET_HDR), and why auto went without. */
     offloads: string[] | null; offloadNote?: string;
+    /** How the device's other queues must open (TunDevice.otherQueueOffload). */
+    otherQueueOffload: OffloadMode;
   }
   | { type: 'reply'; id: number; ok: true; snapshot?: QueueSnapshot }
   | { type: 'reply'; id: number; ok: false; error: string }

@@ -3,7 +3,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { createRewriter } from '../core/rewriter.js';
-import { TunDevice, VNET_HEADER_BYTES, type TunError } from '../tun/device.js';
+import { TunDevice, type TunError } from '../tun/device.js';
 import type { FromWorker, ToWorker, WorkerSetup } from './messages.js';
 import type { QueueSnapshot } from './snapshot.js';
 
@@ -11,50 +11,26 @@ const setup = workerData as WorkerSetup;
 const port = parentPort!;
 const post = (m: FromWorker) => port.postMessage(m);
 
-const openTun = (offload: boolean) => TunDevice.open({
-  name: setup.tun, multiQueue: setup.multiQueue, engine: setup.engine, offload, log: (line) => post({ type: 'log', line }),
-});
 let dev: TunDevice;
-let offloadNote: string | undefined;
 try {
-  try {
-    dev = openTun(setup.offload !== 'no');
-  } catch (err) {
-    // auto on a TUN without IFF_VNET_HDR: run without. (A real error comes back from the second try.)
-    const e = err as TunError;
-    if (setup.offload !== 'auto' || e.code !== 'EINVAL' || !/TUNSETIFF|TUNSETVNETHDRSZ/.test(e.syscall ?? '')) throw err;
-    dev = openTun(false);
-    offloadNote = `IFF_VNET_HDR refused: ${e.message}`;
-  }
+  // The offload policy, its fallback and what counts as segmentation are TunDevice.open's.
+  dev = TunDevice.open({
+    name: setup.tun, multiQueue: setup.multiQueue, engine: setup.engine, offload: setup.offload, log: (line) => post({ type: 'log', line }),
+  });
 } catch (err) {
   const e = err as TunError;
-  post({ type: 'failed', code: e.code ?? 'ERR_L3DSR_QUEUE', message: `opening TUN ${setup.tun}: ${e.message}` });
+  const message = e.code === 'EOPNOTSUPP' && setup.offload === 'yes'
+    ? `--offload (offload = yes): ${e.message}; offload = auto, the default, runs without`
+    : `opening TUN ${setup.tun}: ${e.message}`;
+  post({ type: 'failed', code: e.code ?? 'ERR_L3DSR_QUEUE', message });
   process.exit(1);
-}
-// Without segmentation the header stays (it belongs to the device, and
-// costs 10 bytes a packet); `yes` asks for the super-packets themselves.
-const granted = dev.offloads ?? [];
-if (dev.offloads !== null && !(granted.includes('tso4') && granted.includes('tso6'))) {
-  offloadNote = `the kernel granted ${granted.join(' ') || 'no offloads'} on TUN ${setup.tun}, not TSO4 and TSO6`;
-  if (setup.offload === 'yes') {
-    dev.close();
-    post({ type: 'failed', code: 'EOPNOTSUPP', message: `--offload (offload = yes): ${offloadNote}; offload = auto, the default, runs without` });
-    process.exit(1);
-  }
 }
 // The core sees the virtio-net header in front of every packet, exactly as the TUN delivers it.
 const rw = await createRewriter({
-  rules: setup.rules, slotSize: setup.slotSize, slotCount: setup.slotCount, vnetHeaderBytes: dev.vnetHeaderBytes === 0 ? 0 : VNET_HEADER_BYTES,
+  rules: setup.rules, slotSize: setup.slotSize, slotCount: setup.slotCount, vnetHeaderBytes: dev.vnetHeaderBytes,
 });
 dev.onError = (err) => post({ type: 'failed', code: err.code, message: `TUN ${setup.tun} queue ${setup.queue}: ${err.message}` });
-dev.attach(rw.memory, {
-  slotBase: rw.core.slotsBase,
-  slotSize: rw.slotSize,
-  slotCount: rw.slotCount,
-  slotsOffset: rw.core.slotIndexesOffset,
-  lengthsOffset: rw.core.lengthsOffset,
-  batchMax: setup.batchMax,
-}, (n) => rw.runBatch(n));
+dev.attach(rw.memory, rw.batch.layout(setup.batchMax), (n) => rw.rewriteSlots(n));
 
 function snapshot(): QueueSnapshot {
   const c = rw.counters();
@@ -94,5 +70,5 @@ port.on('message', (m: ToWorker) => {
 
 post({
   type: 'ready', name: dev.name, mode: dev.mode, detail: dev.detail, fallbackReason: dev.fallbackReason,
-  offloads: dev.offloads ? [...dev.offloads] : null, offloadNote,
+  offloads: dev.offloads ? [...dev.offloads] : null, offloadNote: dev.offloadNote ?? undefined, otherQueueOffload: dev.otherQueueOffload,
 });

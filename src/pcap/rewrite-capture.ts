@@ -112,116 +112,24 @@ class VerdictLog {
   }
 }
 
-/** Where each record of a batch went: its slot (>= 0) or NOT_IP. */
+/** Where each record of a batch went: its batch entry (>= 0, in the slot of the same number) or NOT_IP. */
 const NOT_IP = -1;
 
 export async function rewriteCapture(options: RewriteCaptureOptions): Promise<RewriteCaptureResult> {
-  const rw = options.rewriter;
   const reader = await openCapture(options.input);
-  const result: RewriteCaptureResult = {
-    records: 0,
-    written: 0,
-    notIp: 0,
-    verdicts: { passed: 0, rewritten: 0, malformed: 0, dropped: 0 },
-    rules: rw.rules.map((rule) => ({ text: ruleText(rule), packets: 0, bytes: 0 })),
-    reasons: {},
-  };
+  const run = new CaptureRewrite(options.rewriter, reader);
   let writer: PcapWriter | undefined;
   let log: VerdictLog | undefined;
   try {
-    log = options.verdicts === undefined ? undefined : await VerdictLog.open(options.verdicts, result.rules.map((r) => r.text));
-    const batchSize = Math.min(CAPTURE_BATCH, rw.slotCount);
-    const slotOf = new Int32Array(batchSize);
-    const l3Offset = new Int32Array(batchSize);
-    const memory = new Uint8Array(rw.memory.buffer);
-    const { batchSlots, batchLengths, batchResults, slotSize } = rw;
-    const slotBase = rw.slotOffset(0);
-
-    for (;;) {
-      let batch: CaptureRecord[] | null;
-      try {
-        batch = await reader.nextBatch(batchSize);
-      } catch (err) {
-        if (err instanceof PcapError) {
-          result.error = err;
-          break;
-        }
-        throw err;
-      }
-      if (batch === null) break;
-      writer ??= await PcapWriter.create(options.output, classicOptionsFor(batch[0], reader.interfaces));
-
-      // Place every IP packet in a slot; stop the batch at a frame whose link type is unknown.
-      let count = batch.length;
-      let slots = 0;
-      for (let i = 0; i < batch.length; i++) {
-        const r = batch[i];
-        let ip: boolean;
-        let offset: number;
-        try {
-          ({ ip, offset } = locateL3(r.linkType, r.data));
-        } catch (err) {
-          if (!(err instanceof PcapError)) throw err;
-          result.error = err.at({ offset: r.offset, record: r.index, file: reader.name });
-          count = i;
-          break;
-        }
-        if (!ip) {
-          slotOf[i] = NOT_IP;
-          continue;
-        }
-        const length = r.data.length - offset;
-        batchSlots[slots] = slots;
-        batchLengths[slots] = length;
-        if (length <= slotSize) memory.set(r.data.subarray(offset), slotBase + slots * slotSize);
-        slotOf[i] = slots++;
-        l3Offset[i] = offset;
-      }
-      if (slots > 0) rw.runBatch(slots);
-
-      for (let i = 0; i < count; i++) {
-        const r = batch[i];
-        const slot = slotOf[i];
-        const word = slot === NOT_IP ? VERDICT_PASSED : batchResults[slot];
-        const verdict = word & 0xff;
-        if (verdict === VERDICT_REWRITTEN) {
-          const at = slotBase + slot * slotSize;
-          r.data.set(memory.subarray(at, at + r.data.length - l3Offset[i]), l3Offset[i]);
-        }
-        if (verdict !== VERDICT_DROPPED) {
-          try {
-            writer.write(r);
-          } catch (err) {
-            if (!(err instanceof PcapError)) throw err;
-            result.error = err.at({ file: reader.name });
-            break;
-          }
-          result.written++;
-        }
-        // Counted only once written (or dropped), so the summary matches the output after an error.
-        result.records++;
-        result.verdicts[VERDICT_NAMES[verdict]]++;
-        if (verdict === VERDICT_REWRITTEN) {
-          const rule = result.rules[(word >>> RESULT_RULE_SHIFT) - 1];
-          rule.packets++;
-          rule.bytes += r.data.length - l3Offset[i];
-        }
-        const reason = (word >>> RESULT_REASON_SHIFT) & 0xff;
-        if (reason !== 0) {
-          const name = REASON_NAMES[reason];
-          (result.reasons[name] ??= { verdict: VERDICT_NAMES[verdict], packets: 0 }).packets++;
-        }
-        if (slot === NOT_IP) {
-          result.notIp++;
-          log?.notIp(r.index);
-        } else {
-          log?.result(r.index, word);
-        }
-      }
+    log = options.verdicts === undefined ? undefined : await VerdictLog.open(options.verdicts, run.result.rules.map((r) => r.text));
+    for (let records = await run.nextRecords(); records !== null; records = await run.nextRecords()) {
+      writer ??= await PcapWriter.create(options.output, classicOptionsFor(records[0], reader.interfaces));
+      const count = run.rewrite(records);
+      run.writeOut(records, count, writer, log);
       await log?.flush();
       if (writer.needsDrain) await writer.drain();
-      options.onProgress?.({ records: result.records, position: reader.position, size: reader.size });
-      if (result.error !== undefined) break;
+      options.onProgress?.({ records: run.result.records, position: reader.position, size: reader.size });
+      if (run.result.error !== undefined) break;
     }
     // An input with no packets still gets a valid (empty) output.
     writer ??= await PcapWriter.create(options.output, emptyOutputOptions(reader));
@@ -234,7 +142,131 @@ export async function rewriteCapture(options: RewriteCaptureOptions): Promise<Re
       await log?.close();
     }
   }
-  return result;
+  return run.result;
+}
+
+/** The steps of one offline rewrite, batch by batch, and what it counted. */
+class CaptureRewrite {
+  readonly result: RewriteCaptureResult;
+  readonly #batchSize: number;
+  /** Per record of the current batch: its batch entry or NOT_IP, and where its IP packet starts. */
+  readonly #entryOf: Int32Array;
+  readonly #l3Offset: Int32Array;
+
+  constructor(readonly rw: Rewriter, readonly reader: CaptureReader) {
+    this.result = {
+      records: 0,
+      written: 0,
+      notIp: 0,
+      verdicts: { passed: 0, rewritten: 0, malformed: 0, dropped: 0 },
+      rules: rw.rules.map((rule) => ({ text: ruleText(rule), packets: 0, bytes: 0 })),
+      reasons: {},
+    };
+    this.#batchSize = Math.min(CAPTURE_BATCH, rw.slotCount);
+    this.#entryOf = new Int32Array(this.#batchSize);
+    this.#l3Offset = new Int32Array(this.#batchSize);
+  }
+
+  /** The next records, or null at the end of the input or at a problem in it (then kept in result.error). */
+  async nextRecords(): Promise<CaptureRecord[] | null> {
+    try {
+      return await this.reader.nextBatch(this.#batchSize);
+    } catch (err) {
+      if (!(err instanceof PcapError)) throw err;
+      this.result.error = err;
+      return null;
+    }
+  }
+
+  /**
+   * Puts the IP packet of every record in a slot of the core and rewrites
+   * them all in one call. Stops at a frame whose link type is unknown: the
+   * records before it are the ones to write out, and how many is returned.
+   */
+  rewrite(records: readonly CaptureRecord[]): number {
+    const { batch } = this.rw;
+    let entries = 0;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i];
+      let l3: { ip: boolean; offset: number };
+      try {
+        l3 = locateL3(r.linkType, r.data);
+      } catch (err) {
+        if (!(err instanceof PcapError)) throw err;
+        this.result.error = err.at({ offset: r.offset, record: r.index, file: this.reader.name });
+        this.#rewriteEntries(entries);
+        return i;
+      }
+      if (!l3.ip) {
+        this.#entryOf[i] = NOT_IP;
+        continue;
+      }
+      const length = r.data.length - l3.offset;
+      batch.setEntry(entries, entries, length);
+      if (length <= batch.slotSize) batch.slot(entries).set(r.data.subarray(l3.offset));
+      this.#entryOf[i] = entries++;
+      this.#l3Offset[i] = l3.offset;
+    }
+    this.#rewriteEntries(entries);
+    return records.length;
+  }
+
+  #rewriteEntries(n: number): void {
+    if (n > 0) this.rw.rewriteSlots(n);
+  }
+
+  /**
+   * Writes out the first `count` records in input order, a rewritten packet
+   * from its slot, except those the core dropped, and counts each. Stops
+   * at an output error (kept in result.error).
+   */
+  writeOut(records: readonly CaptureRecord[], count: number, writer: PcapWriter, log: VerdictLog | undefined): void {
+    const { batch } = this.rw;
+    for (let i = 0; i < count; i++) {
+      const r = records[i];
+      const entry = this.#entryOf[i];
+      const word = entry === NOT_IP ? VERDICT_PASSED : batch.result(entry);
+      const verdict = word & 0xff;
+      const l3Length = r.data.length - this.#l3Offset[i];
+      if (verdict === VERDICT_REWRITTEN) r.data.set(batch.slot(entry).subarray(0, l3Length), this.#l3Offset[i]);
+      if (verdict !== VERDICT_DROPPED) {
+        try {
+          writer.write(r);
+        } catch (err) {
+          if (!(err instanceof PcapError)) throw err;
+          this.result.error = err.at({ file: this.reader.name });
+          break;
+        }
+        this.result.written++;
+      }
+      // Counted only once written (or dropped), so the summary matches the output after an error.
+      this.#count(word, l3Length);
+      if (entry === NOT_IP) {
+        this.result.notIp++;
+        log?.notIp(r.index);
+      } else {
+        log?.result(r.index, word);
+      }
+    }
+  }
+
+  /** One record's result word in the totals; `l3Length`: its IP packet's bytes. */
+  #count(word: number, l3Length: number): void {
+    const result = this.result;
+    const verdict = word & 0xff;
+    result.records++;
+    result.verdicts[VERDICT_NAMES[verdict]]++;
+    if (verdict === VERDICT_REWRITTEN) {
+      const rule = result.rules[(word >>> RESULT_RULE_SHIFT) - 1];
+      rule.packets++;
+      rule.bytes += l3Length;
+    }
+    const reason = (word >>> RESULT_REASON_SHIFT) & 0xff;
+    if (reason !== 0) {
+      const name = REASON_NAMES[reason];
+      (result.reasons[name] ??= { verdict: VERDICT_NAMES[verdict], packets: 0 }).packets++;
+    }
+  }
 }
 
 function emptyOutputOptions(reader: CaptureReader): WriterOptions {

@@ -5,12 +5,17 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { L3dsrError } from '../errors.js';
+import type { Offload, TunCounters, TunEngine, TunReadMode, VNET_HEADER_BYTES } from './abi.generated.js';
 
 /** Project root: this file runs as dist/src/tun/addon.js. */
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const ADDON_PATH = join(root, 'build', 'Release', 'l3dsr_tun.node');
 
-/** What `attach` is told about where the batch lives in the memory. */
+/**
+ * Where a batch lives in the memory, all in bytes: what `attach` is told
+ * (the addon checks it against the memory). Whoever owns the memory says
+ * where (a core: rw.batch.layout(batchMax)).
+ */
 export interface NativeBatchLayout {
   slotBase: number;
   slotSize: number;
@@ -21,49 +26,31 @@ export interface NativeBatchLayout {
 }
 
 export interface NativeEngineOptions {
-  engine?: 'auto' | 'io_uring' | 'readwrite';
-  readMode?: 'auto' | 'multishot' | 'single';
+  engine?: TunEngine;
+  readMode?: TunReadMode;
   deferTaskrun?: boolean;
   readsInFlight?: number;
 }
 
-export interface NativeStats {
-  packetsRead: number;
-  bytesRead: number;
-  packetsWritten: number;
-  bytesWritten: number;
-  batches: number;
+/** The counters (one table with the C side: scripts/abi.mjs), and two arrays. */
+export interface NativeStats extends TunCounters {
   /** Index k counts batches of size 2^k .. 2^(k+1)-1. */
   batchSizeLog2: number[];
-  skipped: number;
-  badLengths: number;
-  writeErrors: number;
-  writeDrops: number;
+  /** Failed writes by errno name. */
   writeErrorsByCode: Record<string, number>;
-  readErrors: number;
-  bufferRingEmpty: number;
-  readRearms: number;
-  wakeups: number;
-  callbackErrors: number;
-  discardedOnClose: number;
-  /** Reads that were GSO super-packets (only with offload). */
-  gsoPackets: number;
-  /** The MTU-sized segments those super-packets stand for. */
-  gsoSegments: number;
 }
 
-/** TUNSETOFFLOAD bits by name, as the addon reports the granted ones. */
-export type Offload = 'csum' | 'tso4' | 'tso6' | 'tso_ecn' | 'uso4' | 'uso6';
+export type { Offload };
 
 export interface NativeTunHandle {
   readonly name: string;
   /** -1 once closed. */
   readonly fd: number;
-  readonly mode: 'io_uring' | 'readwrite' | null;
+  readonly mode: Exclude<TunEngine, 'auto'> | null;
   readonly detail: string | null;
   readonly fallbackReason: string | null;
-  /** 10 when opened with offload (IFF_VNET_HDR), else 0. */
-  readonly vnetHeaderBytes: number;
+  /** VNET_HEADER_BYTES when opened with offload (IFF_VNET_HDR), else 0. */
+  readonly vnetHeaderBytes: 0 | typeof VNET_HEADER_BYTES;
   /** Granted offloads; null when opened without. */
   readonly offloads: Offload[] | null;
   attach(
@@ -81,6 +68,7 @@ export interface NativeTunHandle {
 }
 
 export interface NativeAddon {
+  /** `offload`: open with IFF_VNET_HDR and probe the offloads (TunDevice.open decides when). */
   TunHandle: new (name: string, multiQueue: boolean, options?: { offload?: boolean }) => NativeTunHandle;
   /** SO_NETNS_COOKIE of the calling thread's network namespace: never given to another namespace before a reboot. */
   netnsCookie(): bigint;

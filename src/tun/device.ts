@@ -2,21 +2,22 @@
 // addon reads packets straight into slots of that memory, calls onBatch(n)
 // once per batch, and writes back every entry whose length is still > 0.
 import { interfaceNameProblem } from '../system/interface-name.js';
+import type { Offload, TunEngine, TunReadMode } from './abi.generated.js';
 import { loadAddon } from './addon.js';
-import type { NativeBatchLayout, NativeStats, NativeTunHandle, Offload } from './addon.js';
+import type { NativeBatchLayout, NativeStats, NativeTunHandle } from './addon.js';
+import { openWithOffload, otherQueuePolicy, segmentationGranted, type OffloadPolicy } from './offload-policy.js';
 
-export type { Offload };
+export type { Offload, OffloadPolicy, TunEngine, TunReadMode };
 
 /**
- * Bytes of the virtio-net header in front of every packet of a device
- * opened with `offload` (struct virtio_net_hdr without num_buffers).
+ * VNET_HEADER_BYTES: the virtio-net header in front of every packet of a
+ * device opened with offload (struct virtio_net_hdr without num_buffers).
+ * OFFLOAD_MIN_SLOT_SIZE: the smallest slot with segmentation offload, a
+ * 64 KiB GSO packet plus the header.
  */
-export const VNET_HEADER_BYTES = 10 as const;
-/** The smallest slot for a device with segmentation offload: a 64 KiB GSO packet plus the header. */
-export const OFFLOAD_MIN_SLOT_SIZE = 65536 + VNET_HEADER_BYTES;
+export { OFFLOAD_MIN_SLOT_SIZE, VNET_HEADER_BYTES } from './abi.generated.js';
 
-export type TunEngine = 'auto' | 'io_uring' | 'readwrite';
-export type TunMode = 'io_uring' | 'readwrite';
+export type TunMode = Exclude<TunEngine, 'auto'>;
 
 export interface TunOpenOptions {
   /** Interface name (see interfaceNameProblem: at most 15 bytes of UTF-8); empty lets the kernel pick `tunN`. */
@@ -26,20 +27,24 @@ export interface TunOpenOptions {
   /** `auto` prefers io_uring and falls back to read()/write(). */
   engine?: TunEngine;
   /** io_uring only: `auto` uses multishot read when the kernel has it. */
-  readMode?: 'auto' | 'multishot' | 'single';
+  readMode?: TunReadMode;
   /** io_uring only: IORING_SETUP_DEFER_TASKRUN (default: when available). */
   deferTaskrun?: boolean;
   /** io_uring single-shot reads kept in flight (default 32). */
   readsInFlight?: number;
   /**
-   * Open with IFF_VNET_HDR (a 10-byte virtio-net header in front of every
-   * packet read and written, lengths include it) and ask for checksum,
-   * TSO4/TSO6/TSO-ECN and USO offloads, each probed: `offloads` says which
-   * the kernel granted. With segmentation granted one read can carry a
-   * 64 KiB GSO super-packet, so slots must hold OFFLOAD_MIN_SLOT_SIZE.
-   * The header and offloads belong to the device: open every queue alike.
+   * With `yes` or `auto` the queue opens with IFF_VNET_HDR (a 10-byte
+   * virtio-net header in front of every packet read and written, lengths
+   * include it) and asks for checksum, TSO4/TSO6/TSO-ECN and USO offloads,
+   * each probed: `offloads` says which the kernel granted. `yes` requires
+   * TCP segmentation (TSO4 and TSO6) and fails with EOPNOTSUPP without it;
+   * `auto` takes what comes, without the header if the kernel refuses it
+   * (`offloadNote` says why). With any segmentation granted one read can
+   * carry a 64 KiB GSO super-packet, so slots must hold
+   * OFFLOAD_MIN_SLOT_SIZE. The header and offloads belong to the device:
+   * open its other queues with `otherQueueOffload`. Default `no`.
    */
-  offload?: boolean;
+  offload?: OffloadPolicy;
   /** Where the chosen engine is reported; default stderr. */
   log?: (line: string) => void;
 }
@@ -72,20 +77,25 @@ export class TunDevice {
 
   readonly #handle: NativeTunHandle;
   readonly #options: TunOpenOptions;
+  readonly #offloadNote: string | null;
 
-  private constructor(handle: NativeTunHandle, options: TunOpenOptions) {
+  private constructor(handle: NativeTunHandle, options: TunOpenOptions, offloadNote: string | null) {
     this.#handle = handle;
     this.#options = options;
+    this.#offloadNote = offloadNote;
   }
 
   /** Opens one queue of TUN device `name` (IFF_TUN | IFF_NO_PI, and
-   * IFF_VNET_HDR with `offload`). Throws a TunError whose code is the errno
-   * name (ENAMETOOLONG or EINVAL for a name the kernel would refuse). */
+   * IFF_VNET_HDR as `offload` says). Throws a TunError whose code is the
+   * errno name (ENAMETOOLONG or EINVAL for a name the kernel would refuse,
+   * EOPNOTSUPP for `offload: 'yes'` without TCP segmentation). */
   static open(options: TunOpenOptions): TunDevice {
     const problem = options.name === '' ? undefined : interfaceNameProblem(options.name);
     if (problem) throw Object.assign(new RangeError(`TUN device name ${problem.message}`), { code: problem.errno });
     const { TunHandle } = loadAddon();
-    return new TunDevice(new TunHandle(options.name, options.multiQueue ?? false, { offload: options.offload ?? false }), options);
+    const { handle, note } = openWithOffload(options.offload ?? 'no',
+      (header) => new TunHandle(options.name, options.multiQueue ?? false, { offload: header }));
+    return new TunDevice(handle, options, note);
   }
 
   /** The interface name as the kernel assigned it. */
@@ -105,16 +115,24 @@ export class TunDevice {
     return this.#handle.fallbackReason;
   }
   /** Bytes of virtio-net header in front of each packet: VNET_HEADER_BYTES with offload, else 0. */
-  get vnetHeaderBytes(): number {
+  get vnetHeaderBytes(): NativeTunHandle['vnetHeaderBytes'] {
     return this.#handle.vnetHeaderBytes;
   }
-  /** The offloads the kernel granted (e.g. csum, tso4, tso6); null when opened without offload. */
+  /** The offloads the kernel granted (e.g. csum, tso4, tso6); null when opened without the header. */
   get offloads(): readonly Offload[] | null {
     return this.#handle.offloads;
   }
-  /** Whether reads can carry GSO super-packets (TSO or USO granted). */
+  /** Whether TCP segmentation (TSO4 and TSO6) was granted: reads carry TCP super-packets of either family. */
   get segmentationOffload(): boolean {
-    return (this.offloads ?? []).some((o) => o !== 'csum');
+    return segmentationGranted(this.offloads);
+  }
+  /** Why the queue runs without TCP segmentation although `offload` asked for it; null when it does not. */
+  get offloadNote(): string | null {
+    return this.#offloadNote;
+  }
+  /** The `offload` that opens another queue of this device alike (see TunOpenOptions.offload). */
+  get otherQueueOffload(): OffloadPolicy {
+    return otherQueuePolicy(this.#options.offload ?? 'no', this.vnetHeaderBytes);
   }
   /** The TUN file descriptor, -1 once closed. */
   get fd(): number {

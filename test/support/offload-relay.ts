@@ -47,12 +47,12 @@ export class SeedFaultRelay {
     const saved = netns.enter(`/run/netns/${o.netns}`);
     let dev: TunDevice;
     try {
-      dev = TunDevice.open({ name: o.tun, offload: true, log: () => {} });
+      // `yes`: the open fails without TCP segmentation, which the proof needs.
+      dev = TunDevice.open({ name: o.tun, offload: 'yes', log: () => {} });
     } finally {
       netns.restore(saved);
     }
     try {
-      if (!dev.segmentationOffload) throw new Error(`no segmentation offload granted on ${o.tun}: ${dev.offloads}`);
       const rw = await createRewriter({
         rules: o.rules, vnetHeaderBytes: VNET_HEADER_BYTES, slotCount: 2 * BATCH,
         slotSize: Math.ceil(OFFLOAD_MIN_SLOT_SIZE / SLOT_ALIGN) * SLOT_ALIGN,
@@ -62,10 +62,7 @@ export class SeedFaultRelay {
       await ip(['link', 'set', 'dev', o.tun, 'txqueuelen', '4096', 'up'], where);
       const steering = new Steering({ interfaces: [o.steer], tun: o.tun, netns: o.netns });
       const relay = new SeedFaultRelay(dev, rw, steering);
-      dev.attach(rw.memory, {
-        slotBase: rw.core.slotsBase, slotSize: rw.slotSize, slotCount: rw.slotCount,
-        slotsOffset: rw.core.slotIndexesOffset, lengthsOffset: rw.core.lengthsOffset, batchMax: BATCH,
-      }, (n) => relay.#batch(n, o.corrupt));
+      dev.attach(rw.memory, rw.batch.layout(BATCH), (n) => relay.#batch(n, o.corrupt));
       await steering.install(rw.rules.map((r) => ({ family: r.family, dscp: r.dscp })));
       return relay;
     } catch (err) {
@@ -88,10 +85,11 @@ export class SeedFaultRelay {
 
   #batch(n: number, corrupt: number): void {
     const { rw } = this;
-    rw.runBatch(n);
+    const { batch } = rw;
+    rw.rewriteSlots(n);
     for (let i = 0; i < n && this.corrupted < corrupt; i++) {
-      if (decodeResult(rw.batchResults[i]!).verdict !== 'rewritten') continue;
-      const frame = rw.slot(rw.batchSlots[i]!);
+      if (decodeResult(batch.result(i)).verdict !== 'rewritten') continue;
+      const frame = batch.slot(batch.entrySlot(i));
       const h = readVnet(frame);
       if (h.gsoType === VNET_GSO.NONE || !(h.flags & VNET_F_NEEDS_CSUM)) continue;
       const field = VNET_HEADER_BYTES + h.csumStart + h.csumOffset;

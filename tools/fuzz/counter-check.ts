@@ -3,6 +3,7 @@
 // and the release and coverage builds count alike.
 
 import { REASON_COUNT, VERDICT_COUNT, VERDICT_REWRITTEN } from '../../src/core/abi.generated.js';
+import type { Core } from '../../src/core/loader.js';
 import type { Rule } from '../../src/core/types.js';
 import { parseFixedHeader } from '../oracle/packet.js';
 import type { FuzzInput, Harness, Observed } from './harness.js';
@@ -19,21 +20,21 @@ export interface CounterSnapshot {
 /** Both modes' cores added up: a batch's inputs are split between them. */
 export function snapshotCounters(h: Harness): CounterSnapshot {
   const pairs = h.pairs;
-  const n = h.release.core.exports.ruleCount();
+  const n = h.plain.cores.release.exports.ruleCount();
   const sum = (pick: (p: (typeof pairs)[number]) => BigUint64Array) => {
     const total = pick(pairs[0]).slice();
     for (const p of pairs.slice(1)) pick(p).forEach((v, k) => { total[k] += v; });
     return total;
   };
-  const perRule = (f: (rw: Harness['release'], i: number) => bigint): [bigint, bigint][] => Array.from({ length: n }, (_, i) => [
-    pairs.reduce((t, p) => t + f(p.release, i), 0n),
-    pairs.reduce((t, p) => t + f(p.coverage, i), 0n),
+  const perRule = (f: (core: Core, i: number) => bigint): [bigint, bigint][] => Array.from({ length: n }, (_, i) => [
+    pairs.reduce((t, p) => t + f(p.cores.release, i), 0n),
+    pairs.reduce((t, p) => t + f(p.cores.coverage, i), 0n),
   ]);
   return {
-    release: sum((p) => p.release.core.counters),
-    coverage: sum((p) => p.coverage.core.counters),
-    rulePackets: perRule((rw, i) => rw.core.exports.rulePackets(i)),
-    ruleBytes: perRule((rw, i) => rw.core.exports.ruleBytes(i)),
+    release: sum((p) => p.cores.release.counters),
+    coverage: sum((p) => p.cores.coverage.counters),
+    rulePackets: perRule((core, i) => core.exports.rulePackets(i)),
+    ruleBytes: perRule((core, i) => core.exports.ruleBytes(i)),
   };
 }
 

@@ -4,10 +4,11 @@
 // guard slots, and every byte of a slot past its input is guard too, so a
 // write outside a packet is caught and blamed on the right input.
 //
-// A second pair of cores runs in the virtio-net header mode (the daemon's
-// with offloads), and inputs that carry a header go there.
+// A second pair of cores runs in the virtio-net header mode
+// (vnetHeaderBytes), and inputs that carry a header go there.
 
 import { Buffer } from 'node:buffer';
+import { loadCore, type Core } from '../../src/core/loader.js';
 import type { RuleInput } from '../../src/core/rules.js';
 import { createRewriter, type Rewriter } from '../../src/core/rewriter.js';
 import type { Rule } from '../../src/core/types.js';
@@ -58,15 +59,11 @@ export interface HarnessOptions {
   slotSize: number;
 }
 
-interface CoverageExports {
-  __covBase(): number;
-  __covEdges(): number;
-}
-
-/** The same mode in both builds. */
+/** The same mode in both builds: each rewriter on a core of the harness's own, whose exports the probes call. */
 export interface CorePair {
   release: Rewriter;
   coverage: Rewriter;
+  cores: { release: Core; coverage: Core };
   /** The coverage build's counter region. */
   counters: Uint32Array;
 }
@@ -81,14 +78,6 @@ export function slotContent(input: FuzzInput): Uint8Array {
   return b;
 }
 
-function coverageCounters(rw: Rewriter): Uint32Array {
-  const exports = rw.core.exports as unknown as Partial<CoverageExports>;
-  if (typeof exports.__covBase !== 'function' || typeof exports.__covEdges !== 'function') {
-    throw new L3dsrError('ERR_L3DSR_COVERAGE_BUILD', 'the coverage core has no __covBase/__covEdges exports: rebuild it with scripts/coverage.mjs');
-  }
-  return new Uint32Array(rw.memory.buffer, exports.__covBase(), exports.__covEdges());
-}
-
 export class Harness {
   #guard = 0xa5;
   #guardSlot: Uint8Array;
@@ -100,13 +89,13 @@ export class Harness {
   }
 
   static async create(opts: HarnessOptions): Promise<Harness> {
-    const pair = async (vnetHeaderBytes: 0 | typeof VNET_HEADER_BYTES): Promise<CorePair> => {
-      const common = { rules: opts.rules, slotSize: opts.slotSize, slotCount: 2 * opts.batchSize + 1, vnetHeaderBytes };
-      const release = await createRewriter({ ...common, build: 'release' });
-      const coverage = await createRewriter({ ...common, build: 'coverage' });
-      return { release, coverage, counters: coverageCounters(coverage) };
+    const slots = { slotSize: opts.slotSize, slotCount: 2 * opts.batchSize + 1 };
+    const pair = async (vnet: boolean): Promise<CorePair> => {
+      const cores = { release: await loadCore({ ...slots, build: 'release' }), coverage: await loadCore({ ...slots, build: 'coverage' }) };
+      const on = (core: Core) => createRewriter({ rules: opts.rules, core, vnetHeaderBytes: vnet ? VNET_HEADER_BYTES : 0 });
+      return { release: await on(cores.release), coverage: await on(cores.coverage), cores, counters: cores.coverage.coverage! };
     };
-    return new Harness(await pair(0), await pair(VNET_HEADER_BYTES), opts.batchSize);
+    return new Harness(await pair(false), await pair(true), opts.batchSize);
   }
 
   /** The plain-mode cores, which the probes use. */
@@ -167,21 +156,22 @@ export class Harness {
   }
 
   #runOn(rw: Rewriter, inputs: readonly FuzzInput[]): CoreRun {
-    const { slotSize } = rw;
+    const { batch } = rw;
+    const { slotSize } = batch;
     const n = inputs.length;
-    const bytes = rw.core.slotBytes;
     const guard = this.#guard;
-    bytes.fill(guard, 0, (2 * n + 1) * slotSize);
+    for (let slot = 0; slot < 2 * n + 1; slot++) batch.slot(slot).fill(guard);
     const contents = inputs.map(slotContent);
     contents.forEach((content, i) => {
       const slot = 2 * i + 1;
       const lie = inputs[i].descriptor;
-      bytes.set(content, slot * slotSize);
-      rw.batchSlots[i] = lie === 'slot-out-of-range' ? rw.slotCount + OUT_OF_RANGE_EXTRA : slot;
-      rw.batchLengths[i] = lie === 'length-over-slot' ? slotSize + 1 + (content.length & 0xff) : content.length;
+      batch.slot(slot).set(content);
+      batch.setEntry(i,
+        lie === 'slot-out-of-range' ? batch.slotCount + OUT_OF_RANGE_EXTRA : slot,
+        lie === 'length-over-slot' ? slotSize + 1 + (content.length & 0xff) : content.length);
     });
     try {
-      rw.runBatch(n);
+      rw.rewriteSlots(n);
     } catch (err) {
       return { observed: [], trap: err as Error, guardsIntact: true };
     }
@@ -189,16 +179,16 @@ export class Harness {
     let guardsIntact = true;
     for (let i = 0; i < n; i++) {
       const len = contents[i].length;
-      const start = (2 * i + 1) * slotSize;
+      const slot = batch.slot(2 * i + 1);
       observed[i] = {
-        word: rw.batchResults[i],
-        length: rw.batchLengths[i],
-        output: bytes.slice(start, start + len),
-        tailChange: this.#firstChange(bytes.subarray(start + len, start + slotSize), len),
+        word: batch.result(i),
+        length: batch.entryLength(i),
+        output: slot.slice(0, len),
+        tailChange: this.#firstChange(slot.subarray(len), len),
       };
-      guardsIntact &&= this.#firstChange(bytes.subarray(2 * i * slotSize, (2 * i + 1) * slotSize), 0) < 0;
+      guardsIntact &&= this.#firstChange(batch.slot(2 * i), 0) < 0;
     }
-    guardsIntact &&= this.#firstChange(bytes.subarray(2 * n * slotSize, (2 * n + 1) * slotSize), 0) < 0;
+    guardsIntact &&= this.#firstChange(batch.slot(2 * n), 0) < 0;
     return { observed, guardsIntact };
   }
 

@@ -1,8 +1,17 @@
 // struct virtio_net_hdr (linux/virtio_net.h), as a TUN with IFF_VNET_HDR
 // puts it before each packet: little-endian fields, without num_buffers.
+// Its layout is the one scripts/abi.mjs generates for the core, the addon
+// and the TUN device alike.
+import {
+  VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_FLAGS, VNET_GSO_SIZE, VNET_GSO_TYPE, VNET_HDR_LEN, VNET_HEADER_BYTES,
+} from '../../src/tun/abi.generated.js';
 
-export const VNET = { FLAGS: 0, GSO_TYPE: 1, HDR_LEN: 2, GSO_SIZE: 4, CSUM_START: 6, CSUM_OFFSET: 8, SIZE: 10 } as const;
-export const VNET_F_NEEDS_CSUM = 1;
+export { VNET_F_NEEDS_CSUM };
+export const VNET = {
+  FLAGS: VNET_FLAGS, GSO_TYPE: VNET_GSO_TYPE, HDR_LEN: VNET_HDR_LEN, GSO_SIZE: VNET_GSO_SIZE,
+  CSUM_START: VNET_CSUM_START, CSUM_OFFSET: VNET_CSUM_OFFSET, SIZE: VNET_HEADER_BYTES,
+} as const;
+/** VIRTIO_NET_HDR_F_DATA_VALID: the core leaves such packets alone (only NEEDS_CSUM has a seed to move). */
 export const VNET_F_DATA_VALID = 2;
 export const VNET_GSO = { NONE: 0, TCPV4: 1, TCPV6: 4, UDP_L4: 5 } as const;
 
