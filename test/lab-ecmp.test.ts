@@ -6,19 +6,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BALANCERS, ECMP_INTERFACES, EcmpLab, SERVERS, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
-import type { EcmpFamilyPlan, EchoService, LabVip, ProbeTarget } from '../tools/lab/index.js';
+import type { EcmpFamilyPlan, EchoService, ProbeTarget } from '../tools/lab/index.js';
 import { LabDaemon, requireLabRoot, rulePackets } from './support/daemon.js';
 import { nft, nftApply } from '../src/system/index.js';
+import { serverDaemonArgs } from './support/health-lab.js';
 import { privileged } from './support/privilege.js';
 
 const OBSERVE = 'l3dsr_test_observe';
 /** Connections per VIP and protocol: enough that each balancer and each server gets some (2 × 2^-24 that one does not). */
 const CONNECTIONS = 24;
 const BOUND = { timeout: 120_000 };
-
-/** `l3dsr run` on a server of this lab: a rule per VIP, steering on its segment port, the VIPs on lo. */
-const serverArgs = (vips: readonly LabVip[]): string[] =>
-  [...vips.flatMap((v) => ['--rule', `${v.dscp}=${v.address}`]), '--steer', ECMP_INTERFACES.srvToBack, '--loopback-vips'];
 
 /** Counters: packets from a VIP that rtr receives from the server segment, and that a balancer forwards. */
 async function installObservers(lab: EcmpLab): Promise<void> {
@@ -53,7 +50,7 @@ describe('the ECMP lab: stand-in balancers, l3dsr run on both servers', privileg
     lab = await EcmpLab.create({ standIn: true });
     await installObservers(lab);
     for (const srv of SERVERS) {
-      daemons.set(srv, await LabDaemon.start(lab, serverArgs(lab.vips), { role: srv }));
+      daemons.set(srv, await LabDaemon.start(lab, serverDaemonArgs(lab.vips), { role: srv }));
       services.push(await startEchoService(lab, lab.vips.map((v) => v.address), { role: srv }));
     }
   });
