@@ -54,7 +54,7 @@ step('WASM core (coverage build for the fuzzer)', ['assembly', 'asconfig.json', 
   () => { if (existsSync(join(root, 'scripts/coverage.mjs'))) sh(process.execPath, ['scripts/coverage.mjs']); });
 
 if (existsSync(join(root, 'binding.gyp'))) {
-  step('native TUN addon', ['native', 'binding.gyp', 'scripts/addon.mjs'], ['build/Release/l3dsr_tun.node', 'build/Release/l3dsr_test_netns.node'], buildAddon);
+  step('native TUN addon', ['native', 'binding.gyp', 'scripts/addon.mjs'], ['build/Release/l3dsr_tun.node', 'build/Release/l3dsr_raw.node', 'build/Release/l3dsr_test_netns.node'], buildAddon);
 }
 
 const TS_DIRS = ['src', 'tools', 'test', 'bench'];

@@ -53,6 +53,8 @@ export const ERROR_CODES = {
   ERR_L3DSR_STEERING_PRIORITY_TAKEN: EXIT.failure,
   /** The TUN to steer into does not exist. */
   ERR_L3DSR_STEERING_NO_TUN: EXIT.failure,
+  /** A balancer's families are not forwarded (it hands packets back to the kernel to forward). */
+  ERR_L3DSR_STEERING_FORWARDING: EXIT.failure,
   /** A capture file is damaged or unsupported (PcapError: `reason`, position). */
   ERR_L3DSR_PCAP: EXIT.failure,
   /** The WASM core was not built. */

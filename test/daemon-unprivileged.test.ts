@@ -10,12 +10,12 @@
 // Needs root; fails without it.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { DEFAULT_LAB_VIPS, Lab, probe, sameAddress, startEchoService, type LabVip } from '../tools/lab/index.js';
 import { readSysctl, writeSysctl } from '../src/system/index.js';
 import { FreshRun } from './support/fresh-run.js';
+import { installCopy } from './support/install-copy.js';
 import {
   L3DSR_BIN, LabDaemon, assertNothingInstalled, assertOneFilterSet, daemonArgs, loopbackAddresses, onLoopback, requireLabRoot, rulePackets,
   runL3dsr, steeringFilters,
@@ -37,21 +37,8 @@ const AS_NOBODY_WITH_NET_ADMIN = [
 /** rp_filter before the daemon starts: loose, so that setting 0 is a write the daemon must be allowed to do. */
 const RP_LOOSE = '2';
 
-/** What `l3dsr run` loads, copied to a directory every user can read (as an install in /opt/l3dsr is). */
-function installCopy(): string {
-  const root = dirname(dirname(L3DSR_BIN));
-  const dest = mkdtempSync(join(tmpdir(), 'l3dsr-install-'));
-  for (const part of ['package.json', 'bin', 'dist/src', 'dist/wasm', 'build/Release/l3dsr_tun.node', 'node_modules/ipaddr.js']) {
-    cpSync(join(root, part), join(dest, part), { recursive: true });
-  }
-  const open = (path: string): void => {
-    const st = lstatSync(path);
-    chmodSync(path, st.isDirectory() || (st.mode & 0o100) !== 0 ? 0o755 : 0o644);
-    if (st.isDirectory()) for (const e of readdirSync(path)) open(join(path, e));
-  };
-  open(dest);
-  return dest;
-}
+/** What `l3dsr run` loads. */
+const DAEMON_PARTS = ['package.json', 'bin', 'dist/src', 'dist/wasm', 'build/Release/l3dsr_tun.node', 'node_modules/ipaddr.js'];
 
 /** Runs `fn` with /dev/net/tun open to all users, as distributions ship it; the old mode comes back whatever happens. */
 async function withTunOpenToAll<T>(fn: () => Promise<T>): Promise<T> {
@@ -78,7 +65,7 @@ describe('l3dsr run as an unprivileged user with CAP_NET_ADMIN only', privileged
     lab = await Lab.create({ vips });
     // The echo service listens on the VIPs before the daemon puts them on lo.
     for (const family of ['ipv4', 'ipv6']) await writeSysctl(`net.${family}.ip_nonlocal_bind`, '1', lab.where('srv'));
-    install = installCopy();
+    install = installCopy(DAEMON_PARTS);
     bin = join(install, 'bin', 'l3dsr.js');
   });
 

@@ -4,7 +4,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { CommandError, commandLine, formatCommand, runCommand, sysctlPath } from '../src/system/index.js';
 import { isL3dsrError } from '../src/errors.js';
-import { classifyFilters, filterAddArgs, filterDeleteArgs, ownerOf, priorityOf, Steering } from '../src/steering/index.js';
+import {
+  DEFAULT_LB_PRIORITY_BASE, DESTINATION_CLASSES, classifyFilters, filterAddArgs, filterDeleteArgs, ownerOf, parseFilterListing, priorityOf,
+  Steering,
+} from '../src/steering/index.js';
 import type { TcFilterJson } from '../src/steering/index.js';
 
 describe('system commands', () => {
@@ -109,3 +112,52 @@ describe('steering filters', () => {
     await assert.rejects(s.install([{ family: 4, dscp: 64 }]), (e: unknown) => isL3dsrError(e, 'ERR_L3DSR_STEERING_CONFIG'));
   });
 });
+
+describe('steering filters by destination (the balancer)', () => {
+  it('writes a VIP as ip dst /32 or ip6 dst /128', () => {
+    assert.equal(filterAddArgs('eth0', 5, { family: 4, destination: '203.0.113.10' }, 'lb0', DESTINATION_CLASSES).join(' '),
+      'filter add dev eth0 ingress protocol ip prio 5 u32 match ip dst 203.0.113.10/32 action mirred egress redirect dev lb0');
+    assert.equal(filterAddArgs('eth0', 6, { family: 6, destination: '2001:db8:203::10' }, 'lb0', DESTINATION_CLASSES).join(' '),
+      'filter add dev eth0 ingress protocol ipv6 prio 6 u32 match ip6 dst 2001:db8:203::10/128 action mirred egress redirect dev lb0');
+  });
+
+  // `tc -j filter show` of iproute2 6.1, verbatim: one "match" member per key.
+  const LISTING = '[{"protocol":"ipv6","pref":49157,"kind":"u32","chain":0},{"protocol":"ipv6","pref":49157,"kind":"u32","chain":0,"options":{"fh":"800:","ht_divisor":1}},'
+    + '{"protocol":"ipv6","pref":49157,"kind":"u32","chain":0,"options":{"fh":"800::800","order":2048,"key_ht":"800","bkt":"0","flowid":"ffff:1","not_in_hw":true,'
+    + '"match":{"value":"3aff","mask":"ffff","offmask":"","off":4},"match":{"value":"86000000","mask":"fe000000","offmask":"","off":40}}},'
+    + '{"protocol":"ipv6","pref":49157,"kind":"u32","chain":0,"options":{"fh":"800::801","order":2049,"key_ht":"800","bkt":"0","not_in_hw":true,'
+    + '"match":{"value":"20010db8","mask":"ffffffff","offmask":"","off":24},"match":{"value":"2030000","mask":"ffffffff","offmask":"","off":28},'
+    + '"match":{"value":"0","mask":"ffffffff","offmask":"","off":32},"match":{"value":"10","mask":"ffffffff","offmask":"","off":36},'
+    + '"actions":[{"order":1,"kind":"mirred","mirred_action":"redirect","direction":"egress","to_dev":"lb0","control_action":{"type":"stolen"},"index":1,"ref":1,"bind":1}]}}]';
+
+  it('keeps every key of a filter from tc -j output, in order', () => {
+    const entries = parseFilterListing(LISTING);
+    assert.deepEqual((entries[3]!.options!.match as Array<{ off: number }>).map((m) => m.off), [24, 28, 32, 36]);
+    assert.deepEqual(parseFilterListing(''), []);
+  });
+
+  it('reads back IPv4 and IPv6 VIPs, skips its guards, and takes a DSCP filter in its range for someone else\'s', () => {
+    const listing = classifyFilters(parseFilterListing(LISTING), DEFAULT_LB_PRIORITY_BASE, DESTINATION_CLASSES);
+    assert.deepEqual(listing.ours.map((f) => [f.family, f.destination, f.band, f.target]), [[6, '2001:db8:203::10', 0, 'lb0']]);
+    assert.deepEqual(listing.foreignInRange, []);
+    const v4 = { protocol: 'ip', pref: DEFAULT_LB_PRIORITY_BASE, kind: 'u32', options: {
+      fh: '801::800', match: [{ value: 'cb00710a', mask: 'ffffffff', off: 16 }],
+      actions: [{ kind: 'mirred', mirred_action: 'redirect', direction: 'egress', to_dev: 'lb0' }] } };
+    const dscp = { ...v4, pref: DEFAULT_LB_PRIORITY_BASE + 2, options: { ...v4.options, match: [{ value: '40000', mask: 'fc0000', off: 0 }] } };
+    const both = classifyFilters([v4, dscp], DEFAULT_LB_PRIORITY_BASE, DESTINATION_CLASSES);
+    assert.deepEqual(both.ours.map((f) => f.destination), ['203.0.113.10']);
+    assert.deepEqual(both.foreignInRange, [DEFAULT_LB_PRIORITY_BASE + 2]);
+  });
+
+  it('plans the neighbour discovery guards before the IPv6 VIPs, at the balancer\'s own priorities', async () => {
+    const s = new Steering({ interfaces: ['no-such-dev0'], tun: 'lb0', dryRun: true, kind: DESTINATION_CLASSES });
+    const lines = Steering.format(await s.install([{ family: 6, destination: '2001:DB8:203:0::10' }, { family: 4, destination: '203.0.113.10' }])).split('\n');
+    const filters = lines.filter((l) => l.includes(' filter add '));
+    assert.deepEqual(filters.map((l) => /prio (\d+)/.exec(l)![1]), ['49157', '49157', '49157', '49156', '49157']);
+    assert.match(filters[0]!, /u32 match ip6 protocol 58 0xff match u8 0xff 0xff at 7 match u8 0x85 0xff at 40 classid ffff:1$/);
+    assert.match(filters[3]!, /match ip dst 203\.0\.113\.10\/32 action mirred egress redirect dev lb0$/);
+    assert.match(filters[4]!, /match ip6 dst 2001:db8:203::10\/128 action/, 'the address is written canonically');
+    assert.deepEqual(s.classes, []);
+  });
+});
+

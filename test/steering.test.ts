@@ -7,13 +7,17 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { isL3dsrError } from '../src/errors.js';
-import { LoopbackVips, Steering, classifyFilters, DEFAULT_PRIORITY_BASE } from '../src/steering/index.js';
-import type { SteeredClass, TcFilterJson } from '../src/steering/index.js';
+import {
+  DEFAULT_LB_PRIORITY_BASE, DESTINATION_CLASSES, LoopbackVips, Steering, classifyFilters, DEFAULT_PRIORITY_BASE,
+  parseFilterListing, priorityOf, requireForwarding,
+} from '../src/steering/index.js';
+import type { DestinationClass, SteeredClass, SteeringOptions, TcFilterJson } from '../src/steering/index.js';
 import {
   addNamespace, deleteNamespace, ip, ipJson, readSysctl, runCommand, spawnInNamespace, tc, tcJson, writeSysctl, type Where,
 } from '../src/system/index.js';
-import { macBytes } from '../tools/packets/address.js';
-import { arpRequest, buildPacket, ethernetFrame, udp } from '../tools/packets/build.js';
+import { ETHERTYPE } from '../src/pcap/linklayer.js';
+import { addressBytes, macBytes } from '../tools/packets/address.js';
+import { arpRequest, buildPacket, echo, ethernetFrame, icmp, tcp, udp, type ExtHeader, type PacketSpec } from '../tools/packets/build.js';
 import { ARP, PROTO } from '../tools/packets/layout.js';
 import { PYTHON } from './support/python.js';
 import { privileged } from './support/privilege.js';
@@ -76,12 +80,21 @@ class Fixture {
     await deleteNamespace(this.peer);
   }
 
-  steering(extra: Partial<ConstructorParameters<typeof Steering>[0]> = {}): Steering {
+  steering(extra: Partial<SteeringOptions> = {}): Steering {
     return new Steering({ interfaces: [STEERED], tun: TUN, netns: this.steered, ...extra });
   }
 
+  balancerSteering(extra: Partial<SteeringOptions<DestinationClass>> = {}): Steering<DestinationClass> {
+    return new Steering({ interfaces: [STEERED], tun: TUN, netns: this.steered, kind: DESTINATION_CLASSES, ...extra });
+  }
+
   filters(): Promise<TcFilterJson[]> {
-    return tcJson<TcFilterJson[]>(['filter', 'show', 'dev', STEERED, 'ingress'], this.here).catch(() => []);
+    return tc(['-j', 'filter', 'show', 'dev', STEERED, 'ingress'], this.here).then(parseFilterListing, () => []);
+  }
+
+  /** The destinations our balancer filters steer now, sorted, as text. */
+  async destinationsNow(): Promise<string[]> {
+    return classifyFilters(await this.filters(), DEFAULT_LB_PRIORITY_BASE, DESTINATION_CLASSES).ours.map((f) => `${f.family}/${f.destination}`).sort();
   }
 
   async qdiscKinds(): Promise<string[]> {
@@ -342,6 +355,160 @@ describe('VIPs on lo', privileged('adds addresses to lo in a namespace'), () => 
     assert.ok(!left.includes('203.0.113.20') && !left.includes('2001:db8:203::10'));
   });
 });
+
+// ---- the balancer's steering: by destination ------------------------------------
+
+const VIP4 = '203.0.113.10';
+const VIP6 = '2001:db8:203::10';
+const VIPS: DestinationClass[] = [{ family: 4, destination: VIP4 }, { family: 6, destination: VIP6 }];
+const asDestinations = (classes: readonly DestinationClass[]): string[] => classes.map((c) => `${c.family}/${c.destination}`).sort();
+
+/** What goes inside an IP packet, for buildPacket. */
+interface Segment { protocol: number; transport: Uint8Array; checksum?: 'keep' }
+
+/** ICMPv6 neighbour solicitation for `target` with the sender's link-layer address (so the kernel learns it). */
+function neighbourSolicitation(target: string, mac: Uint8Array): Segment {
+  const body = new Uint8Array(24);
+  body.set(addressBytes(target), 0);
+  body.set([1, 1, ...mac], 16);
+  return { protocol: PROTO.ICMPV6, transport: icmp(true, 135, 0, 0, body) };
+}
+
+/** An ICMP error (`type`/`code`) quoting `quoted`; an ICMPv6 packet too big says MTU 1280. */
+const icmpError = (family: 4 | 6, type: number, code: number, quoted: Uint8Array): Segment => ({
+  protocol: family === 4 ? PROTO.ICMP : PROTO.ICMPV6,
+  transport: icmp(family === 6, type, code, family === 6 && type === 2 ? 1280 : 0, quoted),
+});
+
+describe('tc steering by destination (the balancer)', privileged('creates namespaces, a TUN and tc filters'), () => {
+  let fx: Fixture;
+
+  before(requireRoot);
+  beforeEach(async () => {
+    fx = new Fixture();
+    await fx.create();
+  });
+  afterEach(async () => {
+    await fx.destroy();
+  });
+
+  it('install() adds one filter per VIP, neighbour discovery guards first for IPv6; remove() leaves nothing', async () => {
+    const s = fx.balancerSteering();
+    await s.install(VIPS);
+    assert.deepEqual(await fx.destinationsNow(), asDestinations(VIPS));
+    const raw = await fx.filters();
+    const listing = classifyFilters(raw, DEFAULT_LB_PRIORITY_BASE, DESTINATION_CLASSES);
+    assert.deepEqual(listing.foreignInRange, []);
+    assert.ok(listing.ours.every((f) => f.target === TUN));
+    // The IPv6 instance: three guards (no action), then the VIP's redirect, in handle order.
+    const v6 = raw.filter((f) => f.pref === priorityOf(DEFAULT_LB_PRIORITY_BASE, 0, 6) && f.options?.match !== undefined)
+      .sort((a, b) => Number.parseInt(a.options!.fh!.split('::')[1]!, 16) - Number.parseInt(b.options!.fh!.split('::')[1]!, 16));
+    assert.deepEqual(v6.map((f) => (f.options!.actions === undefined ? `guard ${f.options!.flowid}` : 'redirect')),
+      ['guard ffff:1', 'guard ffff:1', 'guard ffff:1', 'redirect']);
+    // All four words of the IPv6 VIP are read back (tc -j repeats "match"; JSON.parse would keep the last).
+    assert.equal((v6[3]!.options!.match as unknown[]).length, 4);
+    // A DSCP steering of the real server at its own priorities is neither touched nor taken for ours.
+    await fx.steering().install(CLASSES);
+    await s.update([VIPS[1]!]);
+    assert.deepEqual(await fx.steeredNow(), asText(CLASSES));
+    await s.remove();
+    assert.deepEqual(await fx.destinationsNow(), []);
+    assert.deepEqual(await fx.steeredNow(), asText(CLASSES));
+  });
+
+  it('update() keeps one complete set in place at every step', async () => {
+    const newSet: DestinationClass[] = [{ family: 4, destination: '203.0.113.20' }, VIPS[1]!, { family: 6, destination: '2001:db8:203::20' }];
+    const samples: string[][] = [];
+    const s = fx.balancerSteering({ afterStep: async () => { samples.push(await fx.destinationsNow()); } });
+    await s.install(VIPS);
+    samples.length = 0;
+    await s.update(newSet);
+    const covers = (have: string[], want: string[]) => want.every((w) => have.includes(w));
+    for (const have of samples) assert.ok(covers(have, asDestinations(VIPS)) || covers(have, asDestinations(newSet)), `only ${have.join(' ')} was steered`);
+    assert.deepEqual(await fx.destinationsNow(), asDestinations(newSet));
+  });
+
+  it('refuses what is not an address of its family before touching anything', async () => {
+    await assert.rejects(fx.balancerSteering().install([{ family: 4, destination: VIP6 }]), { code: 'ERR_L3DSR_STEERING_CONFIG' });
+    await assert.rejects(fx.balancerSteering().install([{ family: 4, destination: '203.0.113' }]), { code: 'ERR_L3DSR_STEERING_CONFIG' });
+    assert.deepEqual(await fx.qdiscKinds(), ['noqueue']);
+  });
+
+  it('redirects every packet to a VIP (ICMP errors and fragments too) into the TUN; neighbour discovery, ARP and other destinations take the normal path', async () => {
+    // The IPv6 VIP is an address of the steered interface: its neighbour discovery must stay with the kernel.
+    await ip(['-6', 'addr', 'add', `${VIP6}/128`, 'dev', STEERED, 'nodad'], fx.here);
+    await fx.balancerSteering().install(VIPS);
+    const steeredMac = macBytes((await ipJson<Array<{ address: string }>>(['link', 'show', 'dev', STEERED], fx.here))[0]!.address);
+    const peerMac = macBytes((await ipJson<Array<{ address: string }>>(['link', 'show', 'dev', PEER], fx.there))[0]!.address);
+    const frame = (type: number, payload: Uint8Array) => ethernetFrame(payload, type, [], { dst: steeredMac, src: peerMac });
+    const text = (s: string) => new TextEncoder().encode(s);
+    const v4 = (dst: string, seg: Segment, extra: Partial<PacketSpec> = {}) =>
+      frame(ETHERTYPE.IPV4, buildPacket({ src: PEER4, dst, ...seg, ...extra }));
+    const v6 = (dst: string, seg: Segment, hopLimit = 64, ext: ExtHeader[] = []) =>
+      frame(ETHERTYPE.IPV6, buildPacket({ src: PEER6, dst, ...seg, ttl: hopLimit, ext }));
+    const tcpSegment = (ports: [number, number], payload: Uint8Array): Segment => ({ protocol: PROTO.TCP, transport: tcp(payload, ports) });
+    const udpSegment = (ports: [number, number], payload: Uint8Array): Segment => ({ protocol: PROTO.UDP, transport: udp(payload, ports) });
+    // What a backend's reply (VIP -> client) looks like when an error quotes it.
+    const reply4 = buildPacket({ src: VIP4, dst: '192.0.2.99', ...tcpSegment([8080, 40000], text('reply')) });
+    const reply6 = buildPacket({ src: VIP6, dst: '2001:db8:1::99', ...tcpSegment([8080, 40000], text('reply')) });
+
+    const capture = new LineReader(spawnInNamespace(fx.steered, PYTHON, [helper('tun_capture.py'), TUN], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    try {
+      await capture.waitFor((l) => l === 'ready', 'TUN capture attached');
+      const warmup = v4(VIP4, udpSegment([40000, 9999], text('warm-up')));
+      const warmupHex = Buffer.from(warmup.subarray(14)).toString('hex');
+      for (let k = 0; k < 100 && !capture.lines.includes(warmupHex); k++) {
+        await sendFrames(fx.peer, [warmup]);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(capture.lines.includes(warmupHex), 'a packet to the VIP never reached the TUN');
+
+      const steered = [
+        v4(VIP4, tcpSegment([40000, 22], text('any port'))),
+        v6(VIP6, udpSegment([40000, 53], text('v6'))),
+        v4(VIP4, icmpError(4, 3, 4, reply4)),
+        v6(VIP6, icmpError(6, 2, 0, reply6)),
+        v4(VIP4, { protocol: PROTO.UDP, transport: text('later fragment'), checksum: 'keep' }, { fragment: { offset: 100, more: false } }),
+        v6(VIP6, { protocol: PROTO.UDP, transport: text('v6 later fragment'), checksum: 'keep' }, 64, [{ type: 'fragment', offset: 100, more: false, id: 7 }]),
+        v6(VIP6, { protocol: PROTO.ICMPV6, transport: echo(true, text('echo'), 1) }),
+        // Only hop limit 255 makes a neighbour solicitation one (RFC 4861).
+        v6(VIP6, neighbourSolicitation(VIP6, peerMac), 64),
+      ];
+      const end = v4(VIP4, udpSegment([40000, 9999], text('end')));
+      await sendFrames(fx.peer, [
+        v4(STEERED4, udpSegment([40000, 9999], text('to the host'))),
+        v4('203.0.113.11', udpSegment([40000, 9999], text('another address'))),
+        v6(STEERED6, udpSegment([40000, 9999], text('v6 to the host'))),
+        frame(ARP.ETHERTYPE, arpRequest(peerMac, PEER4, VIP4)),
+        v6(VIP6, neighbourSolicitation(VIP6, peerMac), 255),
+        ...steered,
+        end,
+      ]);
+      const endHex = Buffer.from(end.subarray(14)).toString('hex');
+      await capture.waitFor((l) => l === endHex, 'the end marker in the TUN');
+      assert.deepEqual(capture.lines.filter((l) => l !== 'ready' && l !== warmupHex), [...steered, end].map((f) => Buffer.from(f.subarray(14)).toString('hex')));
+      // The guarded solicitation reached the kernel, which learnt the sender's link-layer address from it.
+      const neighbours = await ipJson<Array<{ dst: string; lladdr?: string }>>(['-6', 'neigh', 'show', 'dev', STEERED], fx.here);
+      assert.ok(neighbours.some((n) => n.dst === PEER6), `the neighbour solicitation did not reach the kernel: ${JSON.stringify(neighbours)}`);
+    } finally {
+      capture.child.kill();
+    }
+  });
+
+  it('requireForwarding() refuses, naming what to set, until the kernel forwards both families', async () => {
+    await writeSysctl('net.ipv4.ip_forward', '0', fx.here);
+    await writeSysctl('net.ipv6.conf.all.forwarding', '0', fx.here);
+    await assert.rejects(requireForwarding([4, 6], TUN, fx.here), (e: unknown) => isL3dsrError(e, 'ERR_L3DSR_STEERING_FORWARDING')
+      && e.message.includes(`net/ipv4/conf/${TUN}/forwarding = 0`) && e.message.includes('set net.ipv4.ip_forward = 1')
+      && e.message.includes('set net.ipv6.conf.all.forwarding = 1'));
+    await writeSysctl('net.ipv4.ip_forward', '1', fx.here);
+    await assert.rejects(requireForwarding([4, 6], TUN, fx.here), (e: unknown) => isL3dsrError(e, 'ERR_L3DSR_STEERING_FORWARDING') && !e.message.includes('IPv4'));
+    await requireForwarding([4], TUN, fx.here);
+    await writeSysctl('net.ipv6.conf.all.forwarding', '1', fx.here);
+    await requireForwarding([4, 6], TUN, fx.here);
+  });
+});
+
 
 // ---- helpers -----------------------------------------------------------------
 

@@ -171,7 +171,7 @@ export interface LoadOptions {
 
 function coverageCounters(exports: Partial<CoverageExports>, buf: ArrayBuffer): Uint32Array {
   if (typeof exports.__covBase !== 'function' || typeof exports.__covEdges !== 'function') {
-    throw Object.assign(new Error('the coverage core has no __covBase/__covEdges exports: rebuild it with scripts/coverage.mjs'), { code: 'ERR_L3DSR_NOT_COVERAGE_BUILD' });
+    throw new L3dsrError('ERR_L3DSR_COVERAGE_BUILD', 'the coverage core has no __covBase/__covEdges exports: rebuild it with scripts/coverage.mjs');
   }
   return new Uint32Array(buf, exports.__covBase(), exports.__covEdges());
 }

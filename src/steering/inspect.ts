@@ -1,17 +1,18 @@
 // Reads the steering state of interfaces back from the kernel: which qdisc
 // gives the ingress hook, and which filters in our priority range exist.
 // Used by Steering itself and by `l3dsr status`.
-import { tcJson, type Where } from '../system/index.js';
-import { DEFAULT_PRIORITY_BASE, classifyFilters, type FilterListing, type TcFilterJson } from './filters.js';
+import type { Family } from '../core/types.js';
+import { tc, tcJson, type Where } from '../system/index.js';
+import { DSCP_CLASSES, classifyFilters, parseFilterListing, type FilterKind, type FilterListing, type SteeredClass } from './filters.js';
 
-export interface InterfaceSteering extends FilterListing {
+export interface InterfaceSteering<C extends { family: Family } = SteeredClass> extends FilterListing<C> {
   name: string;
   /** A clsact (or plain ingress) qdisc is there: filters can hang on ingress. */
   hasClsact: boolean;
 }
 
-export interface SteeringStatus {
-  interfaces: InterfaceSteering[];
+export interface SteeringStatus<C extends { family: Family } = SteeredClass> {
+  interfaces: InterfaceSteering<C>[];
 }
 
 /** clsact, or the older `ingress` qdisc: either gives the ingress hook. */
@@ -20,12 +21,14 @@ export async function hasIngressQdisc(dev: string, where: Where): Promise<boolea
   return qdiscs.some((q) => q.kind === 'clsact' || q.kind === 'ingress');
 }
 
-/** Ingress filters of `dev`, sorted into ours and the rest (none without an ingress qdisc). */
-export async function listFilters(dev: string, where: Where, priorityBase: number): Promise<FilterListing> {
+/** Ingress filters of `dev`, sorted into ours (of `kind`) and the rest (none without an ingress qdisc). */
+export async function listFilters<C extends { family: Family } = SteeredClass>(
+  dev: string, where: Where, priorityBase: number, kind?: FilterKind<C>,
+): Promise<FilterListing<C>> {
   const entries = (await hasIngressQdisc(dev, where))
-    ? await tcJson<TcFilterJson[]>(['filter', 'show', 'dev', dev, 'ingress'], where)
+    ? parseFilterListing(await tc(['-j', 'filter', 'show', 'dev', dev, 'ingress'], where))
     : [];
-  return classifyFilters(entries, priorityBase);
+  return classifyFilters(entries, priorityBase, kind);
 }
 
 /** Whether anything hangs on the egress side of a clsact (then the clsact is in use). */
@@ -36,12 +39,15 @@ export async function hasEgressFilters(dev: string, where: Where): Promise<boole
 }
 
 /** What is steered now on each interface. */
-export async function inspectSteering(options: { interfaces: readonly string[]; netns?: string; priorityBase?: number }): Promise<SteeringStatus> {
+export async function inspectSteering<C extends { family: Family } = SteeredClass>(options: {
+  interfaces: readonly string[]; netns?: string; priorityBase?: number; kind?: FilterKind<C>;
+}): Promise<SteeringStatus<C>> {
   const where: Where = options.netns === undefined ? {} : { netns: options.netns };
-  const base = options.priorityBase ?? DEFAULT_PRIORITY_BASE;
-  const interfaces: InterfaceSteering[] = [];
+  const kind = options.kind ?? (DSCP_CLASSES as unknown as FilterKind<C>);
+  const base = options.priorityBase ?? kind.defaultPriorityBase;
+  const interfaces: InterfaceSteering<C>[] = [];
   for (const name of options.interfaces) {
-    interfaces.push({ name, hasClsact: await hasIngressQdisc(name, where), ...(await listFilters(name, where, base)) });
+    interfaces.push({ name, hasClsact: await hasIngressQdisc(name, where), ...(await listFilters(name, where, base, kind)) });
   }
   return { interfaces };
 }

@@ -1,23 +1,29 @@
-// Installs, replaces and removes what sends marked packets into the TUN
-// (docs/lab.md, "Steering: tc ingress redirect"): a clsact qdisc per steered interface
-// (only if it has none), our u32 filters, and rp_filter=0 on the TUN and
-// `all`. Replacing the filter set never leaves a moment without one complete
-// set: the new set is added in the free band before the old band goes.
+// Installs, replaces and removes what sends packets into the TUN (docs/lab.md,
+// "Steering: tc ingress redirect"; the balancer's in docs/lb.md#steering): a
+// clsact qdisc per steered interface (only if it has none), our u32 filters
+// of one kind (by DSCP on the real server, by destination on the balancer,
+// filters.ts), and rp_filter=0 on the TUN and `all`. Replacing the filter
+// set never leaves a moment without one complete set: the new set is added
+// in the free band before the old band goes.
 import { L3dsrError } from '../errors.js';
 import { commandLine, formatCommand, ip, readSysctl, tc, writeSysctl, type Where } from '../system/index.js';
 import { hasEgressFilters, hasIngressQdisc, inspectSteering, listFilters, type SteeringStatus } from './inspect.js';
 import {
-  DEFAULT_PRIORITY_BASE, filterAddArgs, filterDeleteArgs, priorityOf, type Band, type FilterListing, type SteeredClass,
+  DSCP_CLASSES, filterAddArgs, filterDeleteArgs, guardAddArgs, priorityOf, type Band, type FilterKind, type FilterListing,
+  type SteeredClass,
 } from './filters.js';
+import type { Family } from '../core/types.js';
 
-export interface SteeringOptions {
+export interface SteeringOptions<C extends { family: Family } = SteeredClass> {
+  /** What a filter matches: DSCP_CLASSES (the default) or DESTINATION_CLASSES. */
+  kind?: FilterKind<C>;
   /** Interfaces whose ingress is steered (where marked packets arrive). */
   interfaces: readonly string[];
   /** The TUN the daemon reads. */
   tun: string;
   /** Network namespace to work in; default the caller's. */
   netns?: string;
-  /** First of the four tc priorities we own; default DEFAULT_PRIORITY_BASE. */
+  /** First of the four tc priorities we own; default the kind's (DEFAULT_PRIORITY_BASE for DSCPs). */
   priorityBase?: number;
   /** Plan only: install/update/remove return the commands and change nothing. */
   dryRun?: boolean;
@@ -65,7 +71,8 @@ interface SavedSysctl {
   previous: string;
 }
 
-export class Steering {
+export class Steering<C extends { family: Family } = SteeredClass> {
+  readonly kind: FilterKind<C>;
   readonly interfaces: readonly string[];
   readonly tun: string;
   readonly priorityBase: number;
@@ -76,11 +83,12 @@ export class Steering {
   readonly #createdClsact = new Set<string>();
   readonly #savedSysctls = new Map<string, SavedSysctl>();
   #activeBand: Band | undefined;
-  #classes: SteeredClass[] = [];
+  #classes: C[] = [];
 
-  constructor(options: SteeringOptions) {
+  constructor(options: SteeringOptions<C>) {
     if (options.interfaces.length === 0) throw new L3dsrError('ERR_L3DSR_STEERING_CONFIG', 'steering needs at least one interface');
-    const base = options.priorityBase ?? DEFAULT_PRIORITY_BASE;
+    this.kind = options.kind ?? (DSCP_CLASSES as unknown as FilterKind<C>);
+    const base = options.priorityBase ?? this.kind.defaultPriorityBase;
     if (!Number.isInteger(base) || base < 1 || base + 3 > 0xffff) {
       throw new L3dsrError('ERR_L3DSR_STEERING_CONFIG', `priority base ${base}: must be an integer with base+3 within 1-65535`);
     }
@@ -114,7 +122,7 @@ export class Steering {
   }
 
   /** The classes currently steered by this instance (after install/update). */
-  get classes(): readonly SteeredClass[] {
+  get classes(): readonly C[] {
     return this.#classes;
   }
 
@@ -123,8 +131,8 @@ export class Steering {
    * then deleting) filters left in our range by an earlier run. Idempotent.
    * Resolves with the commands run (or, in dry-run mode, that would run).
    */
-  async install(classes: readonly SteeredClass[]): Promise<string[][]> {
-    const wanted = normalise(classes);
+  async install(classes: readonly C[]): Promise<string[][]> {
+    const wanted = this.#normalise(classes);
     if (!this.dryRun) await this.#requireTun();
     const plan: Step[] = [];
     for (const dev of this.interfaces) {
@@ -150,11 +158,11 @@ export class Steering {
   }
 
   /** Replaces the steered classes without a gap (new filters first, old ones after). */
-  async update(classes: readonly SteeredClass[]): Promise<string[][]> {
+  async update(classes: readonly C[]): Promise<string[][]> {
     if (this.#activeBand === undefined && !this.dryRun) {
       throw new L3dsrError('ERR_L3DSR_STEERING_STATE', 'update() before install()');
     }
-    const wanted = normalise(classes);
+    const wanted = this.#normalise(classes);
     const change = this.#switchPlan(wanted, await this.#listAll());
     return this.#execute(change.steps, change, wanted);
   }
@@ -188,8 +196,8 @@ export class Steering {
   }
 
   /** What is steered right now on our interfaces, read from the kernel. */
-  status(): Promise<SteeringStatus> {
-    return inspectSteering({ interfaces: this.interfaces, ...this.#where, priorityBase: this.priorityBase });
+  status(): Promise<SteeringStatus<C>> {
+    return inspectSteering({ interfaces: this.interfaces, ...this.#where, priorityBase: this.priorityBase, kind: this.kind });
   }
 
   /** Human-readable form of commands returned by install/update/remove. */
@@ -198,7 +206,7 @@ export class Steering {
   }
 
   /** Steps that move our filters to `wanted` through the free band, and how to undo a partial run. */
-  #switchPlan(wanted: SteeredClass[], listings: Map<string, FilterListing>): BandChange {
+  #switchPlan(wanted: C[], listings: Map<string, FilterListing<C>>): BandChange {
     const steps: Step[] = [];
     for (const [dev, listing] of listings) {
       if (listing.foreignInRange.length > 0) {
@@ -219,15 +227,23 @@ export class Steering {
         steps.push({ tool: 'tc', args: filterDeleteArgs(dev, priority) });
       }
     }
+    const families = [...new Set(wanted.map((c) => c.family))];
     for (const dev of this.interfaces) {
-      for (const cls of wanted) steps.push({ tool: 'tc', args: filterAddArgs(dev, priorityOf(this.priorityBase, target, cls.family), cls, this.tun) });
+      // Guards first: u32 tries an instance's filters in the order they were added.
+      for (const family of families) {
+        for (const guard of this.kind.guards(family)) {
+          steps.push({ tool: 'tc', args: guardAddArgs(dev, priorityOf(this.priorityBase, target, family), family, guard) });
+        }
+      }
+      for (const cls of wanted) {
+        steps.push({ tool: 'tc', args: filterAddArgs(dev, priorityOf(this.priorityBase, target, cls.family), cls, this.tun, this.kind) });
+      }
     }
     for (const [dev, listing] of listings) {
       for (const priority of new Set(listing.ours.filter((f) => f.band !== target).map((f) => f.priority))) {
         steps.push({ tool: 'tc', args: filterDeleteArgs(dev, priority) });
       }
     }
-    const families = [...new Set(wanted.map((c) => c.family))];
     const rollback: Step[] = this.interfaces.flatMap((dev) =>
       families.map((family) => ({ tool: 'tc' as const, args: filterDeleteArgs(dev, priorityOf(this.priorityBase, target, family)) })));
     return { steps, band: target, rollback };
@@ -238,7 +254,7 @@ export class Steering {
    * change fails half-way, the half-filled band is deleted again so that the
    * old complete set stays the only one.
    */
-  async #execute(plan: Step[], change?: BandChange, wanted?: SteeredClass[]): Promise<string[][]> {
+  async #execute(plan: Step[], change?: BandChange, wanted?: C[]): Promise<string[][]> {
     const commands = plan.map((step) => this.#argv(step));
     if (this.dryRun) return commands;
     try {
@@ -277,11 +293,22 @@ export class Steering {
     return commandLine('sysctl', ['-w', `${step.sysctl}=${step.value}`], this.#where);
   }
 
-  async #listAll(): Promise<Map<string, FilterListing>> {
-    const result = new Map<string, FilterListing>();
-    const none: FilterListing = { ours: [], foreignInRange: [], othersCount: 0 };
-    for (const dev of this.interfaces) result.set(dev, await this.#inspect(listFilters(dev, this.#where, this.priorityBase), none));
+  async #listAll(): Promise<Map<string, FilterListing<C>>> {
+    const result = new Map<string, FilterListing<C>>();
+    const none: FilterListing<C> = { ours: [], foreignInRange: [], othersCount: 0 };
+    for (const dev of this.interfaces) result.set(dev, await this.#inspect(listFilters(dev, this.#where, this.priorityBase, this.kind), none));
     return result;
+  }
+
+  /** Sorted, without duplicates, validated. */
+  #normalise(classes: readonly C[]): C[] {
+    const byKey = new Map<string, C>();
+    for (const c of classes) {
+      const checked = this.kind.check(c);
+      if (typeof checked === 'string') throw new L3dsrError('ERR_L3DSR_STEERING_CONFIG', checked);
+      byKey.set(this.kind.text(checked), checked);
+    }
+    return [...byKey].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, c]) => c);
   }
 
   #hasIngressQdisc(dev: string): Promise<boolean> {
@@ -299,17 +326,4 @@ export class Steering {
   #inspect<T>(reading: Promise<T>, bare: T): Promise<T> {
     return this.dryRun ? reading.catch(() => bare) : reading;
   }
-}
-
-/** Sorted, without duplicates, validated. */
-function normalise(classes: readonly SteeredClass[]): SteeredClass[] {
-  const byKey = new Map<string, SteeredClass>();
-  for (const c of classes) {
-    if (c.family !== 4 && c.family !== 6) throw new L3dsrError('ERR_L3DSR_STEERING_CONFIG', `family ${String(c.family)}: expected 4 or 6`);
-    if (!Number.isInteger(c.dscp) || c.dscp < 0 || c.dscp > 63) {
-      throw new L3dsrError('ERR_L3DSR_STEERING_CONFIG', `IPv${c.family} DSCP ${c.dscp}: expected an integer 0-63`);
-    }
-    byKey.set(`${c.family}/${c.dscp}`, { family: c.family, dscp: c.dscp });
-  }
-  return [...byKey.values()].sort((a, b) => a.family - b.family || a.dscp - b.dscp);
 }

@@ -12,7 +12,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sameAddress, type Lab, type LabRole } from '../lab/index.js';
+import { sameAddress, type NamespaceLab } from '../lab/index.js';
 import type { DaemonSnapshot } from '../../src/daemon/snapshot.js';
 
 /** bin/l3dsr.js of this checkout (dist/src/demo → ../../../bin). */
@@ -32,8 +32,8 @@ export interface DaemonExit {
 }
 
 export interface LabDaemonOptions {
-  /** Namespace to run in; default srv. */
-  role?: LabRole;
+  /** Namespace to run in; default srv (the three-namespace lab's server; srv1 or srv2 in the ECMP lab). */
+  role?: string;
   /**
    * Control socket path; default one in a fresh directory that goes away
    * with the daemon. `null`: no --control-socket, the daemon's own default
@@ -74,7 +74,7 @@ export class LabDaemon {
   #closed = false;
   #lineWaiters: { re: RegExp; resolve: (line: string) => void }[] = [];
 
-  private constructor(lab: Lab, args: readonly string[], options: LabDaemonOptions) {
+  private constructor(lab: NamespaceLab<string>, args: readonly string[], options: LabDaemonOptions) {
     if (options.controlSocket === undefined) this.#dir = mkdtempSync(join(tmpdir(), 'l3dsr-daemon-'));
     this.#controlSocket = options.controlSocket === null ? undefined : options.controlSocket ?? join(this.#dir!, 'control.sock');
     this.#ownMountNamespace = options.ownMountNamespace ?? false;
@@ -108,7 +108,7 @@ export class LabDaemon {
   }
 
   /** Starts `l3dsr run ARGS --control-socket …` and returns at once (see start()). */
-  static spawn(lab: Lab, args: readonly string[], options: LabDaemonOptions = {}): LabDaemon {
+  static spawn(lab: NamespaceLab<string>, args: readonly string[], options: LabDaemonOptions = {}): LabDaemon {
     return new LabDaemon(lab, args, options);
   }
 
@@ -116,7 +116,7 @@ export class LabDaemon {
    * Starts `l3dsr run ARGS --control-socket …` and resolves once the daemon
    * logs `running`; rejects (with the daemon's log) if it exits first.
    */
-  static async start(lab: Lab, args: readonly string[], options: LabDaemonOptions = {}): Promise<LabDaemon> {
+  static async start(lab: NamespaceLab<string>, args: readonly string[], options: LabDaemonOptions = {}): Promise<LabDaemon> {
     const daemon = LabDaemon.spawn(lab, args, options);
     try {
       const running = await daemon.waitForLine(/\bmsg=running\b|"msg":"running"/, options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);

@@ -2,15 +2,12 @@
 // picture). Every instance has its own namespace names, so tests can build a
 // lab while another one exists; destroy() is idempotent and safe to call on
 // an error path or from a signal handler.
-import { execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { isIPv4, isIPv6 } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import type { Family } from '../../src/core/types.js';
-import {
-  addNamespace, deleteNamespace, execInNamespace, ip, namespaceExists, nft, nftApply, spawnInNamespace, writeSysctl,
-  type Where,
-} from '../../src/system/index.js';
-import { SERVER_TABLE, deleteTableCommands, lbRuleset, serverRewriteRuleset } from './nft-rulesets.js';
+import { ip, nft, nftApply, writeSysctl, type Where } from '../../src/system/index.js';
+import { LB_TABLE, SERVER_TABLE, deleteTableCommands, lbRuleset, serverRewriteRuleset } from './nft-rulesets.js';
+import { NamespaceLab, nextLabName } from './namespaces.js';
 import { DEFAULT_LAB_VIPS, LAB_INTERFACES, LAB_PLAN, type LabRole, type LabVip } from './plan.js';
 
 export interface LabOptions {
@@ -28,12 +25,6 @@ export interface LabOptions {
 const ROLES: readonly LabRole[] = ['cli', 'lb', 'srv'];
 /** Where cli must route VIPs so that requests pass the LB. */
 const VIP_PREFIX: Record<Family, string> = { 4: '203.0.113.0/24', 6: '2001:db8:203::/64' };
-/** How long a spawned program gets to exit on SIGTERM before SIGKILL. */
-const CHILD_EXIT_GRACE_MS = 1000;
-
-let instanceCount = 0;
-const liveLabs = new Set<Lab>();
-
 export class LabError extends Error {
   constructor(message: string, readonly code: string) {
     super(message);
@@ -41,16 +32,13 @@ export class LabError extends Error {
   }
 }
 
-export class Lab {
-  /** Namespace name per role. */
-  readonly namespaces: Readonly<Record<LabRole, string>>;
+export class Lab extends NamespaceLab<LabRole> {
   readonly vips: readonly LabVip[];
   readonly interfaces = LAB_INTERFACES;
   readonly plan = LAB_PLAN;
-  #children = new Set<ChildProcess>();
 
-  private constructor(readonly name: string, vips: readonly LabVip[]) {
-    this.namespaces = { cli: `${name}-cli`, lb: `${name}-lb`, srv: `${name}-srv` };
+  private constructor(name: string, vips: readonly LabVip[]) {
+    super(name, ROLES);
     this.vips = vips;
   }
 
@@ -58,8 +46,7 @@ export class Lab {
   static async create(options: LabOptions = {}): Promise<Lab> {
     const vips = options.vips ?? DEFAULT_LAB_VIPS;
     validateVips(vips);
-    const lab = new Lab(options.name ?? `l3dsr-${process.pid}-${++instanceCount}`, vips);
-    liveLabs.add(lab);
+    const lab = new Lab(options.name ?? nextLabName(), vips);
     try {
       await lab.#build(options.vipsOnLoopback ?? false);
     } catch (err) {
@@ -67,24 +54,6 @@ export class Lab {
       throw err;
     }
     return lab;
-  }
-
-  where(role: LabRole): Where {
-    return { netns: this.namespaces[role] };
-  }
-
-  /** Runs a program to completion in a role's namespace; resolves with stdout. */
-  exec(role: LabRole, file: string, args: readonly string[], input?: string): Promise<string> {
-    return execInNamespace(this.namespaces[role], file, args, input);
-  }
-
-  /** Starts a long-running program in a role's namespace; it is killed by destroy(). */
-  spawn(role: LabRole, file: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
-    const child = spawnInNamespace(this.namespaces[role], file, args, options);
-    this.#children.add(child);
-    child.once('exit', () => this.#children.delete(child));
-    child.once('error', () => this.#children.delete(child));
-    return child;
   }
 
   /** Adds every VIP to srv's `lo` (what the daemon does in production). */
@@ -106,46 +75,10 @@ export class Lab {
     await deleteTables(this.vips, SERVER_TABLE, this.where('srv'));
   }
 
-  /** Stops spawned programs and deletes the namespaces (their interfaces go with them). */
-  async destroy(): Promise<void> {
-    await Promise.all([...this.#children].map(stopChild));
-    const failures: unknown[] = [];
-    for (const role of ROLES) {
-      await deleteNamespace(this.namespaces[role]).catch((err: unknown) => failures.push(err));
-    }
-    if (failures.length === 0) liveLabs.delete(this);
-    else throw failures[0];
-  }
-
-  /** destroy() for places that cannot wait: signal and exit handlers. */
-  destroySync(): void {
-    for (const child of this.#children) child.kill('SIGKILL');
-    for (const role of ROLES) {
-      const ns = this.namespaces[role];
-      if (namespaceExists(ns)) {
-        try {
-          execFileSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
-        } catch {
-          // Best effort: the process is going away.
-        }
-      }
-    }
-    liveLabs.delete(this);
-  }
-
   async #build(vipsOnLoopback: boolean): Promise<void> {
     const [cli, lb, srv] = ROLES.map((role) => this.where(role)) as [Where, Where, Where];
     const i = LAB_INTERFACES;
-    for (const role of ROLES) {
-      await addNamespace(this.namespaces[role]);
-      const where = this.where(role);
-      // Interfaces copy `default` when created: no DAD delay for link-locals,
-      // and the reverse-path filter off before any packet flows.
-      await writeSysctl('net.ipv6.conf.default.accept_dad', '0', where);
-      await writeSysctl('net.ipv4.conf.default.rp_filter', '0', where);
-      await writeSysctl('net.ipv4.conf.all.rp_filter', '0', where);
-      await ip(['link', 'set', 'dev', 'lo', 'up'], where);
-    }
+    await this.createNamespaces();
     await ip(['link', 'add', 'name', i.cliToLb, 'type', 'veth', 'peer', 'name', i.lbToCli, 'netns', this.namespaces.lb], cli);
     await ip(['link', 'add', 'name', i.lbToSrv, 'type', 'veth', 'peer', 'name', i.srvToLb, 'netns', this.namespaces.srv], lb);
     await ip(['link', 'add', 'name', i.cliToSrv, 'type', 'veth', 'peer', 'name', i.srvToCli, 'netns', this.namespaces.srv], cli);
@@ -194,19 +127,8 @@ async function deleteTables(vips: readonly LabVip[], name: string, where: Where)
   }
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_EXIT_GRACE_MS);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-function validateVips(vips: readonly LabVip[]): void {
+/** Refuses VIPs outside the lab's VIP prefixes, DSCPs out of range, and two VIPs of a family on one DSCP. */
+export function validateVips(vips: readonly LabVip[]): void {
   const seen = new Set<string>();
   for (const vip of vips) {
     const label = `lab VIP ${vip.address} (IPv${vip.family}, DSCP ${vip.dscp})`;
@@ -221,25 +143,5 @@ function validateVips(vips: readonly LabVip[]): void {
     const key = `${vip.family}/${vip.dscp}`;
     if (seen.has(key)) throw new LabError(`${label}: a second IPv${vip.family} VIP on the same DSCP`, 'ERR_L3DSR_LAB_DSCP');
     seen.add(key);
-  }
-}
-
-let exitHandlersInstalled = false;
-
-/**
- * Makes SIGINT/SIGTERM (and a normal exit) remove every lab that is still
- * alive. Opt-in, because a SIGINT handler replaces Node's default exit.
- */
-export function destroyLabsOnExit(): void {
-  if (exitHandlersInstalled) return;
-  exitHandlersInstalled = true;
-  process.once('exit', () => {
-    for (const lab of [...liveLabs]) lab.destroySync();
-  });
-  for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-    process.once(signal, () => {
-      for (const lab of [...liveLabs]) lab.destroySync();
-      process.exit(status);
-    });
   }
 }

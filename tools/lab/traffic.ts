@@ -5,8 +5,7 @@
 import { once } from 'node:events';
 import ipaddr from 'ipaddr.js';
 import type { ChildProcess } from 'node:child_process';
-import type { Lab } from './lab.js';
-import type { LabRole } from './plan.js';
+import type { NamespaceLab } from './namespaces.js';
 
 export const ECHO_PORT = 8080;
 
@@ -93,7 +92,7 @@ Promise.all(targets.map((t) => (t.protocol === 'http' ? httpProbe(t) : udpProbe(
 
 /** Starts the echo service in `role` (default srv) on the given addresses; resolves once it listens. */
 export async function startEchoService(
-  lab: Lab, addresses: readonly string[], options: { role?: LabRole; port?: number } = {},
+  lab: NamespaceLab<string>, addresses: readonly string[], options: { role?: string; port?: number } = {},
 ): Promise<EchoService> {
   const config = JSON.stringify({ addresses, port: options.port ?? ECHO_PORT });
   const child = lab.spawn(options.role ?? 'srv', process.execPath, ['-e', ECHO_SERVICE_SOURCE, config], {
@@ -118,7 +117,7 @@ export async function startEchoService(
 
 /** Sends one request per target from `role` (default cli), all at once; never rejects for a failed request. */
 export async function probe(
-  lab: Lab, targets: readonly ProbeTarget[], options: { role?: LabRole; timeoutMs?: number } = {},
+  lab: NamespaceLab<string>, targets: readonly ProbeTarget[], options: { role?: string; timeoutMs?: number } = {},
 ): Promise<ProbeResult[]> {
   const withPorts = targets.map((t) => ({ ...t, port: t.port ?? ECHO_PORT }));
   const config = JSON.stringify({ targets: withPorts, timeoutMs: options.timeoutMs ?? 3000 });

@@ -1,0 +1,83 @@
+// The balancer lab (tools/lab/ecmp.ts) with nftables stand-ins for the
+// balancers and the real `l3dsr run` on both servers: the router spreads
+// the client's connections over both balancers, each server gets some,
+// every answer comes from the VIP and goes back through the router, none
+// through a balancer. Needs root (skipped without it).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { BALANCERS, ECMP_INTERFACES, EcmpLab, SERVERS, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
+import type { EcmpFamilyPlan, EchoService, ProbeTarget } from '../tools/lab/index.js';
+import { LabDaemon, requireLabRoot, rulePackets } from './support/daemon.js';
+import { nft, nftApply } from '../src/system/index.js';
+import { serverDaemonArgs } from './support/health-lab.js';
+import { privileged } from './support/privilege.js';
+
+const OBSERVE = 'l3dsr_test_observe';
+/** Connections per VIP and protocol: enough that each balancer and each server gets some (2 × 2^-24 that one does not). */
+const CONNECTIONS = 24;
+const BOUND = { timeout: 120_000 };
+
+/** Counters: packets from a VIP that rtr receives from the server segment, and that a balancer forwards. */
+async function installObservers(lab: EcmpLab): Promise<void> {
+  const vipSources = (p: Pick<EcmpFamilyPlan, 'vipPrefix'>, f: string) => `${f} saddr ${p.vipPrefix}`;
+  const table = (hook: string, rules: string[]) => [
+    `table inet ${OBSERVE} {`, '  chain c {', `    type filter hook ${hook} priority raw;`, ...rules.map((r) => `    ${r}`), '  }', '}', '',
+  ].join('\n');
+  await nftApply(table('prerouting', [4, 6].map((family) =>
+    `iifname "${ECMP_INTERFACES.rtrToBack}" ${vipSources(lab.plan[family as 4 | 6], family === 4 ? 'ip' : 'ip6')} counter comment "replies${family}"`)), lab.where('rtr'));
+  for (const lb of BALANCERS) {
+    await nftApply(table('prerouting', [4, 6].map((family) =>
+      `${vipSources(lab.plan[family as 4 | 6], family === 4 ? 'ip' : 'ip6')} counter comment "replies${family}"`)), lab.where(lb));
+  }
+}
+
+async function observed(lab: EcmpLab, role: 'rtr' | 'lb1' | 'lb2', comment: string): Promise<number> {
+  const listing = JSON.parse(await nft(['-j', 'list', 'table', 'inet', OBSERVE], lab.where(role))) as {
+    nftables: Array<{ rule?: { comment?: string; expr: Array<{ counter?: { packets: number } }> } }>;
+  };
+  const packets = listing.nftables.find((e) => e.rule?.comment === comment)?.rule?.expr.find((x) => x.counter)?.counter?.packets;
+  assert.ok(packets !== undefined, `${role}: no counter ${comment}`);
+  return packets;
+}
+
+describe('the ECMP lab: stand-in balancers, l3dsr run on both servers', privileged('builds the seven-namespace balancer lab'), () => {
+  let lab: EcmpLab;
+  const daemons = new Map<string, LabDaemon>();
+  const services: EchoService[] = [];
+
+  before(async () => {
+    requireLabRoot();
+    lab = await EcmpLab.create({ standIn: true });
+    await installObservers(lab);
+    for (const srv of SERVERS) {
+      daemons.set(srv, await LabDaemon.start(lab, serverDaemonArgs(lab.vips), { role: srv }));
+      services.push(await startEchoService(lab, lab.vips.map((v) => v.address), { role: srv }));
+    }
+  });
+
+  after(async () => {
+    for (const s of services) await s.stop();
+    for (const d of daemons.values()) await d.stop();
+    await lab?.destroy();
+  });
+
+  it('every connection completes from the VIP; both balancers and both servers carry some; answers come back through the router only', BOUND, async () => {
+    const targets: ProbeTarget[] = lab.vips.flatMap((v) => (['http', 'udp'] as const).flatMap((protocol) =>
+      Array.from({ length: CONNECTIONS }, () => ({ protocol, address: v.address }))));
+    const results = await probe(lab, targets, { timeoutMs: 10_000 });
+    for (const r of results) {
+      assert.ok(r.ok, `${r.target.protocol} to ${r.target.address}: ${r.error}`);
+      assert.ok(sameAddress(r.from!, r.target.address) && sameAddress(r.reply!.local, r.target.address), JSON.stringify(r));
+    }
+    for (const vip of lab.vips) {
+      for (const lb of BALANCERS) assert.ok(await lab.standInPackets(lb, vip) > 0, `${lb} balanced nothing for ${vip.address}`);
+      for (const srv of SERVERS) {
+        assert.ok(rulePackets(await daemons.get(srv)!.status(), vip.address) > 0n, `${srv}'s l3dsr rewrote nothing for ${vip.address}`);
+      }
+    }
+    for (const family of [4, 6]) {
+      assert.ok(await observed(lab, 'rtr', `replies${family}`) >= CONNECTIONS, `IPv${family}: the answers did not come back through rtr`);
+      for (const lb of BALANCERS) assert.equal(await observed(lab, lb, `replies${family}`), 0, `${lb} saw an answer from a VIP`);
+    }
+  });
+});
