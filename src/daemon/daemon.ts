@@ -122,14 +122,15 @@ export async function runDaemon(opts: DaemonOptions, log: Logger): Promise<numbe
   const startedAt = Date.now();
   const reloads = { ok: 0, failed: 0, lastError: undefined as string | undefined };
   const workers: QueueWorker[] = [];
-  const steering = opts.noSteer ? undefined : new Steering({ interfaces: opts.steer, tun: opts.tun });
+  // Each records a change in the state file before making it (saveState), so a kill -9 at any moment loses none.
+  const steering = opts.noSteer ? undefined : new Steering({ interfaces: opts.steer, tun: opts.tun, recordOwnership: () => saveState() });
   // Always there, so that VIPs an earlier run added are removed even if this run adds none.
-  const loopback = new LoopbackVips();
+  const loopback = new LoopbackVips({ recordAdded: () => saveState() });
   const stateFile = statePath(opts.controlSocket);
   const netns = thisNetns();
   const startTime = (await processStartTime('self'))!;
   const earlier = await judgeEarlierRun(stateFile, opts.tun, netns);
-  const saveState = () => writeState(stateFile, {
+  const saveState = (): Promise<void> => writeState(stateFile, {
     pid: process.pid, startTime, netns, tun: opts.tun, steering: steering?.ownership, loopback: [...loopback.added],
   });
   const control = new ControlServers();

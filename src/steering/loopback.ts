@@ -17,6 +17,13 @@ export interface LoopbackOptions {
   device?: string;
   /** Return the commands only. */
   dryRun?: boolean;
+  /**
+   * Records `added` (the daemon writes its state file). Called before each
+   * address is added, with it already in `added`, and again if adding it
+   * fails: a process killed right after `ip addr add` has recorded the VIP,
+   * so the run that takes over removes it.
+   */
+  recordAdded?: () => Promise<void>;
 }
 
 const HOST_LENGTH: Record<Family, number> = { 4: 32, 6: 128 };
@@ -38,6 +45,7 @@ export class LoopbackVips {
   readonly device: string;
   readonly dryRun: boolean;
   readonly #where: Where;
+  readonly #recordAdded: LoopbackOptions['recordAdded'];
   /** Addresses we added, in the form we added them. */
   readonly #added: LoopbackAddress[] = [];
 
@@ -45,6 +53,7 @@ export class LoopbackVips {
     this.device = options.device ?? 'lo';
     this.dryRun = options.dryRun ?? false;
     this.#where = options.netns === undefined ? {} : { netns: options.netns };
+    this.#recordAdded = options.recordAdded;
   }
 
   /** Addresses this instance added and will remove. */
@@ -63,11 +72,32 @@ export class LoopbackVips {
       const args = [`-${a.family}`, 'addr', 'add', `${a.address}/${HOST_LENGTH[a.family]}`, 'dev', this.device, ...(a.family === 6 ? ['nodad'] : [])];
       commands.push(commandLine('ip', args, this.#where));
       if (this.dryRun) continue;
-      await ip(args, this.#where);
       // Ours already if someone took it off lo and a reload put it back: one entry, or remove() deletes it twice and stops.
-      if (!this.#added.some((x) => normalised(x.address) === key)) this.#added.push(a);
+      const claimed = !this.#added.some((x) => normalised(x.address) === key);
+      if (claimed) await this.#claim(a);
+      try {
+        await ip(args, this.#where);
+      } catch (err) {
+        if (claimed) {
+          this.#added.splice(this.#added.indexOf(a), 1);
+          // The add's own error is the one to report.
+          await this.#recordAdded?.().catch(() => {});
+        }
+        throw err;
+      }
     }
     return commands;
+  }
+
+  /** Counts `a` as ours and records that before it is added: recorded after, a kill in between would lose it. */
+  async #claim(a: LoopbackAddress): Promise<void> {
+    this.#added.push(a);
+    try {
+      await this.#recordAdded?.();
+    } catch (err) {
+      this.#added.splice(this.#added.indexOf(a), 1);
+      throw err;
+    }
   }
 
   /**
