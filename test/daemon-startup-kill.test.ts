@@ -5,10 +5,11 @@
 // have recorded each change in its state file before making it; a change
 // made first and recorded later is lost when the process dies in between,
 // and the next run, finding the clsact qdisc or rp_filter=0 already there,
-// takes it for someone else's and leaves it. Needs root.
+// takes it for someone else's and leaves it. Killed while writing its state
+// file, it leaves the temporary file, which the next run removes. Needs root.
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab } from '../tools/lab/index.js';
@@ -66,4 +67,21 @@ describe('kill -9 during the start-up, then a restart', privileged('builds a lab
       assert.deepEqual(readdirSync(runtime), [], 'files left in the runtime directory');
     });
   }
+
+  it('killed while writing its state file: the next run removes the temporary file it left', BOUND, async () => {
+    const runtime = join(dir, 'run-writing');
+    const env = { ...process.env, RUNTIME_DIRECTORY: runtime };
+    const args = daemonArgs({ vips: lab!.vips });
+    const first = await LabDaemon.start(lab!, args, { controlSocket: null, env });
+    first.signal('SIGKILL');
+    await first.exited;
+    // What writeState leaves when killed between creating its temporary file and renaming it.
+    const [state] = readdirSync(runtime).filter((f) => f.endsWith('.state.json'));
+    assert.ok(state, `no state file in ${runtime}: ${readdirSync(runtime).join(', ')}`);
+    writeFileSync(join(runtime, `${state}.${first.pid}.0123456789ab.tmp`), '{"pid":', { mode: 0o600 });
+    const second = await LabDaemon.start(lab!, args, { controlSocket: null, env });
+    assert.deepEqual(await second.stop(), { code: 0, signal: null }, second.log);
+    assert.deepEqual(readdirSync(runtime), [], 'files left in the runtime directory');
+    assert.deepEqual(diffSnapshots(initial, await snapshotLab(lab!)), []);
+  });
 });
