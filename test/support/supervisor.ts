@@ -87,8 +87,10 @@ export class Supervisor {
       const run = this.runs.find((r) => r.index > after && r.runningAt !== undefined && r.exit === undefined);
       if (run) return run;
       if (Date.now() > deadline) {
-        const last = this.runs.at(-1);
-        throw new Error(`no l3dsr run after #${after} said \`running\` within ${timeoutMs} ms; the last one (#${last?.index}) logged:\n${last?.daemon.log}`);
+        const since = this.runs.filter((r) => r.index > after);
+        const ends = since.map((r) => `#${r.index} ${r.exit ? JSON.stringify(r.exit) : 'still starting'}`).join(', ');
+        const told = since.filter((r) => r.daemon.log !== '').at(-1);
+        throw new Error(`no l3dsr run after #${after} said \`running\` within ${timeoutMs} ms (runs since: ${ends || 'none'}); the last log:\n${told?.daemon.log ?? '(none)'}`);
       }
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
