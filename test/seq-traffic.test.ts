@@ -1,7 +1,7 @@
 // account(): the soak's judge. Given when each numbered datagram was sent,
 // what the sink received and the down windows, it must call each datagram
 // delivered, duplicated, damaged or lost, and put each loss inside a window
-// (or the in-flight margin before it) or outside all of them.
+// (or in flight when it began) or outside all of them.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { account, type Received } from './support/seq-traffic.js';
@@ -16,23 +16,37 @@ describe('account', () => {
   it('everything delivered once: nothing lost, latency from send to arrival', () => {
     const a = account(sentEveryMs(100), got(range(0, 99)), [], 0);
     assert.deepEqual({ ...a, latency: undefined }, {
-      sent: 100, sendErrors: 0, delivered: 100, duplicates: 0, damaged: 0, lost: 0, lostInWindows: 0, lostInMargin: 0, lostOutside: [], windows: [], latency: undefined,
+      sent: 100, sendErrors: 0, delivered: 100, duplicates: 0, damaged: 0, lost: 0, lostInWindows: 0, lostInFlight: 0, inFlightMax: 0, lostOutside: [], windows: [], latency: undefined,
     });
     assert.deepEqual(a.latency, { p50: 0.2 * MS, p99: 0.2 * MS, max: 0.2 * MS });
   });
 
-  it('losses inside a window, and in the margin before it, count there; others are runs outside', () => {
-    // Lost: 8-9 (in the 5 ms margin before the window at 10-20 ms), 10-20 (inside), 40-42 and 60 (outside).
-    const lost = new Set([8, 9, ...range(10, 20), 40, 41, 42, 60]);
+  it('losses inside a window count there, and so does the unbroken run of losses just before it; others are runs outside', () => {
+    // Lost: 7-9 (running on into the window at 10-20 ms), 10-20 (inside), 40-42 and 60 (outside).
+    const lost = new Set([7, 8, 9, ...range(10, 20), 40, 41, 42, 60]);
     const a = account(sentEveryMs(100), got(range(0, 99).filter((n) => !lost.has(n))), [{ start: 10 * MS, end: 20 * MS }], 5 * MS);
     assert.equal(a.lost, lost.size);
-    assert.equal(a.lostInWindows, 13);
-    assert.equal(a.lostInMargin, 2);
+    assert.equal(a.lostInWindows, 14);
+    assert.equal(a.lostInFlight, 3);
+    assert.equal(a.inFlightMax, 3 * MS);
     assert.deepEqual(a.lostOutside, [{ first: 40, last: 42, sentAt: 40 * MS }, { first: 60, last: 60, sentAt: 60 * MS }]);
-    assert.deepEqual(a.windows, [{ lost: 13, lossSpan: 12 * MS }]);
+    assert.deepEqual(a.windows, [{ lost: 14, lossSpan: 13 * MS }]);
   });
 
-  it('a loss just outside the margin is outside', () => {
+  it('a loss just before a window with a delivered datagram after it was not in flight: outside', () => {
+    const a = account(sentEveryMs(30), got(range(0, 29).filter((n) => n !== 8 && !(n >= 10 && n <= 20))), [{ start: 10 * MS, end: 20 * MS }], 5 * MS);
+    assert.deepEqual(a.lostOutside, [{ first: 8, last: 8, sentAt: 8 * MS }]);
+    assert.equal(a.lostInFlight, 0);
+    assert.deepEqual(a.windows, [{ lost: 11, lossSpan: 10 * MS }]);
+  });
+
+  it('a run of losses reaching into a window but starting longer before it than a datagram can be in flight: outside', () => {
+    const a = account(sentEveryMs(30), got(range(0, 29).filter((n) => n < 2 || n > 20)), [{ start: 10 * MS, end: 20 * MS }], 5 * MS);
+    assert.deepEqual(a.lostOutside, [{ first: 2, last: 9, sentAt: 2 * MS }]);
+    assert.deepEqual(a.windows, [{ lost: 11, lossSpan: 10 * MS }]);
+  });
+
+  it('a window that lost nothing', () => {
     const a = account(sentEveryMs(30), got(range(0, 29).filter((n) => n !== 4)), [{ start: 10 * MS, end: 20 * MS }], 5 * MS);
     assert.deepEqual(a.lostOutside, [{ first: 4, last: 4, sentAt: 4 * MS }]);
     assert.deepEqual(a.windows, [{ lost: 0, lossSpan: 0 }]);

@@ -150,10 +150,12 @@ export interface Accounting {
   /** Datagrams that arrived damaged (or not ours at all). */
   damaged: number;
   lost: number;
-  /** Lost, and sent inside a window (or within the margin before it). */
+  /** Lost inside a window, or in flight when it began. */
   lostInWindows: number;
-  /** Of those, the ones sent within the margin before a window. */
-  lostInMargin: number;
+  /** Of those, the ones in flight: sent before the window, in the unbroken run of losses that goes on into it. */
+  lostInFlight: number;
+  /** How long before its window the earliest datagram counted in flight was sent, ns (0 if none). */
+  inFlightMax: number;
   /** Lost and sent outside every window: each run of them. */
   lostOutside: LossRun[];
   /** Per window: datagrams lost in it, and the time from the first to the last of them being sent (0 if none). */
@@ -163,12 +165,15 @@ export interface Accounting {
 }
 
 /**
- * Accounts for every datagram. A loss counts as inside a window when its
- * send time lies in [start - marginBefore, end]: a datagram sent just before
- * a fault may still be queued at the TUN, or in the daemon's batch, when the
- * process dies.
+ * Accounts for every datagram. A loss counts in a window when it was sent
+ * inside it, or when it was in flight as the window began: sent at most
+ * `maxInFlight` before the start, and followed only by lost datagrams up to
+ * the window's own losses. The path has one first-in-first-out queue (the
+ * TUN's, then the daemon's batch), so what a daemon that dies loses is an
+ * unbroken run of the last datagrams it was given; a loss with a delivered
+ * datagram after it, before the window, was lost for another reason.
  */
-export function account(sendTimes: Float64Array, received: readonly Received[], windows: readonly Window[], marginBefore: number): Accounting {
+export function account(sendTimes: Float64Array, received: readonly Received[], windows: readonly Window[], maxInFlight: number): Accounting {
   const copies = new Uint8Array(sendTimes.length);
   let damaged = 0;
   let duplicates = 0;
@@ -184,12 +189,19 @@ export function account(sendTimes: Float64Array, received: readonly Received[], 
   }
   const sorted = [...windows].map((w, i) => ({ ...w, i })).sort((a, b) => a.start - b.start);
   const perWindow = windows.map(() => ({ lost: 0, first: Infinity, last: -Infinity }));
-  const lostOutside: LossRun[] = [];
+  /** The window each loss inside one belongs to, else -1. */
+  const windowOf = new Int32Array(sendTimes.length).fill(-1);
+  const count = (i: number, n: number, first: number, last: number) => {
+    const p = perWindow[i]!;
+    p.lost += n;
+    p.first = Math.min(p.first, first);
+    p.last = Math.max(p.last, last);
+  };
+  const runs: LossRun[] = [];
   let sent = 0;
   let sendErrors = 0;
   let delivered = 0;
   let lostInWindows = 0;
-  let lostInMargin = 0;
   let w = 0;
   for (let seq = 0; seq < sendTimes.length; seq++) {
     const t = sendTimes[seq]!;
@@ -198,19 +210,32 @@ export function account(sendTimes: Float64Array, received: readonly Received[], 
     if (copies[seq]! > 0) { delivered++; continue; }
     // Send times rise with seq (one sender, in order): the windows are walked once.
     while (w < sorted.length && sorted[w]!.end < t) w++;
-    const inside = sorted.slice(w).find((x) => x.start - marginBefore <= t && t <= x.end);
+    const inside = sorted.slice(w).find((x) => x.start <= t && t <= x.end);
     if (inside) {
       lostInWindows++;
-      if (t < inside.start) lostInMargin++;
-      const p = perWindow[inside.i]!;
-      p.lost++;
-      p.first = Math.min(p.first, t);
-      p.last = Math.max(p.last, t);
+      windowOf[seq] = inside.i;
+      count(inside.i, 1, t, t);
       continue;
     }
-    const run = lostOutside.at(-1);
+    const run = runs.at(-1);
     if (run && run.last === seq - 1) run.last = seq;
-    else lostOutside.push({ first: seq, last: seq, sentAt: t });
+    else runs.push({ first: seq, last: seq, sentAt: t });
+  }
+  const lostOutside: LossRun[] = [];
+  let lostInFlight = 0;
+  let inFlightMax = 0;
+  for (const run of runs) {
+    const into = run.last + 1 < sendTimes.length ? windowOf[run.last + 1]! : -1;
+    const before = into < 0 ? Infinity : windows[into]!.start - run.sentAt;
+    if (before > maxInFlight) {
+      lostOutside.push(run);
+      continue;
+    }
+    const n = run.last - run.first + 1;
+    lostInWindows += n;
+    lostInFlight += n;
+    inFlightMax = Math.max(inFlightMax, before);
+    count(into, n, run.sentAt, sendTimes[run.last]!);
   }
   latencies.sort((a, b) => a - b);
   const at = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! : NaN);
@@ -218,7 +243,8 @@ export function account(sendTimes: Float64Array, received: readonly Received[], 
     sent, sendErrors, delivered, duplicates, damaged,
     lost: sent - delivered,
     lostInWindows,
-    lostInMargin,
+    lostInFlight,
+    inFlightMax,
     lostOutside,
     windows: perWindow.map((p) => ({ lost: p.lost, lossSpan: p.lost ? p.last - p.first : 0 })),
     latency: { p50: at(0.5), p99: at(0.99), max: latencies.length ? latencies.at(-1)! : NaN },
