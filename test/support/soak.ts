@@ -394,6 +394,10 @@ export function formatReport(r: SoakReport): string {
     `daemon starts: ${r.starts} (start-up ${fmt(r.startupMs)}); kills during start-up that came before \`running\`: ${r.killedBeforeRunning}`,
     `datagrams: sent ${t.sent}, delivered ${t.delivered}, lost ${t.lost} (${pct(t.lost)}), of them inside down windows ${t.lostInWindows} (${t.lostInFlight} in flight at a fault, sent up to ${ms(t.inFlightMax).toFixed(1)} ms before it), outside ${t.lost - t.lostInWindows}; duplicated ${t.duplicates}, damaged ${t.damaged}`,
     `down windows: ${r.windows.length}, length ${fmt(lengths)}, ${(lengths.reduce((a, b) => a + b, 0) / 1000).toFixed(1)} s in all; loss span per window ${fmt(spans)}`,
+    ...(['kill', 'kill-in-startup', 'tun-deleted'] as const).map((cause) => {
+      const mine = r.windows.flatMap((w, i) => (w.cause === cause ? [i] : []));
+      return `  after ${FAULT_NAMES[cause]}: ${mine.length}, length ${fmt(mine.map((i) => lengths[i]!))}; loss span ${fmt(mine.map((i) => spans[i]!))}`;
+    }),
     `delivery latency: median ${(t.latency.p50 / 1e3).toFixed(0)} µs, p99 ${(t.latency.p99 / 1e3).toFixed(0)} µs, max ${(t.latency.max / 1e6).toFixed(1)} ms`,
     `srv's UDP errors: checksum ${r.udpErrors.inCsumErrors}, receive buffer ${r.udpErrors.rcvbufErrors}`,
     `left behind: ${r.leftBehind.length ? r.leftBehind.join('; ') : 'nothing'}`,
