@@ -1,9 +1,14 @@
 // parseState: every field of a state file is checked against what the
 // daemon itself writes before anything acts on it; each refusal names the
-// file and the field. (The daemon's use of it is in daemon-takeover.test.ts.)
+// file and the field. earlierRun clears away what a write cut short left.
+// (The daemon's use of it is in daemon-takeover.test.ts.)
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseState, StateFileError } from '../src/daemon/state-file.js';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { earlierRun, parseState, StateFileError } from '../src/daemon/state-file.js';
 
 const FILE = '/run/l3dsr/dsr0.netns-4026531840.state.json';
 const GOOD = {
@@ -64,4 +69,36 @@ describe('parseState', () => {
       });
     });
   }
+});
+
+// writeState writes a temporary file and renames it into place; a kill -9
+// between the two leaves the temporary behind, in the runtime directory.
+describe('the temporary files of a writeState cut short', () => {
+  /** A pid that named a process a moment ago and names none now. */
+  const deadPid = (): number => {
+    const r = spawnSync('true');
+    assert.equal(r.status, 0);
+    return r.pid!;
+  };
+
+  it('the next run removes those of dead writers beside its state file, and nothing else', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'l3dsr-state-tmp-'));
+    try {
+      const path = join(dir, 'dsr0.netns-4026531840.state.json');
+      const dead = `${path}.${deadPid()}.0123456789ab.tmp`;
+      const kept = [
+        `${path}.${process.pid}.0123456789ab.tmp`, // a writer that runs (here: this process)
+        `${join(dir, 'dsr1.netns-4026531840.state.json')}.${deadPid()}.0123456789ab.tmp`, // another daemon's
+        `${path}.${deadPid()}.0123.tmp`, // not a name writeState makes
+      ];
+      for (const f of [dead, ...kept]) writeFileSync(f, '{}');
+      mkdirSync(`${path}.${deadPid()}.ba9876543210.tmp`); // not a regular file
+      assert.deepEqual(await earlierRun(path, 'dsr0', { inode: 4026531840, cookie: '1' }), { kind: 'none' });
+      assert.equal(existsSync(dead), false, 'the temporary of a dead writer is still there');
+      for (const f of kept) assert.ok(existsSync(f), `${f} was removed`);
+      assert.equal(readdirSync(dir).length, kept.length + 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -94,7 +94,7 @@ export class Daemon {
     this.#slotSize = slotSizeFor(checked.mtu, opts.offload);
     this.#rules = opts.rules;
     this.#l2dsr = opts.l2dsr;
-    this.#server = new RealServerSystem(opts, log);
+    this.#server = new RealServerSystem(opts, log, () => this.#saveState());
   }
 
   /** A stop was requested, or the data path failed. */

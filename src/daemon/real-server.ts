@@ -32,13 +32,19 @@ export class RealServerSystem {
   readonly #log: Logger;
   readonly #steering: Steering | undefined;
   /** Always there, so that VIPs an earlier run added are removed even if this run adds none. */
-  readonly #loopback = new LoopbackVips();
+  readonly #loopback: LoopbackVips;
 
-  constructor(options: RealServerOptions, log: Logger) {
+  /**
+   * `record` writes the state file: steering and the VIPs call it before
+   * each change they make, so a kill -9 at any moment loses none.
+   */
+  constructor(options: RealServerOptions, log: Logger, record: () => Promise<void>) {
     this.#options = options;
     this.#log = log;
+    this.#loopback = new LoopbackVips({ recordAdded: record });
     this.#steering = options.noSteer ? undefined : new Steering({
-      interfaces: options.steer, tun: options.tun, afterStep: (argv) => log.debug('changed the system', { command: formatCommand(argv) }),
+      interfaces: options.steer, tun: options.tun, recordOwnership: record,
+      afterStep: (argv) => log.debug('changed the system', { command: formatCommand(argv) }),
     });
   }
 

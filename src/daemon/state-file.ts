@@ -11,7 +11,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { lstat, open, readdir, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { parseAddress } from '../core/address.js';
 import { L3dsrError } from '../errors.js';
 import { isLoopbackAddress, rpFilterKeys, RP_FILTER_VALUES } from '../steering/index.js';
@@ -138,6 +139,7 @@ export type EarlierRun =
 
 /** Reads and judges the state file at `path` for the daemon on `tun` in namespace `netns`. */
 export async function earlierRun(path: string, tun: string, netns: NetnsIdentity): Promise<EarlierRun> {
+  await removeDeadTemporaries(path);
   let state: DaemonState;
   try {
     const text = await readStateText(path);
@@ -162,13 +164,36 @@ async function setAside(path: string): Promise<string> {
   return aside;
 }
 
+const TEMPORARY_RANDOM_BYTES = 6;
+/** writeState's temporary files: the state file's name, the writer's pid, random hex. */
+const TEMPORARY = new RegExp(`^(.+)\\.(\\d+)\\.[0-9a-f]{${2 * TEMPORARY_RANDOM_BYTES}}\\.tmp$`);
+
+/**
+ * Removes the temporary files of writeStates that a kill cut short (between
+ * creating the file and renaming it): only beside `path`, only regular
+ * files of ours, only of writers that no longer run.
+ */
+async function removeDeadTemporaries(path: string): Promise<void> {
+  const dir = dirname(path);
+  for (const name of await readdir(dir)) {
+    const m = TEMPORARY.exec(name);
+    if (m?.[1] !== basename(path)) continue;
+    const pid = Number(m[2]);
+    if (pid === process.pid || (await processStartTime(pid)) !== undefined) continue;
+    const file = join(dir, name);
+    const st = await lstat(file).catch(() => undefined);
+    if (!st?.isFile() || st.uid !== process.geteuid!()) continue;
+    await unlink(file).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err; });
+  }
+}
+
 /**
  * Written whole and renamed into place, so a crash never leaves half a
  * file: the temporary file is created new (O_EXCL, never through a link),
  * its mode set on the descriptor.
  */
 export async function writeState(path: string, state: DaemonState): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const tmp = `${path}.${process.pid}.${randomBytes(TEMPORARY_RANDOM_BYTES).toString('hex')}.tmp`;
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     await fh.chmod(0o600);

@@ -13,6 +13,13 @@ export interface LoopbackAddress {
 
 export interface LoopbackOptions {
   netns?: string;
+  /**
+   * Records `added` (the daemon writes its state file). Called before each
+   * address is added, with it already in `added`, and again if adding it
+   * fails: a process killed right after `ip addr add` has recorded the VIP,
+   * so the run that takes over removes it.
+   */
+  recordAdded?: () => Promise<void>;
 }
 
 const LO = 'lo';
@@ -33,11 +40,13 @@ export const isLoopbackAddress = (address: string): boolean => ipaddr.parse(addr
 
 export class LoopbackVips {
   readonly #where: Where;
+  readonly #recordAdded: LoopbackOptions['recordAdded'];
   /** Addresses we added, in the form we added them. */
   readonly #added: LoopbackAddress[] = [];
 
   constructor(options: LoopbackOptions = {}) {
     this.#where = options.netns === undefined ? {} : { netns: options.netns };
+    this.#recordAdded = options.recordAdded;
   }
 
   /** Addresses this instance added and will remove. */
@@ -55,11 +64,32 @@ export class LoopbackVips {
       present.add(key);
       const args = [`-${a.family}`, 'addr', 'add', `${a.address}/${HOST_LENGTH[a.family]}`, 'dev', LO, ...(a.family === 6 ? ['nodad'] : [])];
       commands.push(commandLine('ip', args, this.#where));
-      await ip(args, this.#where);
       // Ours already if someone took it off lo and a reload put it back: one entry, or remove() deletes it twice and stops.
-      if (!this.#added.some((x) => normalised(x.address) === key)) this.#added.push(a);
+      const claimed = !this.#added.some((x) => normalised(x.address) === key);
+      if (claimed) await this.#claim(a);
+      try {
+        await ip(args, this.#where);
+      } catch (err) {
+        if (claimed) {
+          this.#added.splice(this.#added.indexOf(a), 1);
+          // The add's own error is the one to report.
+          await this.#recordAdded?.().catch(() => {});
+        }
+        throw err;
+      }
     }
     return commands;
+  }
+
+  /** Counts `a` as ours and records that before it is added: recorded after, a kill in between would lose it. */
+  async #claim(a: LoopbackAddress): Promise<void> {
+    this.#added.push(a);
+    try {
+      await this.#recordAdded?.();
+    } catch (err) {
+      this.#added.splice(this.#added.indexOf(a), 1);
+      throw err;
+    }
   }
 
   /**

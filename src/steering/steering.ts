@@ -29,6 +29,14 @@ export interface SteeringOptions<C extends { family: Family } = SteeredClass> {
   dryRun?: boolean;
   /** Called after each command that changed something (the daemon logs it at debug; tests sample the kernel state). */
   afterStep?: (argv: readonly string[]) => void | Promise<void>;
+  /**
+   * Records `ownership` (the daemon writes its state file). Called before
+   * each command that adds to what remove() must undo (a clsact qdisc, an
+   * rp_filter write), with the addition already in `ownership`, and again
+   * if the command fails: a process killed right after the command has
+   * recorded it, so the run that takes over undoes it.
+   */
+  recordOwnership?: () => Promise<void>;
 }
 
 /** One change to the system, as the command a person would run for it. */
@@ -36,8 +44,12 @@ export type Step = (
   | { tool: 'tc'; args: string[] }
   | { sysctl: string; value: string }
 ) & {
-  /** Bookkeeping once the step has really been done (never in a dry run). */
-  done?: () => void;
+  /**
+   * Bookkeeping before the step runs (never in a dry run): claims what
+   * remove() must undo; returns how to give the claim back if the step
+   * fails, or undefined if there was nothing new to claim.
+   */
+  claim?: () => (() => void) | undefined;
 };
 
 /**
@@ -79,6 +91,7 @@ export class Steering<C extends { family: Family } = SteeredClass> {
   readonly dryRun: boolean;
   readonly #where: Where;
   readonly #afterStep: SteeringOptions['afterStep'];
+  readonly #recordOwnership: SteeringOptions['recordOwnership'];
   /** Interfaces where we added the clsact qdisc (only those may lose it again). */
   readonly #createdClsact = new Set<string>();
   readonly #savedSysctls = new Map<string, SavedSysctl>();
@@ -98,6 +111,7 @@ export class Steering<C extends { family: Family } = SteeredClass> {
     this.dryRun = options.dryRun ?? false;
     this.#where = options.netns === undefined ? {} : { netns: options.netns };
     this.#afterStep = options.afterStep;
+    this.#recordOwnership = options.recordOwnership;
   }
 
   /** What remove() will undo besides our filters. */
@@ -137,7 +151,15 @@ export class Steering<C extends { family: Family } = SteeredClass> {
     const plan: Step[] = [];
     for (const dev of this.interfaces) {
       if (!(await this.#hasIngressQdisc(dev))) {
-        plan.push({ tool: 'tc', args: ['qdisc', 'add', 'dev', dev, 'clsact'], done: () => this.#createdClsact.add(dev) });
+        plan.push({
+          tool: 'tc',
+          args: ['qdisc', 'add', 'dev', dev, 'clsact'],
+          claim: () => {
+            if (this.#createdClsact.has(dev)) return undefined;
+            this.#createdClsact.add(dev);
+            return () => this.#createdClsact.delete(dev);
+          },
+        });
       }
     }
     for (const key of rpFilterKeys(this.tun)) {
@@ -147,8 +169,10 @@ export class Steering<C extends { family: Family } = SteeredClass> {
       plan.push({
         sysctl: key,
         value: RP_FILTER_OFF,
-        done: () => {
-          if (current !== undefined && !this.#savedSysctls.has(key)) this.#savedSysctls.set(key, { previous: current });
+        claim: () => {
+          if (current === undefined || this.#savedSysctls.has(key)) return undefined;
+          this.#savedSysctls.set(key, { previous: current });
+          return () => this.#savedSysctls.delete(key);
         },
       });
     }
@@ -274,9 +298,30 @@ export class Steering<C extends { family: Family } = SteeredClass> {
   }
 
   async #run(step: Step): Promise<void> {
-    if ('tool' in step) await tc(step.args, this.#where);
-    else await writeSysctl(step.sysctl, step.value, this.#where);
-    step.done?.();
+    // Recorded before it is done: recorded after, a kill in between would lose it.
+    const release = step.claim?.();
+    if (release) await this.#record(release);
+    try {
+      if ('tool' in step) await tc(step.args, this.#where);
+      else await writeSysctl(step.sysctl, step.value, this.#where);
+    } catch (err) {
+      if (release) {
+        release();
+        // The step's own error is the one to report.
+        await this.#recordOwnership?.().catch(() => {});
+      }
+      throw err;
+    }
+  }
+
+  /** Records a claim; one that cannot be recorded is given back, and its step not run. */
+  async #record(release: () => void): Promise<void> {
+    try {
+      await this.#recordOwnership?.();
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 
   async #requireTun(): Promise<void> {

@@ -1,6 +1,7 @@
 // C source of `labtool`: the traffic programs the daemon's lab tests and
 // benchmarks need and Node is too slow for (a UDP flood beyond the
-// rewriter's capacity, a counting sink, echo servers and round-trip probes).
+// rewriter's capacity, a counting sink, echo servers and round-trip probes,
+// and the soak's numbered datagrams with a sink that records each one).
 // Compiled on first use by lab-tool.ts; kept as text so that tsc carries it
 // into dist/ with everything else.
 export const LABTOOL_SOURCE = String.raw`
@@ -209,6 +210,160 @@ static int rtt(char **a) {
   return 0;
 }
 
+/* Numbered datagrams (seqsend/seqsink). Datagram n carries SEQ_MAGIC, the
+   index of the address it was sent to, n, its send time, and SEQ_PATTERN
+   bytes derived from n: the sink tells a delivered datagram from a damaged,
+   misdirected or foreign one. Times are CLOCK_MONOTONIC, which every process
+   of the host (all network namespaces) shares. */
+#define SEQ_MAGIC 0x4c33534bu
+#define SEQ_SIZE 64
+#define SEQ_HEADER 24
+#define SEQ_MAX_DESTS 16
+#define SEQ_BAD_LENGTH 1
+#define SEQ_BAD_MAGIC 2
+#define SEQ_MISDIRECTED 4
+#define SEQ_BAD_PATTERN 8
+
+static uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+static void seq_pattern(uint64_t seq, unsigned char *out) {
+  uint64_t x = seq;
+  for (int i = SEQ_HEADER; i < SEQ_SIZE; i += 8) {
+    x = splitmix64(x);
+    memcpy(out + i, &x, 8);
+  }
+}
+
+/* A line (or EOF) on stdin: the caller says stop. */
+static int stdin_says_stop(int timeout_ms) {
+  struct pollfd p = { 0, POLLIN, 0 };
+  return poll(&p, 1, timeout_ms) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
+}
+
+/* seqsend PORT RATE OUTFILE HOST...: datagram n goes to HOST[n % count], due
+   at start + n / RATE (late ones go at once, in order); its send time, or 0
+   if sendto failed, is appended to OUTFILE as 8 bytes. Runs until a line or
+   EOF on stdin, then prints {sent, errors, seconds}. Unconnected sockets: an
+   ICMP error for one datagram (port unreachable while the daemon is down)
+   must not fail the next send. */
+static int seqsend(int argc, char **a) {
+  const char *port = a[0];
+  double rate = atof(a[1]);
+  int dests = argc - 3;
+  if (rate <= 0 || dests < 1 || dests > SEQ_MAX_DESTS) { fprintf(stderr, "seqsend: bad rate or addresses\n"); return 2; }
+  FILE *out = fopen(a[2], "wb");
+  if (!out) die("seqsend: output file");
+  struct sockaddr_storage to[SEQ_MAX_DESTS]; socklen_t tolen[SEQ_MAX_DESTS];
+  int fd[SEQ_MAX_DESTS];
+  for (int i = 0; i < dests; i++) {
+    resolve(a[3 + i], port, SOCK_DGRAM, &to[i], &tolen[i]);
+    fd[i] = socket(to[i].ss_family, SOCK_DGRAM, 0);
+    if (fd[i] < 0) die("socket");
+  }
+  unsigned char msg[SEQ_SIZE];
+  uint64_t start = now_ns(), n = 0, errors = 0;
+  double interval_ns = 1e9 / rate;
+  printf("ready\n");
+  fflush(stdout);
+  for (;;) {
+    uint64_t t = now_ns();
+    for (; start + (uint64_t)(interval_ns * (double)n) <= t; n++) {
+      uint32_t magic = SEQ_MAGIC, dest = (uint32_t)(n % (uint64_t)dests);
+      uint64_t sent_at = now_ns();
+      memcpy(msg, &magic, 4);
+      memcpy(msg + 4, &dest, 4);
+      memcpy(msg + 8, &n, 8);
+      memcpy(msg + 16, &sent_at, 8);
+      seq_pattern(n, msg);
+      if (sendto(fd[dest], msg, sizeof msg, 0, (struct sockaddr *)&to[dest], tolen[dest]) != (ssize_t)sizeof msg) {
+        errors++;
+        sent_at = 0;
+      }
+      fwrite(&sent_at, 8, 1, out);
+    }
+    if (stdin_says_stop(0)) break;
+    uint64_t due = start + (uint64_t)(interval_ns * (double)n);
+    struct timespec ts = { (time_t)(due / 1000000000ull), (long)(due % 1000000000ull) };
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+  }
+  if (fclose(out) != 0) die("seqsend: output file");
+  printf("{\"sent\":%llu,\"errors\":%llu,\"seconds\":%.6f}\n", (unsigned long long)(n - errors), (unsigned long long)errors, (double)(now_ns() - start) / 1e9);
+  return 0;
+}
+
+/* One received datagram in seqsink's OUTFILE (16 bytes, host order). */
+struct seq_record { uint32_t seq; uint16_t dest; uint16_t flags; uint64_t at; };
+
+/* seqsink PORT OUTFILE HOST...: a UDP socket on each HOST:PORT; every
+   datagram is appended to OUTFILE as a seq_record (dest = the index of the
+   socket it arrived on, flags = what was wrong with it). Runs until a line
+   or EOF on stdin, then reads what is still queued and prints {received,
+   damaged}. */
+static int seqsink(int argc, char **a) {
+  int dests = argc - 2;
+  if (dests < 1 || dests > SEQ_MAX_DESTS) { fprintf(stderr, "seqsink: 1-%d addresses\n", SEQ_MAX_DESTS); return 2; }
+  FILE *out = fopen(a[1], "wb");
+  if (!out) die("seqsink: output file");
+  struct pollfd p[SEQ_MAX_DESTS + 1];
+  for (int i = 0; i < dests; i++) p[i] = (struct pollfd){ bound(a[2 + i], a[0], SOCK_DGRAM), POLLIN, 0 };
+  p[dests] = (struct pollfd){ 0, POLLIN, 0 };
+  static unsigned char bufs[SINK_BATCH][SEQ_SIZE + 1];
+  struct iovec iov[SINK_BATCH];
+  struct mmsghdr msgs[SINK_BATCH];
+  memset(msgs, 0, sizeof msgs);
+  for (int i = 0; i < SINK_BATCH; i++) {
+    iov[i].iov_base = bufs[i]; iov[i].iov_len = sizeof bufs[i];
+    msgs[i].msg_hdr.msg_iov = &iov[i]; msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  unsigned long long received = 0, damaged = 0;
+  unsigned char want[SEQ_SIZE];
+  printf("ready\n");
+  fflush(stdout);
+  for (int stopping = 0;;) {
+    if (!stopping && poll(p, (nfds_t)dests + 1, -1) < 0 && errno != EINTR) die("poll");
+    if (!stopping && (p[dests].revents & (POLLIN | POLLHUP | POLLERR))) stopping = 1;
+    int got = 0;
+    for (int i = 0; i < dests; i++) {
+      if (!stopping && !(p[i].revents & POLLIN)) continue;
+      int n = recvmmsg(p[i].fd, msgs, SINK_BATCH, MSG_DONTWAIT, NULL);
+      if (n <= 0) continue;
+      got += n;
+      uint64_t at = now_ns();
+      for (int k = 0; k < n; k++) {
+        unsigned char *b = bufs[k];
+        struct seq_record r = { 0, (uint16_t)i, 0, at };
+        uint32_t magic = 0, dest = 0;
+        uint64_t seq = 0;
+        if (msgs[k].msg_len != SEQ_SIZE) r.flags |= SEQ_BAD_LENGTH;
+        if (msgs[k].msg_len >= SEQ_HEADER) {
+          memcpy(&magic, b, 4);
+          memcpy(&dest, b + 4, 4);
+          memcpy(&seq, b + 8, 8);
+        }
+        if (magic != SEQ_MAGIC) r.flags |= SEQ_BAD_MAGIC;
+        if (dest != (uint32_t)i) r.flags |= SEQ_MISDIRECTED;
+        if (!(r.flags & SEQ_BAD_LENGTH)) {
+          seq_pattern(seq, want);
+          if (memcmp(b + SEQ_HEADER, want + SEQ_HEADER, SEQ_SIZE - SEQ_HEADER) != 0) r.flags |= SEQ_BAD_PATTERN;
+        }
+        r.seq = (uint32_t)seq;
+        if (r.flags) damaged++;
+        fwrite(&r, sizeof r, 1, out);
+      }
+    }
+    received += (unsigned long long)got;
+    if (stopping && got == 0) break;
+  }
+  if (fclose(out) != 0) die("seqsink: output file");
+  printf("{\"received\":%llu,\"damaged\":%llu}\n", received, damaged);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOFBF, 1 << 16);
   if (argc >= 8 && strcmp(argv[1], "flood") == 0) return flood(argv + 2);
@@ -216,7 +371,9 @@ int main(int argc, char **argv) {
   if (argc >= 4 && strcmp(argv[1], "udp-echo") == 0) udp_echo(argv + 2);
   if (argc >= 4 && strcmp(argv[1], "tcp-echo") == 0) tcp_echo(argv + 2);
   if (argc >= 7 && strcmp(argv[1], "rtt") == 0) return rtt(argv + 2);
-  fprintf(stderr, "usage: labtool flood HOST PORT SIZE SECONDS RATE FLOWS | sink HOST PORT | udp-echo HOST PORT | tcp-echo HOST PORT | rtt udp|tcp HOST PORT COUNT SIZE\n");
+  if (argc >= 6 && strcmp(argv[1], "seqsend") == 0) return seqsend(argc - 2, argv + 2);
+  if (argc >= 5 && strcmp(argv[1], "seqsink") == 0) return seqsink(argc - 2, argv + 2);
+  fprintf(stderr, "usage: labtool flood HOST PORT SIZE SECONDS RATE FLOWS | sink HOST PORT | udp-echo HOST PORT | tcp-echo HOST PORT | rtt udp|tcp HOST PORT COUNT SIZE | seqsend PORT RATE OUTFILE HOST... | seqsink PORT OUTFILE HOST...\n");
   return 2;
 }
 `;
