@@ -34,7 +34,21 @@ function nodeGyp() {
   return existsSync(local) ? [local] : ['node-gyp'];
 }
 
+/**
+ * The ABI header the addon includes is generated (scripts/abi.mjs), not
+ * committed, and `npm ci` runs this install script before `prepare` builds
+ * anything: a fresh clone has none yet. The package ships the header and
+ * not its generator, so there this does nothing.
+ */
+function generateAbiHeader() {
+  const generator = join(root, 'scripts', 'abi.mjs');
+  if (existsSync(generator) && !existsSync(join(root, 'native', 'abi.generated.h'))) {
+    execFileSync(process.execPath, [generator], { cwd: root, stdio: 'inherit' });
+  }
+}
+
 export function buildAddon() {
+  generateAbiHeader();
   const [cmd, ...args] = nodeGyp();
   args.push('rebuild');
   const nodedir = headersDir();

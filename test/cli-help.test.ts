@@ -86,6 +86,27 @@ describe('help', () => {
   });
 });
 
+test('every command refuses a flag given twice that may not repeat, and the flags its synopsis offers as alternatives given together, exit 2', () => {
+  const cases: [string[], string][] = [
+    [['run', ...RULE, '--steer', 'eth0', '--tun', 'a', '--tun', 'b'], '--tun given twice: give it once'],
+    [['check', ...RULE, '--json', '--json'], '--json given twice: give it once'],
+    [['rewrite', ...RULE, '--verdicts', 'a.jsonl', '--verdicts', 'b.jsonl', 'in.pcap', 'out.pcap'], '--verdicts given twice: give it once'],
+    [['rewrite', ...RULE, '-c', 'a.conf', '-c', 'b.conf', 'in.pcap', 'out.pcap'], '--config given twice: give it once'],
+    [['rewrite', ...RULE, '-q', '--quiet', 'in.pcap', 'out.pcap'], '--quiet given twice: give it once'],
+    [['status', '--tun', 'a', '--tun', 'b'], '--tun given twice: give it once'],
+    // No daemon needed: these are refused before the socket is asked.
+    [['status', '--json', '--metrics'], '--json and --metrics are alternatives: give one'],
+    [['status', '--tun', 'dsr0', '--control-socket', '/nonexistent/control.sock'], '--tun and --control-socket are alternatives: give one'],
+    [['run', ...RULE, '--steer', 'eth0', '--offload', '--no-offload'], '--offload and --no-offload contradict each other: give one'],
+  ];
+  for (const [args, says] of cases) {
+    const r = l3dsr(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.equal(r.stdout, '', args.join(' '));
+    assert.ok(r.stderr.startsWith(`l3dsr ${args[0]}: ${says}\n`), `${args.join(' ')}: ${r.stderr}`);
+  }
+});
+
 describe('version', () => {
   it('l3dsr --version and l3dsr version print the version of package.json', () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -7,7 +7,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -70,6 +71,30 @@ describe('the package', () => {
     sources.forEach(follow);
     assert.ok(headers.has('native/abi.generated.h'), `the addon does not include the generated ABI header: ${[...headers]}`);
     assert.deepEqual([...sources, ...headers].filter((s) => !shipped.has(s)), []);
+  });
+
+  it('the install script builds the addon in a fresh clone, before anything is generated (npm ci runs it before prepare)', { timeout: 180_000 }, () => {
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    const tracked = spawnSync('git', ['ls-files', '-z', '--', 'package.json', 'binding.gyp', 'scripts', 'native'], { cwd: root, encoding: 'utf8' });
+    assert.equal(tracked.status, 0, `git ls-files (the tests run in a clone): ${tracked.stderr}`);
+    const clone = mkdtempSync(join(tmpdir(), 'l3dsr-fresh-clone-'));
+    try {
+      // What a clone has of the install script's inputs: the tracked files, none of the generated ones.
+      for (const path of tracked.stdout.split('\0').filter(Boolean)) {
+        mkdirSync(dirname(join(clone, path)), { recursive: true });
+        copyFileSync(join(root, path), join(clone, path));
+      }
+      assert.equal(existsSync(join(clone, 'native', 'abi.generated.h')), false);
+      const [cmd, ...args] = pkg.scripts.install.split(/\s+/);
+      assert.equal(cmd, 'node', `the install script is "${pkg.scripts.install}"`);
+      // As npm runs it: npm names its own node-gyp (here, this tree's).
+      const env = { ...process.env, npm_config_node_gyp: join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js') };
+      const r = spawnSync(process.execPath, args, { cwd: clone, env, encoding: 'utf8', timeout: 170_000 });
+      assert.equal(r.status, 0, `${pkg.scripts.install} in a fresh clone:\n${r.stdout}${r.stderr}`);
+      assert.ok(existsSync(join(clone, 'build', 'Release', 'l3dsr_tun.node')), 'no addon built');
+    } finally {
+      rmSync(clone, { recursive: true, force: true });
+    }
   });
 
   it('deploy/l3dsr.service starts the l3dsr that the README\'s install step installs', () => {

@@ -11,6 +11,7 @@ import { ConfigError, ConfigErrors } from '../config/parse.js';
 import type { Family } from '../core/types.js';
 import { EXIT } from '../errors.js';
 import { checkedLbVips, formatLbCheck } from './check-lb.js';
+import { flagsProblem } from './flags.js';
 import { table } from './table.js';
 
 export const CHECK_USAGE = `usage: l3dsr check [--config PATH ...] [--rule DSCP=VIP ...] [--json]
@@ -62,17 +63,19 @@ export function checkedVips(c: Configuration): CheckedVip[] {
 }
 
 export async function checkCommand(argv: string[], io: CheckIo = process): Promise<number> {
-  let v;
+  let parsed;
   try {
-    v = parseArgs({
-      args: argv,
-      strict: true,
-      options: CHECK_OPTIONS,
-    }).values;
+    parsed = parseArgs({ args: argv, strict: true, options: CHECK_OPTIONS, tokens: true });
   } catch (err) {
     io.stderr.write(`l3dsr check: ${(err as Error).message}\n${CHECK_USAGE}\n`);
     return EXIT.usage;
   }
+  const flagProblem = flagsProblem(parsed.tokens, CHECK_OPTIONS);
+  if (flagProblem) {
+    io.stderr.write(`l3dsr check: ${flagProblem}\n${CHECK_USAGE}\n`);
+    return EXIT.usage;
+  }
+  const v = parsed.values;
   if (v.help) {
     io.stdout.write(`${CHECK_USAGE}\n`);
     return EXIT.ok;

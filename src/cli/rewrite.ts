@@ -19,6 +19,7 @@ import { loadConfiguration } from '../config/load.js';
 import { RuleError } from '../core/rules.js';
 import type { Rule } from '../core/types.js';
 import { PcapError } from '../pcap/errors.js';
+import { flagsProblem } from './flags.js';
 import { CAPTURE_BATCH, CAPTURE_SLOT_SIZE, rewriteCapture, type RewriteCaptureResult, type RewriteProgress } from '../pcap/rewrite-capture.js';
 
 export const REWRITE_USAGE = `usage: l3dsr rewrite --rule DSCP=ADDRESS [--rule ...] [--config FILE] [--verdicts FILE] IN.pcap OUT.pcap
@@ -125,8 +126,10 @@ export async function rewriteCommand(argv: string[], io: RewriteIo = process): P
 }
 
 async function parseInvocation(argv: string[]): Promise<Invocation | 'help'> {
-  const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: REWRITE_OPTIONS });
+  const { values, positionals, tokens } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: REWRITE_OPTIONS, tokens: true });
   if (values.help) return 'help';
+  const flagProblem = flagsProblem(tokens, REWRITE_OPTIONS);
+  if (flagProblem) throw new L3dsrError('ERR_L3DSR_USAGE', flagProblem);
   if (positionals.length !== 2) {
     throw new L3dsrError('ERR_L3DSR_USAGE', `expected two files, IN.pcap and OUT.pcap, got ${positionals.length}${positionals.length > 0 ? ` (${positionals.join(' ')})` : ''}`);
   }

@@ -10,6 +10,7 @@ import { L3dsrError } from '../errors.js';
 import { LEVELS, LOG_FORMATS } from '../log.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
 import { TUN_ENGINES } from '../tun/abi.generated.js';
+import { flagsProblem } from './flags.js';
 
 export const RUN_USAGE = `usage: l3dsr run [--config PATH ...] [--rule DSCP=VIP ...] [--tun NAME] [--steer IFACE ...]
                  [--no-steer] [--queues N] [--metrics HOST:PORT] [--loopback-vips]
@@ -68,7 +69,8 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
     throw new L3dsrError('ERR_L3DSR_USAGE', `${(err as Error).message}\n${RUN_USAGE}`);
   }
   const v = parsed.values;
-  refuseRepeats(parsed.tokens);
+  const flagProblem = flagsProblem(parsed.tokens, RUN_OPTIONS, [['offload', 'no-offload', 'contradict each other']]);
+  if (flagProblem) throw new L3dsrError('ERR_L3DSR_USAGE', `${flagProblem}\n${RUN_USAGE}`);
   const configPaths = v.config ?? [];
   const ruleSpecs = v.rule ?? [];
   const config = await loadConfiguration({ configs: configPaths, rules: ruleSpecs });
@@ -87,7 +89,6 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
   if (!noSteer && steer.length === 0) {
     throw new L3dsrError('ERR_L3DSR_USAGE', '--steer: name the interface(s) where marked packets arrive (e.g. --steer eth0), or pass --no-steer to steer them yourself');
   }
-  if (v.offload && v['no-offload']) throw new L3dsrError('ERR_L3DSR_USAGE', '--offload and --no-offload contradict each other: give one');
   if (v.metrics !== undefined) {
     const listen = parseListenAddress(v.metrics);
     if (typeof listen === 'string') throw new L3dsrError('ERR_L3DSR_USAGE', `--metrics: ${listen}, got "${v.metrics}"`);
@@ -111,16 +112,4 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
     warnings,
     controlSocket: v['control-socket'] ?? controlSocketPath(tun),
   };
-}
-
-type Token = NonNullable<ReturnType<typeof parseArgs>['tokens']>[number];
-
-/** A flag given twice used to mean the last one, silently: only the repeatable ones may be. */
-function refuseRepeats(tokens: readonly Token[]): void {
-  const seen = new Set<string>();
-  for (const t of tokens) {
-    if (t.kind !== 'option' || ('multiple' in RUN_OPTIONS[t.name as keyof typeof RUN_OPTIONS])) continue;
-    if (seen.has(t.name)) throw new L3dsrError('ERR_L3DSR_USAGE', `--${t.name} given twice: give it once\n${RUN_USAGE}`);
-    seen.add(t.name);
-  }
 }

@@ -9,10 +9,11 @@ import { DEFAULT_SETTINGS } from '../daemon/options.js';
 import { controlSocketPath } from '../daemon/runtime-dir.js';
 import type { DaemonSnapshot } from '../daemon/snapshot.js';
 import { EXIT, L3dsrError } from '../errors.js';
+import { flagsProblem } from './flags.js';
 import { table } from './table.js';
 import { interfaceNameProblem } from '../system/interface-name.js';
 
-const USAGE = 'usage: l3dsr status [--tun NAME | --control-socket PATH] [--json] [--metrics]';
+const USAGE = 'usage: l3dsr status [--tun NAME | --control-socket PATH] [--json | --metrics]';
 
 /** The flags of `l3dsr status` (the dispatcher reads them to find --help). */
 export const STATUS_OPTIONS = {
@@ -48,13 +49,19 @@ function get(socketPath: string, path: string): Promise<string> {
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  let v;
+  let parsed;
   try {
-    v = parseArgs({ args: argv, options: STATUS_OPTIONS, strict: true }).values;
+    parsed = parseArgs({ args: argv, options: STATUS_OPTIONS, strict: true, tokens: true });
   } catch (err) {
     process.stderr.write(`l3dsr status: ${(err as Error).message}\n${USAGE}\n`);
     return EXIT.usage;
   }
+  const flagProblem = flagsProblem(parsed.tokens, STATUS_OPTIONS, [['json', 'metrics', 'are alternatives'], ['tun', 'control-socket', 'are alternatives']]);
+  if (flagProblem) {
+    process.stderr.write(`l3dsr status: ${flagProblem}\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  const v = parsed.values;
   const tun = v.tun ?? DEFAULT_SETTINGS.tun;
   const problem = interfaceNameProblem(tun);
   if (problem) {
