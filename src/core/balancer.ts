@@ -144,6 +144,8 @@ export class Balancer {
   }
 
   get vips(): readonly LbVip[] { return this.#vips; }
+  /** The live sections' names, by the index a result word carries (+1). */
+  get sections(): readonly string[] { return this.#installed.map((s) => s.vip.name); }
   get memory(): WebAssembly.Memory { return this.#core.memory; }
   /** The core's packet slots and batch descriptors (and their layout, for TunDevice.attach). */
   get batch(): SlotBatch { return this.#core.batch; }
