@@ -150,6 +150,8 @@ export class Balancer {
   /** The core's packet slots and batch descriptors (and their layout, for TunDevice.attach). */
   get batch(): SlotBatch { return this.#core.batch; }
   get capacity(): LbCapacity { return { ...this.#capacity }; }
+  /** The coverage build's edge counters (the fuzzer's); null for the release build. */
+  get coverage(): Uint32Array | null { return this.#core.coverage; }
   /** Connection-table entries (this core's). */
   get connectionCount(): number { return this.#core.exports.lbConnectionEntries(); }
 
