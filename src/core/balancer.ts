@@ -116,6 +116,11 @@ export class Balancer {
   readonly #names = new Map<number, string>();
   /** Section name -> addresses of its backends that are down. */
   readonly #down = new Map<string, Set<string>>();
+  /**
+   * Section name -> its last Maglev table and what it was built from: a
+   * health change or a reload rebuilds only the sections it changed.
+   */
+  #tables = new Map<string, { from: string; table: Uint16Array }>();
   /** The live set, by section index (the result word's). */
   #installed: Installed[] = [];
   #vips: readonly LbVip[] = [];
@@ -291,6 +296,7 @@ export class Balancer {
     const byVip = new Map<string, LbVip[]>();
     for (const v of vips) byVip.set(v.vip, [...byVip.get(v.vip) ?? [], v]);
     const installed: Installed[] = [];
+    const tables = new Map<string, { from: string; table: Uint16Array }>();
     exports.lbBegin();
     for (const group of byVip.values()) {
       for (const v of group) {
@@ -310,14 +316,19 @@ export class Balancer {
         for (const r of v.ports ?? []) {
           if (exports.lbAddRange(index, PORT_PROTOCOLS[r.protocol], r.from, r.to) < 0) throw new Error(`core refused a port range of [lb ${v.name}]`);
         }
-        const table = buildMaglevTable(backends.map((b) => ({ address: b.address, weight: b.drain || isDown(b.text) ? 0 : b.weight })), v.tableSize);
-        new Uint16Array(memory.buffer, exports.lbTableBase(index), v.tableSize).set(table);
+        const weighted = backends.map((b) => ({ address: b.address, weight: b.drain || isDown(b.text) ? 0 : b.weight }));
+        const from = `${v.tableSize} ${backends.map((b, i) => `${b.text}=${weighted[i].weight}`).join(' ')}`;
+        let built = this.#tables.get(v.name);
+        if (built?.from !== from) built = { from, table: buildMaglevTable(weighted, v.tableSize) };
+        tables.set(v.name, built);
+        new Uint16Array(memory.buffer, exports.lbTableBase(index), v.tableSize).set(built.table);
         installed.push({ vip: v, backends: backends.map((b) => ({ text: b.text, bytes: b.address, weight: b.weight })) });
       }
     }
     if (exports.lbCommit() !== 1) throw new Error('core refused to commit a complete table set');
     this.#installed = installed;
     this.#vips = vips;
+    this.#tables = tables;
   }
 }
 
