@@ -13,6 +13,8 @@ export const MIN_HEADER: u32 = 20;
 export const ADDRESS_BYTES: usize = 4;
 /** Fragment offset bits of the flags/fragment word (host order). */
 export const FRAGMENT_OFFSET_MASK: u32 = 0x1fff;
+/** More Fragments, in the same word. */
+export const MORE_FRAGMENTS: u32 = 0x2000;
 
 /** Header length in bytes, from the IHL nibble. */
 // @ts-ignore: decorator

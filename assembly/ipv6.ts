@@ -25,6 +25,8 @@ export const EXT_LENGTH: usize = 1;
 export const ROUTING_SEGMENTS_LEFT: usize = 3;
 /** Fragment header: offset (13 bits) << 3 | reserved | M, big-endian. */
 export const FRAGMENT_OFFSET_FLAGS: usize = 2;
+/** The M (more fragments) bit of that word (host order). */
+export const FRAGMENT_MORE: u32 = 1;
 export const FRAGMENT_HEADER_BYTES: u32 = 8;
 
 /** DSCP: the top six bits of the traffic class, which straddles bytes 0 and 1. */

@@ -16,3 +16,13 @@ export const DCCP_CHECKSUM: usize = 6;
 export const DCCP_MIN_BYTES: u32 = 8;
 export const ICMPV6_CHECKSUM: usize = 2;
 export const ICMPV6_MIN_BYTES: u32 = 4;
+
+// What the balancer reads besides (docs/lb.md#what-the-balancer-reads).
+export const ICMP: u32 = 1;
+export const SCTP: u32 = 132;
+/** Source and destination port, the first four bytes of every port protocol. */
+export const PORT_BYTES: u32 = 4;
+/** Type, code and checksum: an ICMP or ICMPv6 message shorter than this is not read. */
+export const ICMP_MIN_BYTES: u32 = 4;
+/** The ICMP/ICMPv6 header before the packet an error quotes. */
+export const ICMP_HEADER_BYTES: u32 = 8;

@@ -1,11 +1,12 @@
 // What happens to one packet: parse the fixed header, look up a rule,
 // and rewrite the destination in place with incremental checksum fixes
-// (docs/semantics.md is the specification).
+// (docs/semantics.md is the specification). The decisions and the rewrite
+// itself are exported for the balancer (lb.ts), which rewrites a packet the
+// way a rule with a new DSCP does.
 
 import {
   VERDICT_PASSED, VERDICT_REWRITTEN, VERDICT_MALFORMED, VERDICT_DROPPED,
-  REASON_NONE, REASON_TOO_SHORT, REASON_BAD_VERSION, REASON_IPV4_HEADER,
-  REASON_IPV4_TOTAL_LENGTH, REASON_IPV6_PAYLOAD_LENGTH, REASON_IPV6_EXTENSION_CHAIN,
+  REASON_NONE, REASON_BAD_VERSION, REASON_TOO_SHORT, REASON_IPV6_EXTENSION_CHAIN,
   REASON_TCP_TRUNCATED, REASON_UDP_TRUNCATED, REASON_UDPLITE_TRUNCATED,
   REASON_DCCP_TRUNCATED, REASON_ICMPV6_TRUNCATED, REASON_VNET_INCONSISTENT,
   RESULT_REASON_SHIFT, RESULT_RULE_SHIFT,
@@ -14,16 +15,23 @@ import { be16, fold, negSum32, negSum128, updateChecksum, updatePartialSum } fro
 import * as ipv4 from "./ipv4";
 import * as ipv6 from "./ipv6";
 import * as l4 from "./l4";
+import {
+  FIXED_MALFORMED, fixed4, fixed6, walk6, WALK_BROKEN, WALK_NEXT_SHIFT, WALK_NON_FIRST, WALK_OFFSET_MASK, WALK_OPAQUE,
+  WALK_ROUTING_PENDING,
+} from "./parse";
 import * as virtio from "./virtio";
 import { rule, lookup4, lookup6 } from "./rules";
 
+/** A result word: the verdict, the reason, and the rule's (or the balancer's section's) index. */
 // @ts-ignore: decorator
-@inline function result(verdict: u32, reason: u32, ruleIndex: i32): u32 {
+@inline export function result(verdict: u32, reason: u32, ruleIndex: i32): u32 {
   return verdict | (reason << RESULT_REASON_SHIFT) | (<u32>(ruleIndex + 1) << RESULT_RULE_SHIFT);
 }
 
 // Sentinel: the transport checksum needs no change.
-const NO_L4: u32 = 0xffffffff;
+export const NO_L4: u32 = 0xffffffff;
+/** Set in what checksumOffset answers for a transport header too short to fix; the low bits are the reason. */
+export const L4_TRUNCATED: u32 = 0x10000;
 
 /**
  * Where the pseudo-header checksum of protocol `proto` sits in a transport
@@ -32,28 +40,28 @@ const NO_L4: u32 = 0xffffffff;
  * truncation reason (encoded as 0x10000 | reason) when too short to fix.
  */
 // @ts-ignore: decorator
-@inline function checksumOffset(proto: u32, th: usize, l4len: u32, v6: bool): u32 {
+@inline export function checksumOffset(proto: u32, th: usize, l4len: u32, v6: bool): u32 {
   switch (proto) {
     case l4.TCP:
-      return l4len < l4.TCP_MIN_BYTES ? 0x10000 | REASON_TCP_TRUNCATED : <u32>l4.TCP_CHECKSUM;
+      return l4len < l4.TCP_MIN_BYTES ? L4_TRUNCATED | REASON_TCP_TRUNCATED : <u32>l4.TCP_CHECKSUM;
     case l4.UDP:
-      if (l4len < l4.UDP_MIN_BYTES) return 0x10000 | REASON_UDP_TRUNCATED;
+      if (l4len < l4.UDP_MIN_BYTES) return L4_TRUNCATED | REASON_UDP_TRUNCATED;
       return load<u16>(th, l4.UDP_CHECKSUM) == 0 ? NO_L4 : <u32>l4.UDP_CHECKSUM;
     case l4.UDPLITE:
-      return l4len < l4.UDP_MIN_BYTES ? 0x10000 | REASON_UDPLITE_TRUNCATED : <u32>l4.UDP_CHECKSUM;
+      return l4len < l4.UDP_MIN_BYTES ? L4_TRUNCATED | REASON_UDPLITE_TRUNCATED : <u32>l4.UDP_CHECKSUM;
     case l4.DCCP:
-      return l4len < l4.DCCP_MIN_BYTES ? 0x10000 | REASON_DCCP_TRUNCATED : <u32>l4.DCCP_CHECKSUM;
+      return l4len < l4.DCCP_MIN_BYTES ? L4_TRUNCATED | REASON_DCCP_TRUNCATED : <u32>l4.DCCP_CHECKSUM;
     case l4.ICMPV6:
       if (!v6) return NO_L4;
-      return l4len < l4.ICMPV6_MIN_BYTES ? 0x10000 | REASON_ICMPV6_TRUNCATED : <u32>l4.ICMPV6_CHECKSUM;
+      return l4len < l4.ICMPV6_MIN_BYTES ? L4_TRUNCATED | REASON_ICMPV6_TRUNCATED : <u32>l4.ICMPV6_CHECKSUM;
   }
   return NO_L4;
 }
 
 // partialChecksum() answers with the offset of a seed to update (< 0x10000),
 // or one of these.
-const NOT_PARTIAL: u32 = 0x40000;
-const PARTIAL_INCONSISTENT: u32 = 0x20000;
+export const NOT_PARTIAL: u32 = 0x40000;
+export const PARTIAL_INCONSISTENT: u32 = 0x20000;
 
 /**
  * For a packet whose virtio-net header says NEEDS_CSUM, the L4 checksum
@@ -63,7 +71,7 @@ const PARTIAL_INCONSISTENT: u32 = 0x20000;
  * it, or the seed would be patched in the wrong place.
  */
 // @ts-ignore: decorator
-@inline function partialChecksum(vnet: usize, th: u32, csum: u32, udp: bool, fixable: bool): u32 {
+@inline export function partialChecksum(vnet: usize, th: u32, csum: u32, udp: bool, fixable: bool): u32 {
   if (vnet == 0 || (<u32>load<u8>(vnet, virtio.FLAGS) & virtio.F_NEEDS_CSUM) == 0) return NOT_PARTIAL;
   // A UDP seed of zero is a seed, not "no checksum": the sum is still to be made.
   const expected = csum == NO_L4 && udp && fixable ? <u32>l4.UDP_CHECKSUM : csum;
@@ -87,13 +95,52 @@ const PARTIAL_INCONSISTENT: u32 = 0x20000;
   return result(VERDICT_MALFORMED, REASON_BAD_VERSION, -1);
 }
 
+/**
+ * Writes the new IPv4 destination (`dest`, as loaded from its 4 bytes) and,
+ * if `setDscp` >= 0, the DSCP, and updates the header checksum and the
+ * transport checksum at `th + csum` (a NEEDS_CSUM seed when `partial`; none
+ * when csum is NO_L4). Everything that could refuse the packet is decided.
+ */
+// @ts-ignore: decorator
+@inline export function apply4(p: usize, th: usize, csum: u32, partial: bool, dest: u32, destSum: u64, setDscp: i32): void {
+  const dst = p + ipv4.DST;
+  const addressDelta = fold(negSum32(dst) + destSum);
+  store<u32>(dst, dest);
+  let headerDelta = addressDelta;
+  if (setDscp >= 0) {
+    // The TOS byte shares a 16-bit word with version/IHL: fold that word's change.
+    const before = ~<u32>load<u16>(p) & 0xffff;
+    store<u8>(p + ipv4.TOS, <u8>((setDscp << 2) | (load<u8>(p, ipv4.TOS) & 0x03)));
+    headerDelta = fold(<u64>headerDelta + before + <u32>load<u16>(p));
+  }
+  updateChecksum(p + ipv4.CHECKSUM, headerDelta);
+  if (partial) updatePartialSum(th + csum, addressDelta);
+  else if (csum != NO_L4) updateChecksum(th + csum, addressDelta);
+}
+
+/** The same for IPv6 (no header checksum): `dest0` and `dest1` are the address's two halves as loaded. */
+// @ts-ignore: decorator
+@inline export function apply6(p: usize, th: usize, csum: u32, partial: bool, dest0: u64, dest1: u64, destSum: u64, setDscp: i32): void {
+  const dst = p + ipv6.DST;
+  const addressDelta = fold(negSum128(dst) + destSum);
+  store<u64>(dst, dest0);
+  store<u64>(dst, dest1, 8);
+  if (setDscp >= 0) {
+    // Traffic class = low nibble of byte 0 and high nibble of byte 1; DSCP is its top six bits.
+    const d = <u32>setDscp;
+    store<u8>(p, <u8>((load<u8>(p) & 0xf0) | (d >> 2)));
+    store<u8>(p + 1, <u8>((load<u8>(p, 1) & 0x3f) | ((d & 0x03) << 6)));
+  }
+  if (partial) updatePartialSum(th + csum, addressDelta);
+  else if (csum != NO_L4) updateChecksum(th + csum, addressDelta);
+}
+
 // @ts-ignore: decorator
 @inline function rewrite4(p: usize, len: u32, vnet: usize): u32 {
-  if (len < ipv4.MIN_HEADER) return result(VERDICT_MALFORMED, REASON_TOO_SHORT, -1);
-  const ihl = ipv4.headerLength(p);
-  if (ihl < ipv4.MIN_HEADER || ihl > len) return result(VERDICT_MALFORMED, REASON_IPV4_HEADER, -1);
-  const total = be16(p + ipv4.TOTAL_LENGTH);
-  if (total < ihl || total > len) return result(VERDICT_MALFORMED, REASON_IPV4_TOTAL_LENGTH, -1);
+  const fixed = fixed4(p, len);
+  if ((fixed & FIXED_MALFORMED) != 0) return result(VERDICT_MALFORMED, fixed & 0xff, -1);
+  const ihl = fixed & 0xff;
+  const total = fixed >> 8;
 
   const r = lookup4(ipv4.dscp(p), p + ipv4.DST);
   if (r < 0) return result(VERDICT_PASSED, REASON_NONE, -1);
@@ -104,7 +151,7 @@ const PARTIAL_INCONSISTENT: u32 = 0x20000;
   let csum = NO_L4;
   if ((be16(p + ipv4.FLAGS_FRAGMENT) & ipv4.FRAGMENT_OFFSET_MASK) == 0) {
     csum = checksumOffset(<u32>load<u8>(p, ipv4.PROTOCOL), th, total - ihl, false);
-    if (csum != NO_L4 && (csum & 0x10000) != 0) {
+    if (csum != NO_L4 && (csum & L4_TRUNCATED) != 0) {
       return result(VERDICT_DROPPED, csum & 0xffff, r);
     }
   }
@@ -113,20 +160,7 @@ const PARTIAL_INCONSISTENT: u32 = 0x20000;
   if (partial == PARTIAL_INCONSISTENT) return result(VERDICT_DROPPED, REASON_VNET_INCONSISTENT, r);
   if (partial != NOT_PARTIAL) csum = partial;
 
-  const dst = p + ipv4.DST;
-  const addressDelta = fold(negSum32(dst) + rec.destSum);
-  store<u32>(dst, <u32>rec.dest0);
-  let headerDelta = addressDelta;
-  if (rec.setDscp >= 0) {
-    // The TOS byte shares a 16-bit word with version/IHL: fold that word's change.
-    const before = ~<u32>load<u16>(p) & 0xffff;
-    store<u8>(p + ipv4.TOS, <u8>((rec.setDscp << 2) | (load<u8>(p, ipv4.TOS) & 0x03)));
-    headerDelta = fold(<u64>headerDelta + before + <u32>load<u16>(p));
-  }
-  updateChecksum(p + ipv4.CHECKSUM, headerDelta);
-  if (partial != NOT_PARTIAL) updatePartialSum(th + csum, addressDelta);
-  else if (csum != NO_L4) updateChecksum(th + csum, addressDelta);
-
+  apply4(p, th, csum, partial != NOT_PARTIAL, <u32>rec.dest0, rec.destSum, rec.setDscp);
   rec.packets += 1;
   rec.bytes += total;
   return result(VERDICT_REWRITTEN, REASON_NONE, r);
@@ -134,48 +168,24 @@ const PARTIAL_INCONSISTENT: u32 = 0x20000;
 
 // @ts-ignore: decorator
 @inline function rewrite6(p: usize, len: u32, vnet: usize): u32 {
-  if (len < ipv6.HEADER) return result(VERDICT_MALFORMED, REASON_TOO_SHORT, -1);
-  const end = ipv6.HEADER + be16(p + ipv6.PAYLOAD_LENGTH);
-  if (end > len) return result(VERDICT_MALFORMED, REASON_IPV6_PAYLOAD_LENGTH, -1);
+  const end = fixed6(p, len);
+  if ((end & FIXED_MALFORMED) != 0) return result(VERDICT_MALFORMED, end & 0xff, -1);
 
   const r = lookup6(ipv6.dscp(p), p + ipv6.DST);
   if (r < 0) return result(VERDICT_PASSED, REASON_NONE, -1);
   const rec = rule(r);
 
-  // Walk the extension headers to the transport header.
-  let next = <u32>load<u8>(p, ipv6.NEXT_HEADER);
-  let off: u32 = ipv6.HEADER;
-  let fixL4 = true;
-  while (true) {
-    if (next == ipv6.HOP_BY_HOP || next == ipv6.ROUTING || next == ipv6.DESTINATION_OPTIONS) {
-      if (off + 2 > end) return result(VERDICT_MALFORMED, REASON_IPV6_EXTENSION_CHAIN, -1);
-      const extLen = (<u32>load<u8>(p + off, ipv6.EXT_LENGTH) + 1) << 3;
-      if (off + extLen > end) return result(VERDICT_MALFORMED, REASON_IPV6_EXTENSION_CHAIN, -1);
-      // RFC 8200 §8.1: with segments left, the pseudo-header carries the
-      // final destination, which this rewrite does not change.
-      if (next == ipv6.ROUTING && load<u8>(p + off, ipv6.ROUTING_SEGMENTS_LEFT) != 0) fixL4 = false;
-      next = <u32>load<u8>(p + off, ipv6.EXT_NEXT_HEADER);
-      off += extLen;
-    } else if (next == ipv6.FRAGMENT) {
-      if (off + ipv6.FRAGMENT_HEADER_BYTES > end) return result(VERDICT_MALFORMED, REASON_IPV6_EXTENSION_CHAIN, -1);
-      const nonFirst = (be16(p + off + ipv6.FRAGMENT_OFFSET_FLAGS) >> 3) != 0;
-      next = <u32>load<u8>(p + off, ipv6.EXT_NEXT_HEADER);
-      off += ipv6.FRAGMENT_HEADER_BYTES;
-      // What follows a non-first fragment header is payload, not headers.
-      if (nonFirst) { fixL4 = false; break; }
-    } else {
-      // ESP, AH, No Next Header and every transport end the walk; AH and ESP
-      // leave nothing we could fix (AH's ICV covers the destination).
-      if (next == ipv6.AH || next == ipv6.ESP || next == ipv6.NO_NEXT_HEADER) fixL4 = false;
-      break;
-    }
-  }
+  const walk = walk6(p, end);
+  if (walk == WALK_BROKEN) return result(VERDICT_MALFORMED, REASON_IPV6_EXTENSION_CHAIN, -1);
+  const off = walk & WALK_OFFSET_MASK;
+  const next = (walk >> WALK_NEXT_SHIFT) & 0xff;
+  const fixL4 = (walk & (WALK_ROUTING_PENDING | WALK_NON_FIRST | WALK_OPAQUE)) == 0;
 
   const th = p + off;
   let csum = NO_L4;
   if (fixL4) {
     csum = checksumOffset(next, th, end - off, true);
-    if (csum != NO_L4 && (csum & 0x10000) != 0) {
+    if (csum != NO_L4 && (csum & L4_TRUNCATED) != 0) {
       return result(VERDICT_DROPPED, csum & 0xffff, r);
     }
   }
@@ -183,19 +193,7 @@ const PARTIAL_INCONSISTENT: u32 = 0x20000;
   if (partial == PARTIAL_INCONSISTENT) return result(VERDICT_DROPPED, REASON_VNET_INCONSISTENT, r);
   if (partial != NOT_PARTIAL) csum = partial;
 
-  const dst = p + ipv6.DST;
-  const addressDelta = fold(negSum128(dst) + rec.destSum);
-  store<u64>(dst, rec.dest0);
-  store<u64>(dst, rec.dest1, 8);
-  if (rec.setDscp >= 0) {
-    // Traffic class = low nibble of byte 0 and high nibble of byte 1; DSCP is its top six bits.
-    const d = <u32>rec.setDscp;
-    store<u8>(p, <u8>((load<u8>(p) & 0xf0) | (d >> 2)));
-    store<u8>(p + 1, <u8>((load<u8>(p, 1) & 0x3f) | ((d & 0x03) << 6)));
-  }
-  if (partial != NOT_PARTIAL) updatePartialSum(th + csum, addressDelta);
-  else if (csum != NO_L4) updateChecksum(th + csum, addressDelta);
-
+  apply6(p, th, csum, partial != NOT_PARTIAL, rec.dest0, rec.dest1, rec.destSum, rec.setDscp);
   rec.packets += 1;
   rec.bytes += end;
   return result(VERDICT_REWRITTEN, REASON_NONE, r);

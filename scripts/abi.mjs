@@ -21,7 +21,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const verdicts = ['passed', 'rewritten', 'malformed', 'dropped'];
 
-// Why a packet was malformed or dropped. Each reason belongs to one verdict.
+// Why a packet was malformed or dropped. Each reason belongs to one verdict;
+// those marked 'lb' only the balancer gives (the real server's metrics leave
+// them out).
 const reasons = [
   ['none', null],
   ['too-short', 'malformed'],
@@ -38,13 +40,40 @@ const reasons = [
   ['dccp-truncated', 'dropped'],
   ['icmpv6-truncated', 'dropped'],
   ['vnet-inconsistent', 'dropped'],
+  // The balancer's own (docs/lb.md#verdicts-and-reasons); appended, so the codes above stay.
+  ['sctp-truncated', 'dropped', 'lb'],
+  ['icmp-truncated', 'dropped', 'lb'],
+  ['icmp-embedded', 'dropped', 'lb'],
+  ['fragment-ambiguous', 'dropped', 'lb'],
+  ['no-backend', 'dropped', 'lb'],
 ];
+
+// What the balancer did with a packet's flow (docs/lb.md#connection-table) and
+// which key picked its backend: the lb detail word of a batch entry (below).
+const lbConnections = ['hit', 'new', 'moved'];
+const lbFlows = ['5-tuple', '3-tuple'];
 
 const limits = {
   MAX_RULES: 1024,
-  // result word of a batch entry: verdict | reason << 8 | (rule index + 1) << 16
+  // result word of a batch entry: verdict | reason << 8 | (rule index + 1) << 16;
+  // for the balancer the index is its [lb] section's
   RESULT_REASON_SHIFT: 8,
   RESULT_RULE_SHIFT: 16,
+  // The balancer (docs/lb.md, docs/maglev.md): [lb] sections, backends of one
+  // section, the Maglev slot of a table no backend claimed, the flow hash's
+  // seed, and the connection table's ways per bucket.
+  MAX_LB_SECTIONS: 256,
+  MAX_LB_BACKENDS: 1024,
+  LB_EMPTY_SLOT: 0xffff,
+  LB_FLOW_HASH_SEED: 3,
+  LB_CONNECTION_WAYS: 4,
+  // The longest flow key (two IPv6 addresses, ports, protocol: 37 bytes) padded
+  // to whole words, as a connection-table entry holds it and lbEntryRead copies it.
+  LB_KEY_BYTES: 40,
+  // lb detail word of a batch entry: (backend index + 1) | connection << 16 | flow << 18,
+  // connection and flow counting from 1 in lbConnections and lbFlows (0: none)
+  LB_DETAIL_CONNECTION_SHIFT: 16,
+  LB_DETAIL_FLOW_SHIFT: 18,
 };
 
 // ---- the virtio-net header (the kernel's ABI; the TUN, the addon and the core read it) ----
@@ -122,6 +151,8 @@ function coreLines(typed) {
   reasons.forEach(([r], i) => out.push(`export const REASON_${constName(r)}${t} = ${i};`));
   out.push(`export const REASON_COUNT${t} = ${reasons.length};`);
   for (const [k, v] of Object.entries(limits)) out.push(`export const ${k}${t} = ${v};`);
+  lbConnections.forEach((c, i) => out.push(`export const LB_CONNECTION_${constName(c)}${t} = ${i + 1};`));
+  lbFlows.forEach((f, i) => out.push(`export const LB_FLOW_${constName(f)}${t} = ${i + 1};`));
   return out;
 }
 
@@ -134,6 +165,12 @@ write('src/core/abi.generated.ts', `// ${banner}\n${[
   `export const VERDICT_NAMES = ${JSON.stringify(verdicts)} as const;`,
   `export const REASON_NAMES = ${JSON.stringify(reasons.map(([r]) => r))} as const;`,
   `export const REASON_VERDICTS = ${JSON.stringify(reasons.map(([, v]) => v))} as const;`,
+  `/** Reasons only the balancer gives. */`,
+  `export const REASON_BALANCER_ONLY = ${JSON.stringify(reasons.map(([, , scope]) => scope === 'lb'))} as const;`,
+  `/** The lb detail word's connection field, from 1 (0: none). */`,
+  `export const LB_CONNECTION_NAMES = ${JSON.stringify(lbConnections)} as const;`,
+  `/** The lb detail word's flow field, from 1 (0: none). */`,
+  `export const LB_FLOW_NAMES = ${JSON.stringify(lbFlows)} as const;`,
 ].join('\n')}\n`);
 
 write('src/tun/abi.generated.ts', `// ${banner}\n${[

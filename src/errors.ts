@@ -57,6 +57,8 @@ export const ERROR_CODES = {
   ERR_L3DSR_STEERING_FORWARDING: EXIT.failure,
   /** A capture file is damaged or unsupported (PcapError: `reason`, position). */
   ERR_L3DSR_PCAP: EXIT.failure,
+  /** A balancer's new table set does not fit the room its core reserved at start (a restart makes room). */
+  ERR_L3DSR_LB_TABLES: EXIT.failure,
   /** The WASM core was not built. */
   ERR_L3DSR_NO_CORE: EXIT.failure,
   /** The native TUN addon was not built. */

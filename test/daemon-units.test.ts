@@ -4,6 +4,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DaemonSettings } from '../src/config/config.js';
 import { slotSizeFor } from '../src/daemon/daemon.js';
+import type { DaemonSnapshot } from '../src/daemon/snapshot.js';
+import { renderMetrics } from '../src/metrics/prometheus.js';
 import { DEFAULT_SETTINGS, ON_CHANGE, planReload, resolveSettings, settingName, type RunFlags } from '../src/daemon/options.js';
 import { OFFLOAD_MIN_SLOT_SIZE, VNET_HEADER_BYTES } from '../src/tun/device.js';
 
@@ -87,5 +89,17 @@ describe('settings: a flag wins over the configuration, at start and on reload',
     assert.equal(settingName('loopbackVips'), 'loopback-vips');
     assert.equal(settingName('noSteer'), 'no-steer');
     assert.deepEqual(Object.keys(ON_CHANGE).sort(), Object.keys(DEFAULT_SETTINGS).sort());
+  });
+});
+
+describe('the real server metrics', () => {
+  it('list the drop reasons l3dsr run can give, not the balancer-only ones', () => {
+    const snapshot = {
+      pid: 1, tun: 'dsr0', startedAt: 0, configPaths: [], rules: [], l2dsr: [], warnings: [], queues: [],
+      reloads: { ok: 0, failed: 0 }, steering: { mode: 'none', interfaces: [] }, loopbackVips: [],
+    } satisfies DaemonSnapshot;
+    const reasons = [...renderMetrics(snapshot).matchAll(/^l3dsr_dropped_total\{reason="([^"]+)"\}/gm)].map((m) => m[1]);
+    assert.ok(reasons.includes('tcp-truncated') && reasons.includes('vnet-inconsistent'), reasons.join(' '));
+    assert.deepEqual(reasons.filter((r) => ['sctp-truncated', 'icmp-truncated', 'icmp-embedded', 'fragment-ambiguous', 'no-backend'].includes(r)), []);
   });
 });

@@ -15,6 +15,7 @@ import { readVnet } from '../tools/packets/vnet.js';
 import { checksumReport, oracleRewrite } from '../tools/oracle/oracle.js';
 import { findTransport, parseFixedHeader } from '../tools/oracle/packet.js';
 import { runCampaign } from '../tools/fuzz/campaign.js';
+import { runLbCampaign } from '../tools/fuzz/lb-campaign.js';
 import { loadCoverageMap } from '../tools/fuzz/coverage.js';
 import { corpusFileName, defaultCorpusDir, inputOf, loadCorpus } from '../tools/fuzz/files.js';
 import { Harness, type FuzzInput, type Observed } from '../tools/fuzz/harness.js';
@@ -247,4 +248,21 @@ test('vnet mode: a NEEDS_CSUM seed follows the new address, a header pointing el
   const o = runOne(h, tcp);
   o.output[10 + place.field + 1] ^= 1;
   assert.ok(checkOutcome(tcp, o, h.rules).some((v) => v.kind === 'checksum-broken'));
+});
+
+test('the balancer target: a short campaign against the reference model finds nothing and reaches edges beyond its seeds', async () => {
+  const r = await runLbCampaign({ seed: 3, inputs: 20_000 });
+  assert.deepEqual(r.findings.map((f) => `${f.inputNumber}: ${f.detail}`), []);
+  assert.equal(r.inputs, 20_000);
+  assert.ok(r.coverage.edges > r.seedCoverage.edges, `edges ${r.coverage.edges} not beyond the seeds' ${r.seedCoverage.edges}`);
+  for (const k of ['rewritten', 'passed', 'malformed ipv4-header', 'dropped no-backend', 'dropped icmp-embedded']) {
+    assert.ok((r.verdicts[k] ?? 0) > 0, `no input was ${k}: ${JSON.stringify(r.verdicts)}`);
+  }
+});
+
+test('the balancer target reports a core that differs from the model', async () => {
+  // A model whose connection table buckets differ from the cores': the tables cannot agree.
+  const r = await runLbCampaign({ seed: 3, inputs: 256, seeds: 128, modelTableSeed: 1, maxFindings: 1 });
+  assert.equal(r.findings.length, 1);
+  assert.match(r.findings[0].detail, /connection tables differ/);
 });

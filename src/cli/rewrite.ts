@@ -1,9 +1,11 @@
 // `l3dsr rewrite`: the offline mode. Reads a capture (pcap or pcapng),
-// rewrites every marked IP packet as the real server would, and writes a
-// classic pcap with everything but the dropped packets, in input order.
+// rewrites every marked IP packet as the real server would (or, with
+// --lb-config, balances every packet to a VIP as l3dsr lb would), and writes
+// a classic pcap with everything but the dropped packets, in input order.
 //
 //   l3dsr rewrite --rule 1=203.0.113.10 --rule 1=2001:db8:203::10 \
 //                 [--config FILE] [--verdicts VERDICTS.jsonl] IN.pcap OUT.pcap
+//   l3dsr rewrite --lb-config FILE [--verdicts VERDICTS.jsonl] IN.pcap OUT.pcap
 //
 // Exit status: 0 done; 1 the run failed — the input is damaged or
 // unsupported, or a write failed (the records before the fault are written
@@ -13,9 +15,11 @@
 import { access, constants, readlink, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { createBalancer, type Balancer } from '../core/balancer.js';
 import { createRewriter, type Rewriter } from '../core/rewriter.js';
 import { EXIT, errnoOf, exitStatusOf, isL3dsrError, L3dsrError } from '../errors.js';
-import { loadConfiguration } from '../config/load.js';
+import { loadConfiguration, loadLbConfiguration } from '../config/load.js';
+import type { LbVip } from '../lb/types.js';
 import { RuleError } from '../core/rules.js';
 import type { Rule } from '../core/types.js';
 import { PcapError } from '../pcap/errors.js';
@@ -23,17 +27,26 @@ import { flagsProblem } from './flags.js';
 import { CAPTURE_BATCH, CAPTURE_SLOT_SIZE, rewriteCapture, type RewriteCaptureResult, type RewriteProgress } from '../pcap/rewrite-capture.js';
 
 export const REWRITE_USAGE = `usage: l3dsr rewrite --rule DSCP=ADDRESS [--rule ...] [--config FILE] [--verdicts FILE] IN.pcap OUT.pcap
+       l3dsr rewrite --lb-config FILE [--verdicts FILE] IN.pcap OUT.pcap
 
 Rewrites the destination of every IP packet marked with a rule's DSCP to the
 rule's address (the VIP), fixing checksums, as the real server of an L3DSR
-setup does. IN may be pcap or pcapng; OUT is a classic pcap with the input's
-link type and timestamp precision. Dropped packets are left out.
+setup does; with --lb-config, balances every packet to a VIP to a backend
+(destination and DSCP set) as the load balancer, l3dsr lb, does. IN may be
+pcap or pcapng; OUT is a classic pcap with the input's link type and
+timestamp precision. Dropped packets are left out.
 
   -r, --rule DSCP=ADDRESS   e.g. 1=203.0.113.10 or 1=2001:db8:203::10 (repeatable)
   -c, --config FILE         rules from a configuration file (VIP = DSCP lines, [vips],
                             [rule NAME] sections); its [daemon] settings are checked
                             as l3dsr run checks them, but not used
-      --verdicts FILE       one JSON line per input record: {index, verdict, reason?, rule?}
+      --lb-config FILE      balance instead: the [lb NAME] sections of a load balancer's
+                            configuration, every backend taken as up, one connection
+                            table ([daemon] connections entries) for the whole capture;
+                            not with --rule or --config
+      --verdicts FILE       one JSON line per input record: {index, verdict, reason?, rule?};
+                            with --lb-config {index, verdict, reason?, vip?, backend?,
+                            flow?, connection?}
   -q, --quiet               no summary
   -h, --help                this text
 `;
@@ -42,6 +55,7 @@ link type and timestamp precision. Dropped packets are left out.
 export const REWRITE_OPTIONS = {
   rule: { type: 'string', short: 'r', multiple: true },
   config: { type: 'string', short: 'c' },
+  'lb-config': { type: 'string' },
   verdicts: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
@@ -54,7 +68,9 @@ export interface RewriteIo {
 }
 
 interface Invocation {
+  /** The real server's rules, or the balancer's sections and connection-table size. */
   rules: Rule[];
+  lb?: { vips: LbVip[]; connections?: number; warnings: string[] };
   input: string;
   output: string;
   verdicts?: string;
@@ -77,9 +93,14 @@ export async function rewriteCommand(argv: string[], io: RewriteIo = process): P
     return EXIT.ok;
   }
 
-  let rewriter: Rewriter;
+  let rewriter: Rewriter | Balancer;
   try {
-    rewriter = await createRewriter({ rules: invocation.rules, slotSize: CAPTURE_SLOT_SIZE, slotCount: CAPTURE_BATCH });
+    if (invocation.lb) {
+      // A fixed bucket seed: the same capture gives the same verdict lines on every run.
+      rewriter = await createBalancer({
+        vips: invocation.lb.vips, connections: invocation.lb.connections, tableSeed: 0, slotSize: CAPTURE_SLOT_SIZE, slotCount: CAPTURE_BATCH,
+      });
+    } else rewriter = await createRewriter({ rules: invocation.rules, slotSize: CAPTURE_SLOT_SIZE, slotCount: CAPTURE_BATCH });
   } catch (err) {
     if (err instanceof RuleError) {
       io.stderr.write(`l3dsr rewrite: ${err.message}\n`);
@@ -87,7 +108,7 @@ export async function rewriteCommand(argv: string[], io: RewriteIo = process): P
     }
     throw err;
   }
-  for (const warning of rewriter.warnings) io.stderr.write(`l3dsr rewrite: warning: ${warning}\n`);
+  for (const warning of invocation.lb ? invocation.lb.warnings : (rewriter as Rewriter).warnings) io.stderr.write(`l3dsr rewrite: warning: ${warning}\n`);
 
   const progress = io.stderr.isTTY === true ? new ProgressLine(io.stderr) : undefined;
   let result: RewriteCaptureResult;
@@ -134,10 +155,21 @@ async function parseInvocation(argv: string[]): Promise<Invocation | 'help'> {
     throw new L3dsrError('ERR_L3DSR_USAGE', `expected two files, IN.pcap and OUT.pcap, got ${positionals.length}${positionals.length > 0 ? ` (${positionals.join(' ')})` : ''}`);
   }
   const [input, output] = positionals;
-  // A config's [daemon] settings and L2DSR lines mean nothing offline; its rules join the --rule ones
-  // through the loader of `l3dsr run`, so a DSCP given in both places is an error there too.
-  const { rules } = await loadConfiguration({ configs: values.config === undefined ? [] : [values.config], rules: values.rule ?? [] });
-  if (rules.length === 0) throw new L3dsrError('ERR_L3DSR_USAGE', 'no rules: give at least one --rule DSCP=ADDRESS (e.g. --rule 1=203.0.113.10) or a --config file with rules');
+  let rules: Rule[] = [];
+  let lb: Invocation['lb'];
+  if (values['lb-config'] !== undefined) {
+    if (values.rule !== undefined || values.config !== undefined) {
+      throw new L3dsrError('ERR_L3DSR_USAGE', `--lb-config balances as l3dsr lb does; --${values.rule !== undefined ? 'rule' : 'config'} rewrites as the real server does: give one or the other`);
+    }
+    // Through the loader of l3dsr lb: the same checks, the same errors (file, line, field).
+    const config = await loadLbConfiguration({ configs: [values['lb-config']] });
+    lb = { vips: config.vips, connections: config.daemon.connections, warnings: config.warnings };
+  } else {
+    // A config's [daemon] settings and L2DSR lines mean nothing offline; its rules join the --rule ones
+    // through the loader of `l3dsr run`, so a DSCP given in both places is an error there too.
+    ({ rules } = await loadConfiguration({ configs: values.config === undefined ? [] : [values.config], rules: values.rule ?? [] }));
+    if (rules.length === 0) throw new L3dsrError('ERR_L3DSR_USAGE', 'no rules: give at least one --rule DSCP=ADDRESS (e.g. --rule 1=203.0.113.10), a --config file with rules, or an --lb-config file');
+  }
 
   try {
     await access(input, constants.R_OK);
@@ -162,7 +194,7 @@ async function parseInvocation(argv: string[]): Promise<Invocation | 'help'> {
     if (verdictsFile.key === inputFile.key) throw new L3dsrError('ERR_L3DSR_USAGE', `--verdicts ${values.verdicts} is the input file ${input} (${verdictsFile.how}): refusing to write over what is being read`);
     if (verdictsFile.key === outputFile.key) throw new L3dsrError('ERR_L3DSR_USAGE', `--verdicts ${values.verdicts} is the output file ${output} (${verdictsFile.how}): give them different files`);
   }
-  return { rules, input, output, verdicts: values.verdicts, quiet: values.quiet === true };
+  return { rules, lb, input, output, verdicts: values.verdicts, quiet: values.quiet === true };
 }
 
 /** Symbolic links followed before a path is taken as a file to create (Linux's own limit). */
@@ -211,7 +243,8 @@ export function summary(invocation: Pick<Invocation, 'input' | 'output'>, r: Rew
   lines.push(`  passed     ${count(r.verdicts.passed)}${r.notIp > 0 ? ` (${r.notIp} not IP)` : ''}`);
   lines.push(`  malformed  ${count(r.verdicts.malformed)}  (written unchanged)`);
   lines.push(`  dropped    ${count(r.verdicts.dropped)}  (left out)`);
-  for (const rule of r.rules) lines.push(`  rule ${rule.text}: ${rule.packets} packets, ${rule.bytes} bytes rewritten`);
+  // Rules by their text (1=203.0.113.10), balancer sections as [lb NAME].
+  for (const rule of r.rules) lines.push(`  ${rule.text.startsWith('[lb ') ? '' : 'rule '}${rule.text}: ${rule.packets} packets, ${rule.bytes} bytes rewritten`);
   for (const [reason, { verdict, packets }] of Object.entries(r.reasons).sort()) lines.push(`  ${verdict} ${reason}: ${packets}`);
   return `${lines.join('\n')}\n`;
 }

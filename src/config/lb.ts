@@ -14,6 +14,7 @@
 //   rise = 2
 //   fall = 2
 
+import { MAX_LB_SECTIONS } from '../core/abi.generated.js';
 import { parseAddress, type ParsedAddress } from '../core/address.js';
 import { dscpValue } from '../core/rules.js';
 import { DEFAULT_TABLE_SIZE, isPrime, MAX_BACKENDS, MAX_TABLE_SIZE, MAX_WEIGHT, MIN_TABLE_SIZE } from '../lb/maglev.js';
@@ -22,7 +23,7 @@ import { integerValue, type PendingLb } from './config.js';
 import { ConfigError, type Entry } from './parse.js';
 
 /** Each VIP has its own Maglev table (2 bytes a slot) in every queue's core. */
-export const MAX_LB_VIPS = 256;
+export const MAX_LB_VIPS = MAX_LB_SECTIONS;
 
 const LB_KEYS = ['vip', 'dscp', 'ports', 'backends', 'check', 'interval', 'timeout', 'rise', 'fall', 'hash', 'table-size'] as const;
 type LbKey = typeof LB_KEYS[number];

@@ -29,6 +29,13 @@ export function parseAddress(text: string): ParsedAddress | string {
   return 'expected an IPv4 address (203.0.113.10) or an IPv6 address (2001:db8::10)';
 }
 
+/** The canonical text of a 4- or 16-byte address in network order. */
+export function addressText(bytes: Uint8Array): string {
+  if (bytes.length === 4) return ipaddr.fromByteArray([...bytes]).toString();
+  if (bytes.length === 16) return (ipaddr.fromByteArray([...bytes]) as ipaddr.IPv6).toRFC5952String();
+  throw new RangeError(`an address is 4 or 16 bytes, got ${bytes.length}`);
+}
+
 /**
  * A host name (RFC 1123 labels), as a config file may give an IPv4 VIP. The
  * last label must start with a letter, as every top-level domain does: the

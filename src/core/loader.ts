@@ -7,17 +7,21 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { L3dsrError } from '../errors.js';
 import type { BatchLayout } from '../tun/device.js';
-import { VERDICT_COUNT, REASON_COUNT } from './abi.generated.js';
+import { LB_KEY_BYTES, VERDICT_COUNT, REASON_COUNT } from './abi.generated.js';
 
 /** The exports that lay the memory out and say where each region is: called here, and nowhere else. */
 interface LayoutExports {
   init(size: number, count: number): number;
+  initBalancer(size: number, count: number, entries: number, seed: number, regionBytes: number): number;
+  lbRegionBytes(sections: number, backends: number, ranges: number, slots: number): bigint;
   slotsBase(): number;
   slotIndexesBase(): number;
   lengthsBase(): number;
   resultsBase(): number;
+  detailsBase(): number;
   countersBase(): number;
   ruleScratchBase(): number;
+  lbEntryScratchBase(): number;
 }
 
 /** The coverage build's counter region (scripts/coverage.mjs). */
@@ -42,6 +46,25 @@ export interface CoreExports {
   ruleCount(): number;
   rulePackets(index: number): bigint;
   ruleBytes(index: number): bigint;
+  /** Balances batch entries 0..n-1 in place (a core loaded with `balancer`): results, and an lb detail word per entry. */
+  balanceSlots(n: number): void;
+  balanceSlot(slot: number, length: number): number;
+  lbBegin(): void;
+  /** The VIP's address in the scratch buffer (+0); the section's index, or < 0. */
+  lbAddSection(id: number, family: number, dscp: number, hash: number, tableSize: number, backendCount: number, rangeCount: number): number;
+  /** The backend's address in the scratch buffer (+0); its index, or -1. */
+  lbAddBackend(section: number, up: number): number;
+  lbAddRange(section: number, protocol: number, from: number, to: number): number;
+  /** Where the section's Maglev table (tableSize u16s) is written, in the set being built. */
+  lbTableBase(section: number): number;
+  /** Makes the set built since lbBegin live: 1, or 0 if a section is incomplete. */
+  lbCommit(): number;
+  lbSectionCount(): number;
+  lbConnectionEntries(): number;
+  /** Connection-table entry i's section id (0: empty); its key and backend are copied to the entry scratch. */
+  lbEntryRead(i: number): number;
+  lbEntryKeyLength(i: number): number;
+  lbEvictions(): bigint;
 }
 
 /**
@@ -59,6 +82,7 @@ export class SlotBatch {
   readonly #slotIndexes: Uint32Array;
   readonly #lengths: Uint32Array;
   readonly #results: Uint32Array;
+  readonly #details: Uint32Array;
   /** slot(i) views, made on first use. */
   readonly #slots: (Uint8Array | undefined)[];
 
@@ -72,6 +96,7 @@ export class SlotBatch {
     this.#slotIndexes = new Uint32Array(buf, this.#slotIndexesOffset, slotCount);
     this.#lengths = new Uint32Array(buf, this.#lengthsOffset, slotCount);
     this.#results = new Uint32Array(buf, exports.resultsBase(), slotCount);
+    this.#details = new Uint32Array(buf, exports.detailsBase(), slotCount);
     this.#slots = new Array<Uint8Array | undefined>(slotCount);
   }
 
@@ -110,6 +135,11 @@ export class SlotBatch {
     return this.#results[i];
   }
 
+  /** The balancer's lb detail word of batch entry `i` after a balancing batch call (decodeBalance reads it). */
+  detail(i: number): number {
+    return this.#details[i];
+  }
+
   /**
    * Where the slots and the descriptors are, as TunDevice.attach takes it: the
    * addon reads packets into the slots and fills entries 0..n-1 of the
@@ -130,8 +160,10 @@ export interface Core {
   readonly batch: SlotBatch;
   /** u64 per verdict, then per reason. */
   readonly counters: BigUint64Array;
-  /** Two 16-byte address buffers read by rulesAdd: match at +0, destination at +16. */
+  /** Two 16-byte address buffers read by rulesAdd: match at +0, destination at +16; lbAddSection and lbAddBackend read +0. */
   readonly ruleScratch: Uint8Array;
+  /** Where lbEntryRead copies an entry: its key (LB_KEY_BYTES), then its backend's 16 bytes. */
+  readonly lbEntryScratch: Uint8Array;
   /** The coverage build's edge counters (u32 each); null for the release build. */
   readonly coverage: Uint32Array | null;
 }
@@ -161,9 +193,20 @@ function compile(path: string): Promise<WebAssembly.Module> {
   return m;
 }
 
+/** Room for the balancer's table sets: each of the two regions holds this much. */
+export interface LbCapacity {
+  sections: number;
+  backends: number;
+  ranges: number;
+  /** Maglev slots, all sections together. */
+  slots: number;
+}
+
 export interface LoadOptions {
   slotSize: number;
   slotCount: number;
+  /** Lays out a balancer's memory too: its connection table (entries, bucket seed) and two table-set regions. */
+  balancer?: { connections: number; seed: number; capacity: LbCapacity };
   build?: CoreBuild;
   /** Extra imports (the coverage build reports through one). */
   imports?: WebAssembly.Imports;
@@ -185,7 +228,13 @@ export async function loadCore(opts: LoadOptions): Promise<Core> {
   const memory = new WebAssembly.Memory({ initial: 1 });
   const instance = await WebAssembly.instantiate(module, { ...opts.imports, env: { memory, ...opts.imports?.env } });
   const exports = instance.exports as unknown as CoreExports & LayoutExports & Partial<CoverageExports>;
-  if (exports.init(slotSize, slotCount) !== 1) throw new RangeError(`cannot grow WASM memory for ${slotCount} slots of ${slotSize} bytes`);
+  if (opts.balancer) {
+    const { connections, seed, capacity: c } = opts.balancer;
+    const regionBytes = Number(exports.lbRegionBytes(c.sections, c.backends, c.ranges, c.slots));
+    if (regionBytes > 0x7fffffff || exports.initBalancer(slotSize, slotCount, connections, seed >>> 0, regionBytes) !== 1) {
+      throw new RangeError(`cannot lay out WASM memory for ${slotCount} slots of ${slotSize} bytes, ${connections} connections and two table sets of ${regionBytes} bytes`);
+    }
+  } else if (exports.init(slotSize, slotCount) !== 1) throw new RangeError(`cannot grow WASM memory for ${slotCount} slots of ${slotSize} bytes`);
   // The core never grows its memory after init, so these views stay valid.
   const buf = memory.buffer;
   return {
@@ -194,6 +243,7 @@ export async function loadCore(opts: LoadOptions): Promise<Core> {
     batch: new SlotBatch(memory, slotSize, slotCount, exports),
     counters: new BigUint64Array(buf, exports.countersBase(), VERDICT_COUNT + REASON_COUNT),
     ruleScratch: new Uint8Array(buf, exports.ruleScratchBase(), 32),
+    lbEntryScratch: new Uint8Array(buf, exports.lbEntryScratchBase(), LB_KEY_BYTES + 16),
     coverage: opts.build === 'coverage' ? coverageCounters(exports, buf) : null,
   };
 }

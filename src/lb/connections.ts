@@ -1,13 +1,14 @@
 // The connection table's shape (docs/lb.md#connection-table), shared by the
 // configuration, the reference model (tools/oracle/connection-table.ts) and
-// the core that will hold it: a power of two of buckets of CONNECTION_WAYS
+// the core that holds it (assembly/lb-connections.ts): a power of two of buckets of CONNECTION_WAYS
 // entries each, a bucket chosen by a hash of the flow key, least recently
 // used first out. Set-associative so that a lookup touches one cache line's
 // worth of entries and the eviction order is exact and cheap.
 
+import { LB_CONNECTION_WAYS } from '../core/abi.generated.js';
 import { murmur3 } from './murmur3.js';
 
-export const CONNECTION_WAYS = 4;
+export const CONNECTION_WAYS = LB_CONNECTION_WAYS;
 /** Entries per TUN queue: the [daemon] `connections` setting, a power of two. */
 export const DEFAULT_CONNECTIONS = 1 << 16;
 export const MIN_CONNECTIONS = 1 << 10;

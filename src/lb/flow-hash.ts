@@ -4,9 +4,10 @@
 // a flow keeps its backend when ECMP moves it to another instance: the seed
 // is a constant, not a per-instance secret.
 
+import { LB_FLOW_HASH_SEED } from '../core/abi.generated.js';
 import { murmur3 } from './murmur3.js';
 
-export const FLOW_HASH_SEED = 3;
+export const FLOW_HASH_SEED = LB_FLOW_HASH_SEED;
 
 export interface FlowTuple {
   /** Source and destination addresses, network order, both 4 or both 16 bytes. */

@@ -7,6 +7,7 @@
 // byte-identical table. docs/maglev.md specifies it so that another
 // implementation reproduces the table; this file is that specification run.
 
+import { LB_EMPTY_SLOT, MAX_LB_BACKENDS } from '../core/abi.generated.js';
 import { murmur3 } from './murmur3.js';
 
 /** The paper's choice: a prime near 2^16, about 100 slots per backend for 650 backends. */
@@ -16,11 +17,11 @@ export const MIN_TABLE_SIZE = 13;
 /** 2^17 - 1, a (Mersenne) prime: 128 slots per backend at MAX_BACKENDS, 256 KiB per VIP. */
 export const MAX_TABLE_SIZE = 131071;
 /** Backends of one VIP; a slot holds an index below this. */
-export const MAX_BACKENDS = 1024;
+export const MAX_BACKENDS = MAX_LB_BACKENDS;
 /** Weights are 0..MAX_WEIGHT; 0 takes no slot (no new flows). */
 export const MAX_WEIGHT = 1000;
 /** A slot of a table whose backends all have weight 0: no backend for a new flow. */
-export const EMPTY_SLOT = 0xffff;
+export const EMPTY_SLOT = LB_EMPTY_SLOT;
 
 /** Seeds of the two hashes of a backend's address (docs/maglev.md): any fixed pair of different values would do. */
 export const OFFSET_SEED = 1;

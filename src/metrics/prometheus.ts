@@ -1,6 +1,6 @@
 // The Prometheus text exposition of a daemon snapshot.
 
-import { REASON_NAMES, REASON_VERDICTS, VERDICT_NAMES } from '../core/abi.generated.js';
+import { REASON_BALANCER_ONLY, REASON_NAMES, REASON_VERDICTS, VERDICT_NAMES } from '../core/abi.generated.js';
 import { ruleText } from '../core/rules.js';
 import type { DaemonSnapshot } from '../daemon/snapshot.js';
 
@@ -32,7 +32,7 @@ export function renderMetrics(s: DaemonSnapshot): string {
   e.family('l3dsr_packets_total', 'counter', 'Packets read from the TUN, by verdict.',
     VERDICT_NAMES.map((v) => [{ verdict: v }, s.queues.reduce((n, q) => n + q.counters.verdicts[v], 0n)]));
   for (const verdict of ['dropped', 'malformed'] as const) {
-    const reasons = REASON_NAMES.filter((_, i) => REASON_VERDICTS[i] === verdict);
+    const reasons = REASON_NAMES.filter((_, i) => REASON_VERDICTS[i] === verdict && !REASON_BALANCER_ONLY[i]);
     e.family(`l3dsr_${verdict}_total`, 'counter', `Packets ${verdict}, by reason.`,
       reasons.map((r) => [{ reason: r }, s.queues.reduce((n, q) => n + (q.counters.reasons[r] ?? 0n), 0n)]));
   }

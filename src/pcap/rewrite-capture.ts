@@ -1,12 +1,16 @@
 // The offline rewrite: every record of a capture through the WASM core, in
 // batches placed straight into the core's packet slots, and out into a
 // classic pcap in input order — except the packets the core drops. The link
-// layer in front of each IP packet is written back byte for byte.
+// layer in front of each IP packet is written back byte for byte. The core
+// rewrites as the real server does (a Rewriter) or balances (a Balancer,
+// l3dsr rewrite --lb-config).
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import {
   REASON_NAMES, RESULT_REASON_SHIFT, RESULT_RULE_SHIFT, VERDICT_DROPPED, VERDICT_NAMES, VERDICT_PASSED, VERDICT_REWRITTEN,
 } from '../core/abi.generated.js';
+import type { Balancer } from '../core/balancer.js';
+import type { SlotBatch } from '../core/loader.js';
 import type { Rewriter } from '../core/rewriter.js';
 import { ruleText } from '../core/rules.js';
 import type { Verdict } from '../core/types.js';
@@ -35,8 +39,11 @@ export interface RewriteProgress {
 export interface RewriteCaptureOptions {
   input: string;
   output: string;
-  /** A rewriter created with slotSize >= CAPTURE_SLOT_SIZE (larger packets are reported malformed/slot-overflow). */
-  rewriter: Rewriter;
+  /**
+   * A rewriter or a balancer created with slotSize >= CAPTURE_SLOT_SIZE
+   * (larger packets are reported malformed/slot-overflow).
+   */
+  rewriter: Rewriter | Balancer;
   /** Path for one JSON line per input record. */
   verdicts?: string;
   /** Called after every batch. */
@@ -52,7 +59,7 @@ export interface RewriteCaptureResult {
   notIp: number;
   /** Per verdict, over all records (not-IP frames are `passed`). */
   verdicts: Record<Verdict, number>;
-  /** Per rule (same order as the rewriter's rules): packets rewritten and their IP bytes. */
+  /** Per rule (same order as the rewriter's rules), or per [lb] section (`lb NAME`): packets rewritten and their IP bytes. */
   rules: { text: string; packets: number; bytes: number }[];
   /** Per reason (`tcp-truncated`, `ipv4-header`…), with the verdict it belongs to. */
   reasons: Record<string, { verdict: Verdict; packets: number }>;
@@ -70,21 +77,27 @@ class VerdictLog {
   private constructor(
     stream: WriteStream,
     private readonly ruleTexts: readonly string[],
+    private readonly balancer: Balancer | undefined,
   ) {
     this.stream = stream;
   }
 
-  static async open(path: string, ruleTexts: readonly string[]): Promise<VerdictLog> {
+  static async open(path: string, ruleTexts: readonly string[], balancer: Balancer | undefined): Promise<VerdictLog> {
     const stream = createWriteStream(path);
     await once(stream, 'open');
-    return new VerdictLog(stream, ruleTexts);
+    return new VerdictLog(stream, ruleTexts, balancer);
   }
 
   notIp(index: number): void {
     this.pending.push(`{"index":${index},"verdict":"passed","l3":false}\n`);
   }
 
-  result(index: number, word: number): void {
+  result(index: number, word: number, detail: number): void {
+    if (this.balancer) {
+      // The backend and connection outcome vary per packet: nothing to cache.
+      this.pending.push(`${JSON.stringify({ index, ...this.balancer.decode(word, detail) })}\n`);
+      return;
+    }
     let tail = this.tails.get(word);
     if (tail === undefined) {
       const reason = (word >>> RESULT_REASON_SHIFT) & 0xff;
@@ -121,7 +134,8 @@ export async function rewriteCapture(options: RewriteCaptureOptions): Promise<Re
   let writer: PcapWriter | undefined;
   let log: VerdictLog | undefined;
   try {
-    log = options.verdicts === undefined ? undefined : await VerdictLog.open(options.verdicts, run.result.rules.map((r) => r.text));
+    const balancer = isBalancer(options.rewriter) ? options.rewriter : undefined;
+    log = options.verdicts === undefined ? undefined : await VerdictLog.open(options.verdicts, run.result.rules.map((r) => r.text), balancer);
     for (let records = await run.nextRecords(); records !== null; records = await run.nextRecords()) {
       writer ??= await PcapWriter.create(options.output, classicOptionsFor(records[0], reader.interfaces));
       const count = run.rewrite(records);
@@ -153,16 +167,20 @@ class CaptureRewrite {
   readonly #entryOf: Int32Array;
   readonly #l3Offset: Int32Array;
 
-  constructor(readonly rw: Rewriter, readonly reader: CaptureReader) {
+  readonly #batch: SlotBatch;
+
+  constructor(readonly rw: Rewriter | Balancer, readonly reader: CaptureReader) {
+    const rows = isBalancer(rw) ? rw.sections.map((name) => `[lb ${name}]`) : rw.rules.map((rule) => ruleText(rule));
     this.result = {
       records: 0,
       written: 0,
       notIp: 0,
       verdicts: { passed: 0, rewritten: 0, malformed: 0, dropped: 0 },
-      rules: rw.rules.map((rule) => ({ text: ruleText(rule), packets: 0, bytes: 0 })),
+      rules: rows.map((text) => ({ text, packets: 0, bytes: 0 })),
       reasons: {},
     };
-    this.#batchSize = Math.min(CAPTURE_BATCH, rw.slotCount);
+    this.#batch = rw.batch;
+    this.#batchSize = Math.min(CAPTURE_BATCH, this.#batch.slotCount);
     this.#entryOf = new Int32Array(this.#batchSize);
     this.#l3Offset = new Int32Array(this.#batchSize);
   }
@@ -184,7 +202,7 @@ class CaptureRewrite {
    * records before it are the ones to write out, and how many is returned.
    */
   rewrite(records: readonly CaptureRecord[]): number {
-    const { batch } = this.rw;
+    const batch = this.#batch;
     let entries = 0;
     for (let i = 0; i < records.length; i++) {
       const r = records[i];
@@ -212,7 +230,9 @@ class CaptureRewrite {
   }
 
   #rewriteEntries(n: number): void {
-    if (n > 0) this.rw.rewriteSlots(n);
+    if (n === 0) return;
+    if (isBalancer(this.rw)) this.rw.balanceSlots(n);
+    else this.rw.rewriteSlots(n);
   }
 
   /**
@@ -221,7 +241,7 @@ class CaptureRewrite {
    * at an output error (kept in result.error).
    */
   writeOut(records: readonly CaptureRecord[], count: number, writer: PcapWriter, log: VerdictLog | undefined): void {
-    const { batch } = this.rw;
+    const batch = this.#batch;
     for (let i = 0; i < count; i++) {
       const r = records[i];
       const entry = this.#entryOf[i];
@@ -245,7 +265,7 @@ class CaptureRewrite {
         this.result.notIp++;
         log?.notIp(r.index);
       } else {
-        log?.result(r.index, word);
+        log?.result(r.index, word, batch.detail(entry));
       }
     }
   }
@@ -267,6 +287,10 @@ class CaptureRewrite {
       (result.reasons[name] ??= { verdict: VERDICT_NAMES[verdict], packets: 0 }).packets++;
     }
   }
+}
+
+function isBalancer(core: Rewriter | Balancer): core is Balancer {
+  return 'balanceSlots' in core;
 }
 
 function emptyOutputOptions(reader: CaptureReader): WriterOptions {

@@ -41,7 +41,8 @@ export type KernelPath = 'netdev' | 'forward';
 
 export interface KernelRule {
   family: 4 | 6;
-  dscp: number;
+  /** The DSCP to match (the real server's rules); absent: any (the balancer's, which match a VIP by `match`). */
+  dscp?: number;
   destination: string;
   /** Also match this destination prefix (CIDR text), like a core Rule's `match`. */
   match?: string;
@@ -77,7 +78,7 @@ export async function rewriteWithKernel(
 ): Promise<KernelResult[]> {
   const path = options.path ?? 'netdev';
   for (const r of rules) {
-    for (const d of [r.dscp, r.setDscp ?? 0]) {
+    for (const d of [r.dscp ?? 0, r.setDscp ?? 0]) {
       if (!Number.isInteger(d) || d < 0 || d > 63) throw new Error(`kernel rule ${JSON.stringify(r)}: DSCP ${d} is not 0-63`);
     }
   }
@@ -155,11 +156,11 @@ async function prepareForwarding(rules: readonly KernelRule[], where: Where): Pr
   await ip(['-6', 'route', 'add', 'default', 'dev', TUN_OUT], where);
 }
 
-/** `ip dscp D [ip daddr PREFIX] [ip dscp set S] ip daddr set VIP`, or the ip6 form. */
+/** `[ip dscp D] [ip daddr PREFIX] [ip dscp set S] ip daddr set VIP`, or the ip6 form. */
 function ruleText(r: KernelRule): string {
   const f = r.family === 4 ? 'ip' : 'ip6';
   return [
-    `${f} dscp ${r.dscp}`,
+    ...(r.dscp === undefined ? [] : [`${f} dscp ${r.dscp}`]),
     ...(r.match === undefined ? [] : [`${f} daddr ${r.match}`]),
     ...(r.setDscp === undefined ? [] : [`${f} dscp set ${r.setDscp}`]),
     `${f} daddr set ${r.destination}`,

@@ -1,7 +1,10 @@
 // npm run fuzz -- --seconds N [--seed S] [--corpus DIR] [--save-corpus]
 //   [--inputs N] [--crashes DIR] [--batch N] [--json FILE] [--write-seeds DIR]
+// npm run fuzz -- --target lb [--inputs N] [--seed S] [--batch N]
 // Runs a coverage-guided campaign against the WASM core and exits 1 when an
 // input broke an invariant (saved under --crashes, test/fuzz/crashes/ by default).
+// --target lb fuzzes the balancer against its reference model (lb-campaign.ts);
+// its violations are printed with the input in hex, not saved.
 
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -9,10 +12,12 @@ import { isL3dsrError, L3dsrError } from '../../src/errors.js';
 import { runCampaign, type CampaignReport, type CampaignStatus } from './campaign.js';
 import { formatEdge, isBranch, percent } from './coverage.js';
 import { defaultCorpusDir, defaultCrashDir, writeCorpusFile } from './files.js';
+import { runLbCampaign } from './lb-campaign.js';
 import { seedInputs } from './seeds.js';
 
 const USAGE = `usage: npm run fuzz -- --seconds N [--seed S] [--corpus DIR] [--save-corpus]
        [--inputs N] [--crashes DIR] [--batch N] [--json FILE] [--quiet]
+       npm run fuzz -- --target lb [--inputs N] [--seed S] [--batch N]
        npm run fuzz -- --write-seeds DIR`;
 
 function positiveInt(name: string, text: string | undefined): number | undefined {
@@ -68,6 +73,7 @@ async function main(): Promise<number> {
       json: { type: 'string' },
       quiet: { type: 'boolean', default: false },
       'write-seeds': { type: 'string' },
+      target: { type: 'string', default: 'rewrite' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -89,6 +95,18 @@ async function main(): Promise<number> {
   const inputs = positiveInt('inputs', values.inputs);
   if (seconds === undefined && inputs === undefined) seconds = 10;
   const err = (line: string) => process.stderr.write(`${line}\n`);
+  if (values.target === 'lb') {
+    err(`fuzz: balancer, seed ${seed} (rerun the same inputs with --target lb --seed ${seed})`);
+    const r = await runLbCampaign({ seed, inputs: inputs ?? 50_000, batchSize: positiveInt('batch', values.batch) });
+    const out = (line: string) => process.stdout.write(`${line}\n`);
+    out(`fuzz: balancer: ${r.inputs} inputs after ${r.seedInputs} generated seeds, corpus ${r.corpus}; edges ${r.seedCoverage.edges} (seeds) -> ${r.coverage.edges}/${r.coverage.totalEdges}`);
+    out(`fuzz: outcomes ${Object.entries(r.verdicts).sort().map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    if (r.unreachedLb.length > 0) out(`fuzz: balancer branch outcomes never reached (${r.unreachedLb.length}):\n${r.unreachedLb.map((e) => `  ${formatEdge(e)}`).join('\n')}`);
+    for (const f of r.findings) out(`fuzz: violation at input ${f.inputNumber} ${Buffer.from(f.input).toString('hex')}: ${f.detail}`);
+    if (r.findings.length === 0) out('fuzz: no violations');
+    return r.findings.length > 0 ? 1 : 0;
+  }
+  if (values.target !== 'rewrite') throw new L3dsrError('ERR_L3DSR_USAGE', `--target: expected rewrite or lb, got "${values.target}"`);
 
   err(`fuzz: seed ${seed} (rerun the same inputs with --seed ${seed})`);
   const report = await runCampaign({

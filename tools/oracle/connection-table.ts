@@ -1,7 +1,7 @@
 // The connection table of one TUN queue, as a plain model of
 // docs/lb.md#connection-table: `capacity / CONNECTION_WAYS` buckets, each
 // an exact least-recently-used list of at most CONNECTION_WAYS entries. The
-// core's table (a later phase) is held to this model entry for entry.
+// core's table (assembly/lb-connections.ts) is held to this model entry for entry.
 
 import { bucketOf, CONNECTION_WAYS } from '../../src/lb/connections.js';
 
@@ -66,6 +66,11 @@ export class ConnectionTableModel {
   /** The entries of the flow key's bucket, most recent first (for tests). */
   bucket(flowKey: Uint8Array): readonly { id: string; backend: string }[] {
     return this.set(flowKey).map((e) => ({ ...e }));
+  }
+
+  /** Every entry: its bucket, its place there (0: most recent), its id and backend (for tests). */
+  entries(): { bucket: number; way: number; id: string; backend: string }[] {
+    return this.sets.flatMap((set, bucket) => set.map((e, way) => ({ bucket, way, id: e.id, backend: e.backend })));
   }
 
   private set(flowKey: Uint8Array): Entry[] {

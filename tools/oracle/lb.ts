@@ -3,7 +3,8 @@
 // says what the balancer does: the verdict and reason, the VIP section, the
 // backend, and the bytes that leave, with every checksum recomputed from
 // scratch (tools/oracle/oracle.ts's rewrite). It holds one queue's connection
-// table. The core's balancer (a later phase) is held to it packet for packet.
+// table. The core's balancer (assembly/lb.ts) is held to it packet for packet
+// (test/core-lb.test.ts).
 
 import { parseAddress } from '../../src/core/address.js';
 import type { Rule, Verdict } from '../../src/core/types.js';
