@@ -51,6 +51,9 @@ import { DYNAMIC_UID, SystemdStandIn, readServiceUnit, type ServiceUnit } from '
 const readme: Readme = readReadme();
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; bin: Record<string, string> };
 const UNIT_PATH = join(ROOT, 'deploy', 'l3dsr.service');
+/** The README's install: the tarball npm pack writes, into a prefix. */
+const INSTALL = `npm install -g --prefix /usr/local ./${pkg.name}-${pkg.version}.tgz`;
+const PREFIX = /--prefix (\S+)/.exec(INSTALL)![1]!;
 const EXIT_USAGE = 2;
 /** Bounds a hang. */
 const BOUND = { timeout: 60_000 };
@@ -243,11 +246,12 @@ interface Service {
 interface Check {
   /** Where the check runs: here (no root), against the service, or the demo. */
   group: 'here' | 'service' | 'demo';
-  run: (service: Service) => Promise<void> | void;
+  /** `command` is the check's key: the README's text. */
+  run: (command: string, service: Service) => Promise<void> | void;
 }
 
-const here = (run: () => Promise<void> | void): Check => ({ group: 'here', run });
-const onService = (run: (s: Service) => Promise<void>): Check => ({ group: 'service', run });
+const here = (run: (command: string) => Promise<void> | void): Check => ({ group: 'here', run });
+const onService = (run: (s: Service) => Promise<void>): Check => ({ group: 'service', run: (_, s) => run(s) });
 
 /** Commands of the README this suite does not run, and why. Keep it short. */
 const NOT_RUN: Record<string, string> = {
@@ -291,13 +295,12 @@ const CHECKS = new Map<string, Check>([
     assert.match(readme.sections['Deploying on a real server'], new RegExp(`npm ci && npm pack\\s+# writes ${filename.replace(/\./g, '\\.')}`));
     for (const f of ['bin/l3dsr.js', 'deploy/l3dsr.service', 'deploy/l3dsr.conf.example', 'dist/wasm/core.wasm', 'binding.gyp']) assert.ok(files.includes(f), `the tarball lacks ${f}`);
   })],
-  [`npm install -g --prefix /usr/local ./${pkg.name}-${pkg.version}.tgz`, here(() => {
+  [INSTALL, here(() => {
     assert.match(scriptText('scripts/pack-check.sh'), /npm install -g .*--prefix "\$tmp\/prefix"/, 'pack-check.sh does not install with npm install -g --prefix');
     assert.equal(dryPack().filename, `${pkg.name}-${pkg.version}.tgz`);
-    // npm puts a package's bin at PREFIX/bin/NAME: the program the unit starts.
-    const unit = readServiceUnit(UNIT_PATH);
+    // npm links a package's bin as PREFIX/bin/NAME: the program the unit starts.
     assert.deepEqual(Object.keys(pkg.bin), ['l3dsr']);
-    assert.equal(unit.execStart[0], '/usr/local/bin/l3dsr', 'ExecStart is not what npm install -g --prefix /usr/local installs');
+    assert.equal(readServiceUnit(UNIT_PATH).execStart[0], `${PREFIX}/bin/l3dsr`, `ExecStart is not what npm install -g --prefix ${PREFIX} installs`);
   })],
   ['l3dsr --version', here(() => {
     const r = runHere('l3dsr --version');
@@ -307,11 +310,10 @@ const CHECKS = new Map<string, Check>([
   })],
 
   // Deploying: under systemd
-  ['cp /usr/local/lib/node_modules/l3dsr/deploy/l3dsr.service /etc/systemd/system/', here(() => {
+  ['cp /usr/local/lib/node_modules/l3dsr/deploy/l3dsr.service /etc/systemd/system/', here((command) => {
     // npm install -g --prefix P puts the package in P/lib/node_modules/NAME, with what "files" packs.
-    assert.equal(pkg.name, 'l3dsr');
     assert.ok(dryPack().files.includes('deploy/l3dsr.service'), 'the tarball lacks deploy/l3dsr.service');
-    assert.ok(existsSync(UNIT_PATH));
+    assert.equal(command.split(' ')[1], `${PREFIX}/lib/node_modules/${pkg.name}/deploy/l3dsr.service`);
   })],
   ['systemctl enable --now l3dsr', onService(async ({ systemd }) => {
     const d = await systemd.start();
@@ -522,13 +524,13 @@ describe('README.md: every command shown has a check here, and every check a com
 
 describe('README.md commands that need no root', () => {
   for (const [command, check] of CHECKS) {
-    if (check.group === 'here') it(command, BOUND, () => check.run(undefined as never));
+    if (check.group === 'here') it(command, BOUND, () => check.run(command, undefined as never));
   }
 });
 
 describe('README.md: the quick start demo', privileged('builds the demo\'s three network namespaces'), () => {
   for (const [command, check] of CHECKS) {
-    if (check.group === 'demo') it(command, { timeout: 120_000 }, () => check.run(undefined as never));
+    if (check.group === 'demo') it(command, { timeout: 120_000 }, () => check.run(command, undefined as never));
   }
 });
 
@@ -561,6 +563,6 @@ describe('README.md: the service, run from deploy/l3dsr.service as systemd would
     });
 
     for (const [command, check] of CHECKS) {
-      if (check.group === 'service') it(command, BOUND, () => check.run(service!));
+      if (check.group === 'service') it(command, BOUND, () => check.run(command, service!));
     }
   });

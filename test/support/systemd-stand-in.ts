@@ -1,8 +1,8 @@
 // systemd's part for deploy/l3dsr.service, played in a namespace of a lab
 // where systemd cannot run: the unit's ExecStart, word for word, as the
 // user and with the capabilities the unit names, with systemd's PATH and
-// RUNTIME_DIRECTORY, in a mount namespace where /etc/l3dsr.conf and
-// /usr/local/bin/l3dsr (the paths the unit and the README use) exist
+// RUNTIME_DIRECTORY, in a mount namespace where /etc/l3dsr.conf and the
+// program ExecStart names (the paths the unit and the README use) exist
 // without touching the host's: overlays on /etc and /usr/local/bin, and a
 // fresh tmpfs /run (FreshRun) for RuntimeDirectory=. Reload is the unit's
 // ExecReload with $MAINPID, stop its KillSignal.
