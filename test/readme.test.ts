@@ -276,6 +276,10 @@ const CHECKS = new Map<string, Check>([
     assert.equal(r.code, 0, shown(r));
     const ok = /^OK: (\d+) of (\d+) requests answered by their VIP; replies all came straight from srv\.$/m.exec(r.stdout);
     assert.ok(ok && ok[1] === ok[2] && Number(ok[1]) > 0, shown(r));
+    // It shows the commands it runs: l3dsr status asks the daemon through the socket it was started with.
+    const run = /\$ ip netns exec (\S+) l3dsr run .*--control-socket (\S+)$/m.exec(r.stdout);
+    assert.ok(run, shown(r));
+    assert.ok(r.stdout.includes(`$ ip netns exec ${run[1]} l3dsr status --control-socket ${run[2]}\n`), `the demo does not show the status command it runs:\n${r.stdout}`);
     // "builds a 3-namespace lab": its namespaces are named, and gone again.
     const names = /namespaces: (\S+), (\S+), (\S+)\n/.exec(r.stdout);
     assert.ok(names, shown(r));
