@@ -373,6 +373,10 @@ const CHECKS = new Map<string, Check>([
     assert.equal(r.code, 0, shown(r));
     assert.deepEqual(runHere('l3dsr status --help'), r, '"l3dsr status --help" differs from "l3dsr help status"');
     for (const flag of Object.keys(STATUS_OPTIONS)) assert.match(r.stdout, new RegExp(`--${flag}\\b`), `help status does not name --${flag}`);
+    // Where it looks for the daemon, as the README says.
+    const socket = /`(\/run\/l3dsr\/<tun>\.netns-<inode>\.sock)`/.exec(readme.sections['Command line'])?.[1];
+    assert.ok(socket, 'the README no longer names the control socket\'s path');
+    assert.ok(r.stdout.includes(socket.replace('<tun>', 'NAME').replace('<inode>', 'INODE')), `help status does not name ${socket}:\n${r.stdout}`);
   })],
   ['l3dsr check --config /etc/l3dsr.conf', here(inTempDir((dir) => {
     const conf = writeConfig(dir);
