@@ -461,6 +461,9 @@ const CHECKS = new Map<string, Check>([
       index, verdict: c.verdict, ...(c.reason ? { reason: c.reason } : {}), ...(c.rule ? { rule: c.rule } : {}), ...(c.ip ? {} : { l3: false }),
     })));
     assert.equal((await packetsOf(join(dir, 'out.pcap'))).length, cases.length - 1, 'every packet but the dropped one is written');
+    // The command's own help names each of those keys too.
+    const help = /--verdicts FILE\s+(.*)/.exec(runHere('l3dsr rewrite --help').stdout)?.[1] ?? '';
+    for (const key of new Set(lines.flatMap((l) => Object.keys(l)))) assert.match(help, new RegExp(`\\b${key}\\b`), `rewrite --help does not name "${key}"`);
   }))],
   ['l3dsr rewrite -q -c /etc/l3dsr.conf in.pcap out.pcap', here(inTempDir(async (dir) => {
     const conf = writeConfig(dir);

@@ -33,7 +33,9 @@ link type and timestamp precision. Dropped packets are left out.
   -c, --config FILE         rules from a configuration file (VIP = DSCP lines, [vips],
                             [rule NAME] sections); its [daemon] settings are checked
                             as l3dsr run checks them, but not used
-      --verdicts FILE       one JSON line per input record: {index, verdict, reason?, rule?}
+      --verdicts FILE       one JSON line per input record: {index, verdict, reason?, rule?, l3?}
+                            (reason: malformed and dropped; rule: when one matched;
+                            "l3": false: not an IP frame)
   -q, --quiet               no summary
   -h, --help                this text
 `;
