@@ -10,12 +10,12 @@
 // Needs root; fails without it.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_LAB_VIPS, Lab, probe, sameAddress, startEchoService, type LabVip } from '../tools/lab/index.js';
 import { readSysctl, writeSysctl } from '../src/system/index.js';
 import { FreshRun } from './support/fresh-run.js';
-import { installCopy } from './support/install-copy.js';
+import { DAEMON_PARTS, installCopy, withTunOpenToAll } from './support/install-copy.js';
 import {
   L3DSR_BIN, LabDaemon, assertNothingInstalled, assertOneFilterSet, daemonArgs, loopbackAddresses, onLoopback, requireLabRoot, rulePackets,
   runL3dsr, steeringFilters,
@@ -23,7 +23,6 @@ import {
 import { privileged } from './support/privilege.js';
 
 const NOBODY = 65534;
-const TUN_DEVICE = '/dev/net/tun';
 const vips: readonly LabVip[] = DEFAULT_LAB_VIPS;
 /** Bounds a hang. */
 const BOUND = { timeout: 120_000 };
@@ -36,20 +35,6 @@ const AS_NOBODY_WITH_NET_ADMIN = [
 ];
 /** rp_filter before the daemon starts: loose, so that setting 0 is a write the daemon must be allowed to do. */
 const RP_LOOSE = '2';
-
-/** What `l3dsr run` loads. */
-const DAEMON_PARTS = ['package.json', 'bin', 'dist/src', 'dist/wasm', 'build/Release/l3dsr_tun.node', 'node_modules/ipaddr.js'];
-
-/** Runs `fn` with /dev/net/tun open to all users, as distributions ship it; the old mode comes back whatever happens. */
-async function withTunOpenToAll<T>(fn: () => Promise<T>): Promise<T> {
-  const mode = statSync(TUN_DEVICE).mode & 0o7777;
-  chmodSync(TUN_DEVICE, 0o666);
-  try {
-    return await fn();
-  } finally {
-    chmodSync(TUN_DEVICE, mode);
-  }
-}
 
 function statusLine(pid: number, key: string): string {
   return new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!.trim();

@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { L3DSR_BIN } from './support/daemon.js';
+import { unitValues } from './support/systemd-stand-in.js';
 
 const UNIT = join(dirname(dirname(L3DSR_BIN)), 'deploy', 'l3dsr.service');
 const hasAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
@@ -37,10 +38,6 @@ const NEEDED = new Set([
   'RootDirectory=/RootImage=', // node, ip and tc of the host
 ]);
 
-/** Values of `key` in the unit, in order (a key may be given several times). */
-function values(text: string, key: string): string[] {
-  return text.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1).trim());
-}
 
 describe('deploy/l3dsr.service', { skip: hasAnalyze ? false : 'systemd-analyze is not installed' }, () => {
   let text: string;
@@ -66,19 +63,19 @@ describe('deploy/l3dsr.service', { skip: hasAnalyze ? false : 'systemd-analyze i
   });
 
   it('runs as a user of its own with CAP_NET_ADMIN only, and keeps /run/l3dsr across restarts', () => {
-    assert.ok(values(text, 'DynamicUser').includes('yes') || values(text, 'User').some((u) => u !== 'root' && u !== '0'), 'no DynamicUser= or User=');
-    assert.deepEqual(values(text, 'AmbientCapabilities'), ['CAP_NET_ADMIN']);
-    assert.deepEqual(values(text, 'CapabilityBoundingSet'), ['CAP_NET_ADMIN']);
-    assert.deepEqual(values(text, 'RuntimeDirectory'), ['l3dsr']);
-    assert.deepEqual(values(text, 'RuntimeDirectoryPreserve'), ['restart']);
-    const families = values(text, 'RestrictAddressFamilies').join(' ').split(/\s+/);
+    assert.ok(unitValues(text, 'DynamicUser').includes('yes') || unitValues(text, 'User').some((u) => u !== 'root' && u !== '0'), 'no DynamicUser= or User=');
+    assert.deepEqual(unitValues(text, 'AmbientCapabilities'), ['CAP_NET_ADMIN']);
+    assert.deepEqual(unitValues(text, 'CapabilityBoundingSet'), ['CAP_NET_ADMIN']);
+    assert.deepEqual(unitValues(text, 'RuntimeDirectory'), ['l3dsr']);
+    assert.deepEqual(unitValues(text, 'RuntimeDirectoryPreserve'), ['restart']);
+    const families = unitValues(text, 'RestrictAddressFamilies').join(' ').split(/\s+/);
     for (const f of ['AF_UNIX', 'AF_INET', 'AF_INET6', 'AF_NETLINK']) assert.ok(families.includes(f), `RestrictAddressFamilies lacks ${f}`);
-    const syscalls = values(text, 'SystemCallFilter').filter((v) => !v.startsWith('~')).join(' ').split(/\s+/);
+    const syscalls = unitValues(text, 'SystemCallFilter').filter((v) => !v.startsWith('~')).join(' ').split(/\s+/);
     for (const s of ['io_uring_setup', 'io_uring_enter', 'io_uring_register']) assert.ok(syscalls.includes(s), `SystemCallFilter does not allow ${s}`);
     for (const [key, breaks] of [['ProtectKernelTunables', 'yes'], ['PrivateDevices', 'yes'], ['PrivateUsers', 'yes'], ['PrivateNetwork', 'yes'], ['MemoryDenyWriteExecute', 'yes'], ['ProcSubset', 'pid']]) {
-      assert.ok(!values(text, key!).includes(breaks!), `${key}=${breaks} would break the daemon`);
+      assert.ok(!unitValues(text, key!).includes(breaks!), `${key}=${breaks} would break the daemon`);
     }
-    if (values(text, 'DevicePolicy').some((p) => p !== 'auto')) assert.ok(values(text, 'DeviceAllow').includes('/dev/net/tun rw'), 'the device policy shuts out /dev/net/tun');
+    if (unitValues(text, 'DevicePolicy').some((p) => p !== 'auto')) assert.ok(unitValues(text, 'DeviceAllow').includes('/dev/net/tun rw'), 'the device policy shuts out /dev/net/tun');
   });
 
   it('systemd-analyze security: every option it rates is on, except what the daemon needs', (t) => {

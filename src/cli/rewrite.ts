@@ -44,9 +44,10 @@ timestamp precision. Dropped packets are left out.
                             configuration, every backend taken as up, one connection
                             table ([daemon] connections entries) for the whole capture;
                             not with --rule or --config
-      --verdicts FILE       one JSON line per input record: {index, verdict, reason?, rule?};
-                            with --lb-config {index, verdict, reason?, vip?, backend?,
-                            flow?, connection?}
+      --verdicts FILE       one JSON line per input record: {index, verdict, reason?, rule?, l3?}
+                            (reason: malformed and dropped; rule: when one matched;
+                            "l3": false: not an IP frame); with --lb-config the lines
+                            name vip?, backend?, flow? and connection? instead of rule
   -q, --quiet               no summary
   -h, --help                this text
 `;

@@ -25,7 +25,9 @@ export const STATUS_HELP = `${USAGE}
 Asks a running daemon, over its control socket, for its rules with their
 counters, its queues and its steering, and prints them.
 
-      --tun NAME             the daemon of this TUN (default dsr0), at /run/l3dsr/NAME.sock
+      --tun NAME             the daemon of this TUN (default dsr0), at
+                             /run/l3dsr/NAME.netns-INODE.sock (INODE: this network
+                             namespace's; $RUNTIME_DIRECTORY in place of /run/l3dsr)
       --control-socket PATH  the socket the daemon was given with l3dsr run --control-socket
       --json                 the daemon's /status document, as JSON
       --metrics              the Prometheus exposition (/metrics)

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { L3DSR_BIN, LabDaemon, rulePackets, sumQueues, type LabDaemonOptions, type StatusJson } from '../../tools/demo/lab-daemon.js';
-import { LAB_INTERFACES, sameAddress, type Lab, type LabRole, type LabVip } from '../../tools/lab/index.js';
+import { LAB_INTERFACES, sameAddress, type Lab, type LabRole, type LabVip, type NamespaceLab } from '../../tools/lab/index.js';
 import { inspectSteering, type InstalledFilter } from '../../src/steering/index.js';
 import { ipJson, tc } from '../../src/system/index.js';
 
@@ -57,7 +57,8 @@ export interface CliRun {
 }
 
 export interface RunL3dsrOptions {
-  role?: LabRole;
+  /** The lab's role to run in (default srv). */
+  role?: string;
   /** Programs that run l3dsr inside the namespace (e.g. `unshare --user`, `nsenter …`). */
   prefix?: readonly string[];
   /** The l3dsr binary; default this checkout's. */
@@ -67,7 +68,7 @@ export interface RunL3dsrOptions {
 }
 
 /** Runs `l3dsr ARGS` to completion in a namespace of the lab (default srv). */
-export function runL3dsr(lab: Lab, args: readonly string[], options: RunL3dsrOptions = {}): Promise<CliRun> {
+export function runL3dsr(lab: NamespaceLab<string>, args: readonly string[], options: RunL3dsrOptions = {}): Promise<CliRun> {
   const argv = ['netns', 'exec', lab.namespaces[options.role ?? 'srv'], ...(options.prefix ?? []), process.execPath, options.bin ?? L3DSR_BIN, ...args];
   return new Promise((resolve, reject) => {
     const child = spawn('ip', argv, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env, cwd: options.cwd });

@@ -12,15 +12,16 @@ import { once } from 'node:events';
 export class FreshRun {
   private constructor(readonly holder: ChildProcess) {}
 
-  static async create(): Promise<FreshRun> {
+  /** `setup`: more shell commands to run in the new mount namespace once /run is mounted (e.g. more mounts). */
+  static async create(setup?: string): Promise<FreshRun> {
     // unshare and sh exec in place: the holder's pid is the namespace's keeper.
-    const holder = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
-      'mount -t tmpfs -o mode=0755 l3dsr-fresh-run /run && echo ready && exec sleep infinity'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const script = ['mount -t tmpfs -o mode=0755 l3dsr-fresh-run /run', ...(setup === undefined ? [] : [setup]), 'echo ready', 'exec sleep infinity'].join(' && ');
+    const holder = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     holder.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
     const ready = new Promise<void>((resolve, reject) => {
       holder.stdout!.once('data', () => resolve());
-      holder.once('exit', (code) => reject(new Error(`unshare --mount … mount -t tmpfs … /run: exit ${code}: ${stderr}`)));
+      holder.once('exit', (code) => reject(new Error(`unshare --mount … ${script}: exit ${code}: ${stderr}`)));
       holder.once('error', reject);
     });
     await ready;

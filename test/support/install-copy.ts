@@ -1,7 +1,8 @@
 // Parts of this tree copied to a directory every user can read, as an
 // install in /opt/l3dsr is (a checkout may be private): what the tests of
-// unprivileged operation run from. The caller removes it.
-import { chmodSync, cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+// unprivileged operation run from. The caller removes it. And the TUN
+// device opened to every user for such a test, as distributions ship it.
+import { chmodSync, cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { L3DSR_BIN } from './daemon.js';
@@ -21,4 +22,20 @@ export function installCopy(parts: readonly string[]): string {
   };
   open(dest);
   return dest;
+}
+
+/** What `l3dsr run` loads. */
+export const DAEMON_PARTS = ['package.json', 'bin', 'dist/src', 'dist/wasm', 'build/Release/l3dsr_tun.node', 'node_modules/ipaddr.js'] as const;
+
+const TUN_DEVICE = '/dev/net/tun';
+
+/** Runs `fn` with /dev/net/tun open to all users (mode 0666, as distributions ship it); the old mode comes back whatever happens. */
+export async function withTunOpenToAll<T>(fn: () => Promise<T>): Promise<T> {
+  const mode = statSync(TUN_DEVICE).mode & 0o7777;
+  chmodSync(TUN_DEVICE, 0o666);
+  try {
+    return await fn();
+  } finally {
+    chmodSync(TUN_DEVICE, mode);
+  }
 }

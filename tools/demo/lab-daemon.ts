@@ -44,6 +44,11 @@ export interface LabDaemonOptions {
   prefix?: readonly string[];
   /** The l3dsr binary; default this checkout's. */
   bin?: string;
+  /**
+   * The program to start instead of node and `bin`, e.g. a unit's ExecStart
+   * path, run as systemd runs it (its `#!` line finds node on the PATH).
+   */
+  program?: string;
   /** The daemon's environment; default this process's. */
   env?: NodeJS.ProcessEnv;
   /** The daemon's working directory. */
@@ -79,8 +84,9 @@ export class LabDaemon {
     this.#controlSocket = options.controlSocket === null ? undefined : options.controlSocket ?? join(this.#dir!, 'control.sock');
     this.#ownMountNamespace = options.ownMountNamespace ?? false;
     const socketArgs = this.#controlSocket === undefined ? [] : ['--control-socket', this.#controlSocket];
-    const [file, ...prefixArgs] = [...(options.prefix ?? []), process.execPath];
-    this.child = lab.spawn(options.role ?? 'srv', file!, [...prefixArgs, options.bin ?? L3DSR_BIN, 'run', ...args, ...socketArgs], {
+    const program = options.program !== undefined ? [options.program] : [process.execPath, options.bin ?? L3DSR_BIN];
+    const [file, ...programArgs] = [...(options.prefix ?? []), ...program];
+    this.child = lab.spawn(options.role ?? 'srv', file!, [...programArgs, 'run', ...args, ...socketArgs], {
       stdio: ['ignore', 'pipe', 'pipe'], env: options.env, cwd: options.cwd,
     });
     // Each stream keeps its own unfinished line.

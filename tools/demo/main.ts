@@ -145,10 +145,10 @@ class Demo {
 
   #status(): string {
     const lab = this.lab!;
-    const r = spawnSync('ip', ['netns', 'exec', lab.namespaces.srv, process.execPath, L3DSR_BIN, 'status', '--control-socket', this.daemon!.controlSocket], {
-      encoding: 'utf8',
-    });
-    return `$ l3dsr status\n${r.stdout}${r.stderr}`;
+    const args = ['status', '--control-socket', this.daemon!.controlSocket];
+    const r = spawnSync('ip', ['netns', 'exec', lab.namespaces.srv, process.execPath, L3DSR_BIN, ...args], { encoding: 'utf8' });
+    // The command as run: a daemon started with --control-socket is found only through it.
+    return `$ ip netns exec ${lab.namespaces.srv} l3dsr ${args.join(' ')}\n${r.stdout}${r.stderr}`;
   }
 
   /** Idempotent; safe to start from a signal handler while run() is still going. */
