@@ -18,9 +18,6 @@
 // kernel and anything else running), and for l3dsr the share of reads that
 // were GSO super-packets.
 // Needs root, iperf3, a C compiler (labtool, for the UDP sender and sink).
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LabDaemon, type StatusJson } from '../tools/demo/lab-daemon.js';
 import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit, lbRuleset, type LabVip } from '../tools/lab/index.js';
@@ -28,6 +25,8 @@ import { deleteTableCommands, LB_TABLE } from '../tools/lab/nft-rulesets.js';
 import { ip, nft, nftApply } from '../src/system/index.js';
 import { startSink } from '../test/support/daemon-traffic.js';
 import { hasTrafgen, socketFlood, trafgenFlood, type FloodSpec, type Offered } from './lab-senders.js';
+import { machineCpuSeconds, processCpuSeconds } from './support/process-cpu.js';
+import { interleaved, kpps as k, pad, runRecord, sleep } from './support/report.js';
 import { median } from './support/stats.js';
 
 const IPERF_PORT = 5201;
@@ -36,8 +35,6 @@ const FLOOD_PORT = 9000;
 const IPERF_TOS = '4';
 /** Time for the path to settle after a setup, and to drain after a run. */
 const SETTLE_MS = 300;
-/** Fields 14 and 15 (utime, stime) of /proc/PID/stat, counted after the `(comm)` field. */
-const STAT_UTIME_AFTER_COMM = 11;
 
 const VIPS: readonly LabVip[] = [
   { family: 4, address: '203.0.113.10', dscp: 1 },
@@ -96,24 +93,7 @@ const TCP_CASES: Case[] = [
   { id: 'e', label: 'l3dsr, offload, 2 queues', setup: l3dsr(true, 2) },
 ];
 
-const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-/** CPU seconds (user + system, all threads) a process has used. */
-function processCpu(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[STAT_UTIME_AFTER_COMM]) + Number(fields[STAT_UTIME_AFTER_COMM + 1])) / clockTicks;
-}
-
-/** Busy CPU seconds of the whole machine, all CPUs (everything but idle and iowait). */
-function machineCpu(): number {
-  // cpu  user nice system idle iowait irq softirq steal ...
-  const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
-  return (user! + nice! + system! + irq! + softirq! + steal!) / clockTicks;
-}
-
 const sum = (s: StatusJson, pick: (q: StatusJson['queues'][number]) => number) => s.queues.reduce((n, q) => n + Number(pick(q)), 0);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface TcpTrial {
   id: CaseId;
@@ -136,13 +116,13 @@ async function tcpTrial(lab: Lab, c: Case, family: 4 | 6, streams: number, secon
     await sleep(SETTLE_MS);
     const pid = setup.daemon?.pid;
     const st0 = await setup.daemon?.status();
-    const cpu0 = pid ? processCpu(pid) : 0;
-    const m0 = machineCpu();
+    const cpu0 = pid ? processCpuSeconds(pid) : 0;
+    const m0 = machineCpuSeconds();
     const out = await lab.exec('cli', 'iperf3', [
       '-c', vipOf(family), '-p', String(IPERF_PORT), '-t', String(seconds), '-S', IPERF_TOS, '-P', String(streams), '-J',
     ]);
-    const m1 = machineCpu();
-    const cpu1 = pid ? processCpu(pid) : 0;
+    const m1 = machineCpuSeconds();
+    const cpu1 = pid ? processCpuSeconds(pid) : 0;
     const st1 = await setup.daemon?.status();
     const r = JSON.parse(out) as IperfJson;
     if (r.error) throw new Error(`iperf3 (${c.id}): ${r.error}`);
@@ -171,14 +151,14 @@ async function udpTrial(lab: Lab, offload: boolean, sender: string, spec: Omit<F
   try {
     await sleep(SETTLE_MS);
     const pid = setup.daemon!.pid;
-    const cpu0 = processCpu(pid);
+    const cpu0 = processCpuSeconds(pid);
     const st0 = await setup.daemon!.status();
     const full = { ...spec, address: vipOf(4) };
     const offered: Offered = sender === 'trafgen' ? await trafgenFlood(lab, full) : await socketFlood(lab, full);
     await sleep(SETTLE_MS);
     const delivered = await sink.count();
     const st1 = await setup.daemon!.status();
-    const cpu1 = processCpu(pid);
+    const cpu1 = processCpuSeconds(pid);
     const rewritten = sum(st1, (q) => Number(q.counters.verdicts.rewritten)) - sum(st0, (q) => Number(q.counters.verdicts.rewritten));
     return {
       offload, sender, offeredPps: offered.packets / offered.seconds, deliveredPps: delivered / offered.seconds,
@@ -190,8 +170,6 @@ async function udpTrial(lab: Lab, offload: boolean, sender: string, spec: Omit<F
   }
 }
 
-const pad = (s: string, n: number) => s.padStart(n);
-const k = (pps: number) => `${(pps / 1000).toFixed(1)}k`;
 
 function tcpLines(trials: TcpTrial[], streams: number): string[] {
   const of = (id: CaseId) => trials.filter((t) => t.id === id && t.streams === streams);
@@ -251,7 +229,7 @@ async function main(): Promise<void> {
   const family = Number(values.family) as 4 | 6;
   if (family !== 4 && family !== 6) throw new Error(`--family: 4 or 6, got ${values.family}`);
   const senders = values['udp-senders']?.split(',') ?? ((await hasTrafgen()) ? ['socket', 'trafgen'] : ['socket']);
-  const load0 = loadavg();
+  const record = runRecord('lab-tcp');
 
   destroyLabsOnExit();
   const lab = await Lab.create({ vips: VIPS, vipsOnLoopback: true });
@@ -262,7 +240,7 @@ async function main(): Promise<void> {
     await sleep(SETTLE_MS);
     for (let r = 0; r < reps; r++) {
       for (const streams of streamsList) {
-        for (const c of r % 2 ? [...TCP_CASES].reverse() : TCP_CASES) {
+        for (const c of interleaved(TCP_CASES, r)) {
           const t = await tcpTrial(lab, c, family, streams, seconds);
           tcp.push(t);
           process.stderr.write(`rep ${r + 1} -P ${streams} ${c.id}) ${c.label.padEnd(34)} ${t.gbps.toFixed(2)} Gbit/s, machine ${t.machineNsPerByte.toFixed(3)} ns/B`
@@ -274,7 +252,7 @@ async function main(): Promise<void> {
       const spec = { port: FLOOD_PORT, seconds: Number(values['udp-seconds']), flows: 16, size: 64, cpus: 2 };
       for (let r = 0; r < Number(values['udp-reps']); r++) {
         for (const sender of senders) {
-          for (const offload of r % 2 ? [true, false] : [false, true]) {
+          for (const offload of interleaved([false, true], r)) {
             const t = await udpTrial(lab, offload, sender, spec);
             udp.push(t);
             process.stderr.write(`udp rep ${r + 1} ${sender} offload ${offload ? 'on ' : 'off'}: offered ${k(t.offeredPps)}, delivered ${k(t.deliveredPps)} pps, ${t.cpuUsPerPacket.toFixed(2)} µs CPU/pkt\n`);
@@ -286,10 +264,7 @@ async function main(): Promise<void> {
     await lab.destroy();
   }
 
-  const load1 = loadavg();
-  const out: string[] = [];
-  out.push(`command: node dist/bench/lab-tcp.js ${process.argv.slice(2).join(' ')}`.trimEnd());
-  out.push(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${new Date().toISOString()}, load average ${load0[0]!.toFixed(2)} at start, ${load1[0]!.toFixed(2)} at end (${availableParallelism()} CPUs)`);
+  const out = record.lines();
   for (const streams of tcp.length ? streamsList : []) {
     out.push('', `TCP upload, IPv${family}, iperf3 -P ${streams} -S ${IPERF_TOS}, ${seconds} s, ${reps} interleaved reps, medians:`);
     out.push(...tcpLines(tcp, streams));

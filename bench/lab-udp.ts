@@ -16,15 +16,14 @@
 // flood / packets it rewrote), the highest offered rate (c) delivers with
 // < 0.1 % loss, and UDP and TCP round trips through (a), (b), (c), (d).
 // Needs root, a C compiler, and trafgen for the default sender.
-import { readFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LabDaemon, type StatusJson } from '../tools/demo/lab-daemon.js';
 import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit } from '../tools/lab/index.js';
 import { writeSysctl } from '../src/system/index.js';
 import { roundTrips, startEcho, startSink } from '../test/support/daemon-traffic.js';
 import { hasTrafgen, linkStats, socketFlood, trafgenFlood, type FloodSpec, type Offered } from './lab-senders.js';
+import { processCpuSeconds } from './support/process-cpu.js';
+import { interleaved, kpps as k, pad, runRecord, sleep } from './support/report.js';
 import { median, percentile } from './support/stats.js';
 
 const FLOOD_PORT = 9000;
@@ -37,8 +36,6 @@ const LOSSLESS = 0.001;
 const SEARCH_STEPS = 7;
 const MIN_SEARCH_RATE = 10_000;
 const DEFAULT_SEARCH_HIGH = 300_000;
-/** Utime/stime in /proc/PID/stat are fields 14 and 15 (1-based), counted after the `(comm)` field. */
-const STAT_UTIME_AFTER_COMM = 11;
 
 type CaseId = 'a' | 'b' | 'c' | 'd' | 'e';
 
@@ -81,17 +78,7 @@ const CASES: Case[] = [
   { id: 'e', label: 'l3dsr io_uring, 2 queues', target: 'vip', setup: l3dsr('io_uring', 2) },
 ];
 
-const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-/** CPU seconds (user + system, all threads) a process has used. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[STAT_UTIME_AFTER_COMM]) + Number(fields[STAT_UTIME_AFTER_COMM + 1])) / clockTicks;
-}
-
 const rewritten = (s: StatusJson) => s.queues.reduce((n, q) => n + Number(q.counters.verdicts.rewritten), 0);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Trial {
   id: CaseId;
@@ -112,7 +99,7 @@ async function trial(lab: Lab, c: Case, spec: Omit<FloodSpec, 'address'>, send: 
   try {
     await sleep(SETTLE_MS);
     const pid = setup.daemon?.pid;
-    const cpu0 = pid ? cpuSeconds(pid) : 0;
+    const cpu0 = pid ? processCpuSeconds(pid) : 0;
     const st0 = await setup.daemon?.status();
     const rx0 = (await linkStats(lab, 'srv', LAB_INTERFACES.srvToLb)).rx.packets;
     const offered = await send(lab, { ...spec, address });
@@ -120,7 +107,7 @@ async function trial(lab: Lab, c: Case, spec: Omit<FloodSpec, 'address'>, send: 
     const delivered = await sink.count();
     const rx1 = (await linkStats(lab, 'srv', LAB_INTERFACES.srvToLb)).rx.packets;
     const st1 = await setup.daemon?.status();
-    const cpu1 = pid ? cpuSeconds(pid) : 0;
+    const cpu1 = pid ? processCpuSeconds(pid) : 0;
     const t: Trial = {
       id: c.id,
       offeredPps: offered.packets / offered.seconds,
@@ -194,7 +181,7 @@ async function latency(lab: Lab, ids: CaseId[], count: number, reps: number): Pr
   const results = ids.map((id) => ({ id, udp: [] as number[], tcp: [] as number[], lost: 0 }));
   try {
     for (let r = 0; r < reps; r++) {
-      for (const res of r % 2 ? [...results].reverse() : results) {
+      for (const res of interleaved(results, r)) {
         const c = CASES.find((x) => x.id === res.id)!;
         const address = c.target === 'rip' ? RIP : VIP;
         const setup = await c.setup(lab);
@@ -216,9 +203,7 @@ async function latency(lab: Lab, ids: CaseId[], count: number, reps: number): Pr
   return results;
 }
 
-const k = (pps: number) => `${(pps / 1000).toFixed(1)}k`;
 const us = (ns: number) => `${(ns / 1000).toFixed(1)}`;
-const pad = (s: string, n: number) => s.padStart(n);
 
 function throughputLines(trials: Trial[]): string[] {
   const med = (id: CaseId, f: (t: Trial) => number | undefined) => {
@@ -292,7 +277,7 @@ async function main(): Promise<void> {
     port: FLOOD_PORT, seconds: Number(values.seconds), flows: Number(values.flows), size: Number(values.size), cpus: Number(values['sender-cpus']),
   };
   const reps = Number(values.reps);
-  const load0 = loadavg();
+  const record = runRecord('lab-udp');
 
   destroyLabsOnExit();
   const lab = await Lab.create({ vipsOnLoopback: true });
@@ -303,7 +288,7 @@ async function main(): Promise<void> {
     // Sockets bound to the RIP and the VIP exist side by side.
     await writeSysctl('net.ipv4.ip_nonlocal_bind', '1', lab.where('srv'));
     for (let r = 0; r < reps; r++) {
-      for (const c of r % 2 ? [...CASES].reverse() : CASES) {
+      for (const c of interleaved(CASES, r)) {
         const t = await trial(lab, c, spec, send);
         trials.push(t);
         process.stderr.write(`rep ${r + 1} ${c.id}) ${c.label.padEnd(28)} offered ${k(t.offeredPps)}, arrived ${k(t.arrivedPps)}, delivered ${k(t.deliveredPps)} pps`
@@ -320,10 +305,7 @@ async function main(): Promise<void> {
     await lab.destroy();
   }
 
-  const load1 = loadavg();
-  const out: string[] = [];
-  out.push(`command: node dist/bench/lab-udp.js ${process.argv.slice(2).join(' ')}`.trimEnd());
-  out.push(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${new Date().toISOString()}, load average ${load0[0]!.toFixed(2)} at start, ${load1[0]!.toFixed(2)} at end (${availableParallelism()} CPUs)`);
+  const out = record.lines();
   if (trials.length) {
     out.push(`UDP ${spec.size}-byte payload, ${spec.flows} flows, sender ${senderName}${senderName === 'trafgen' ? ` on ${spec.cpus} CPU(s)` : ''}, ${reps} interleaved reps of ${spec.seconds} s, medians:`);
     out.push('', ...throughputLines(trials));
