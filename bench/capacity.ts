@@ -11,6 +11,8 @@
 // Rewriters (--cases):
 //   c-uring          bench/c/tun-loop.c, io_uring (multishot read, DEFER_TASKRUN)
 //   c-uring-vnet     the same with IFF_VNET_HDR, TSO and the daemon's offload slot size
+//   c-uring-vnet-2k  IFF_VNET_HDR and TSO, but the slots of --no-offload: what the header
+//                    costs apart from the slot size (safe here only: no super-packets come)
 //   c-readwrite      bench/c/tun-loop.c, read()/write()
 //   uring-auto       l3dsr run --engine io_uring (offload = auto, the default)
 //   uring-no         l3dsr run --engine io_uring --no-offload
@@ -75,11 +77,9 @@ function daemon(engine: 'io_uring' | 'readwrite', offload: 'auto' | 'no') {
   };
 }
 
-function cLoop(engine: 'uring' | 'readwrite', vnet: boolean) {
+function cLoop(engine: 'uring' | 'readwrite', vnet: boolean, slot = slotSizeFor(LAB_MTU, vnet ? 'auto' : 'no')) {
   return async (lab: Lab, c: CPrograms): Promise<Rewriter> => {
-    const loop = await TunLoop.start(lab, c.tunLoop, {
-      engine, dscp: DSCP, vip: VIP, vnet, cpu: REWRITER_CPU, slot: vnet ? slotSizeFor(LAB_MTU, 'auto') : undefined,
-    });
+    const loop = await TunLoop.start(lab, c.tunLoop, { engine, dscp: DSCP, vip: VIP, vnet, cpu: REWRITER_CPU, slot });
     return { pid: loop.pid, packets: () => loop.packets(), stop: () => loop.stop() };
   };
 }
@@ -87,6 +87,7 @@ function cLoop(engine: 'uring' | 'readwrite', vnet: boolean) {
 const CASES: Case[] = [
   { id: 'c-uring', label: 'C io_uring', start: cLoop('uring', false) },
   { id: 'c-uring-vnet', label: `C io_uring, vnet, ${slotSizeFor(LAB_MTU, 'auto')} B slots`, start: cLoop('uring', true) },
+  { id: 'c-uring-vnet-2k', label: `C io_uring, vnet, ${slotSizeFor(LAB_MTU, 'no')} B slots`, start: cLoop('uring', true, slotSizeFor(LAB_MTU, 'no')) },
   { id: 'c-readwrite', label: 'C read/write', start: cLoop('readwrite', false) },
   { id: 'uring-no', label: 'l3dsr io_uring --no-offload', start: daemon('io_uring', 'no') },
   { id: 'uring-auto', label: 'l3dsr io_uring offload=auto', start: daemon('io_uring', 'auto') },
@@ -150,7 +151,7 @@ function rateLines(trials: Trial[], cases: Case[], rate: Rate, sender: string): 
     return xs.length ? spread(xs, (x) => x.toFixed(3)) : '-';
   };
   const has = (id: string) => cases.some((c) => c.id === id);
-  for (const [a, b] of [['uring-auto', 'uring-no'], ['readwrite-auto', 'readwrite-no'], ['uring-no', 'c-uring'], ['readwrite-no', 'c-readwrite'], ['c-uring-vnet', 'c-uring']]) {
+  for (const [a, b] of [['uring-auto', 'uring-no'], ['readwrite-auto', 'readwrite-no'], ['uring-no', 'c-uring'], ['readwrite-no', 'c-readwrite'], ['c-uring-vnet', 'c-uring'], ['c-uring-vnet-2k', 'c-uring'], ['c-uring-vnet', 'c-uring-vnet-2k']]) {
     if (!has(a!) || !has(b!)) continue;
     out.push(`  ${a} / ${b}: delivered ${paired(a!, b!, (t) => t.deliveredPps)}, CPU per packet ${paired(a!, b!, (t) => t.cpuNsPerPacket)}`);
   }

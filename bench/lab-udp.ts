@@ -12,7 +12,7 @@
 //   b) nftables in srv's prerouting: `ip dscp 1 ip daddr set VIP`
 //   c) l3dsr, io_uring, 1 queue        d) l3dsr, read()/write(), 1 queue
 //   e) l3dsr, io_uring, 2 queues (the flood has several flows)
-// plus the rewriter's CPU per packet (utime+stime of the daemon over the
+// plus the rewriter's CPU per packet (ns on CPU of all its threads, schedstat, over the
 // flood / packets it rewrote), the highest offered rate (c) delivers with
 // < 0.1 % loss, and UDP and TCP round trips through (a), (b), (c), (d).
 // Needs root, a C compiler, and trafgen for the default sender.
@@ -22,7 +22,7 @@ import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit } from '../tools/lab/i
 import { writeSysctl } from '../src/system/index.js';
 import { roundTrips, startEcho, startSink } from '../test/support/daemon-traffic.js';
 import { hasTrafgen, linkStats, socketFlood, trafgenFlood, type FloodSpec, type Offered } from './lab-senders.js';
-import { processCpuSeconds } from './support/process-cpu.js';
+import { processCpuNs } from './support/process-cpu.js';
 import { interleaved, kpps as k, pad, runRecord, sleep } from './support/report.js';
 import { median, percentile } from './support/stats.js';
 
@@ -99,7 +99,7 @@ async function trial(lab: Lab, c: Case, spec: Omit<FloodSpec, 'address'>, send: 
   try {
     await sleep(SETTLE_MS);
     const pid = setup.daemon?.pid;
-    const cpu0 = pid ? processCpuSeconds(pid) : 0;
+    const cpu0 = pid ? processCpuNs(pid) : 0;
     const st0 = await setup.daemon?.status();
     const rx0 = (await linkStats(lab, 'srv', LAB_INTERFACES.srvToLb)).rx.packets;
     const offered = await send(lab, { ...spec, address });
@@ -107,7 +107,7 @@ async function trial(lab: Lab, c: Case, spec: Omit<FloodSpec, 'address'>, send: 
     const delivered = await sink.count();
     const rx1 = (await linkStats(lab, 'srv', LAB_INTERFACES.srvToLb)).rx.packets;
     const st1 = await setup.daemon?.status();
-    const cpu1 = pid ? processCpuSeconds(pid) : 0;
+    const cpu1 = pid ? processCpuNs(pid) : 0;
     const t: Trial = {
       id: c.id,
       offeredPps: offered.packets / offered.seconds,
@@ -115,7 +115,7 @@ async function trial(lab: Lab, c: Case, spec: Omit<FloodSpec, 'address'>, send: 
       deliveredPps: delivered / offered.seconds,
     };
     if (st0 && st1) {
-      t.cpuUsPerPacket = ((cpu1 - cpu0) * 1e6) / Math.max(1, rewritten(st1) - rewritten(st0));
+      t.cpuUsPerPacket = (cpu1 - cpu0) / 1000 / Math.max(1, rewritten(st1) - rewritten(st0));
       t.kernelTxDropped = (st1.kernelTxDropped ?? 0) - (st0.kernelTxDropped ?? 0);
     }
     return t;

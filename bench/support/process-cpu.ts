@@ -3,16 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
-/** Fields 14 and 15 (utime, stime) of /proc/PID/stat, counted after the `(comm)` field. */
-const STAT_UTIME_AFTER_COMM = 11;
 const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-/** CPU seconds (user + system, all threads) a process has used, in clock ticks' resolution. */
-export function processCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[STAT_UTIME_AFTER_COMM]) + Number(fields[STAT_UTIME_AFTER_COMM + 1])) / clockTicks;
-}
 
 /** Busy CPU seconds of the whole machine, all CPUs (everything but idle and iowait). */
 export function machineCpuSeconds(): number {
