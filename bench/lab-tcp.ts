@@ -268,7 +268,8 @@ async function main(): Promise<void> {
           const t = await tcpTrial(lab, c, progs, family, streams, seconds);
           tcp.push(t);
           process.stderr.write(`rep ${r + 1} -P ${streams} ${c.id}) ${c.label.padEnd(34)} ${t.gbps.toFixed(2)} Gbit/s, machine ${t.machineNsPerByte.toFixed(3)} ns/B`
-            + `${t.rewriterNsPerByte === undefined ? '' : `, rewriter ${t.rewriterNsPerByte.toFixed(3)} ns/B, ${((t.gsoShare ?? 0) * 100).toFixed(0)} % super-packet reads`}\n`);
+            + `${t.rewriterNsPerByte === undefined ? '' : `, rewriter ${t.rewriterNsPerByte.toFixed(3)} ns/B`}`
+            + `${t.gsoShare === undefined ? '' : `, ${(t.gsoShare * 100).toFixed(0)} % super-packet reads`}\n`);
         }
       }
     }

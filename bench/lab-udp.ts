@@ -24,7 +24,7 @@ import { roundTrips, startEcho, startSink } from '../test/support/daemon-traffic
 import { hasTrafgen, linkStats, socketFlood, trafgenFlood, type FloodSpec, type Offered } from './lab-senders.js';
 import { processCpuNs } from './support/process-cpu.js';
 import { interleaved, kpps as k, pad, runRecord, sleep } from './support/report.js';
-import { median, percentile } from './support/stats.js';
+import { median, percentile, spread } from './support/stats.js';
 
 const FLOOD_PORT = 9000;
 const UDP_ECHO_PORT = 9001;
@@ -211,13 +211,13 @@ function throughputLines(trials: Trial[]): string[] {
     return xs.length ? median(xs) : undefined;
   };
   const delivered = (id: CaseId) => med(id, (t) => t.deliveredPps)!;
-  const out = [`${'case'.padEnd(34)}${pad('offered', 10)}${pad('arrived', 10)}${pad('delivered', 11)}${pad('÷ (a)', 8)}${pad('CPU µs/pkt', 12)}${pad('tx_dropped', 12)}`];
+  const out = [`${'case'.padEnd(34)}${pad('offered', 10)}${pad('arrived', 10)}${pad('delivered (min–max)', 26)}${pad('÷ (a)', 8)}${pad('CPU µs/pkt (min–max)', 24)}${pad('tx_dropped', 12)}`];
   for (const c of CASES) {
     const cpu = med(c.id, (t) => t.cpuUsPerPacket);
     const drops = med(c.id, (t) => t.kernelTxDropped);
     out.push(`${`${c.id}) ${c.label}`.padEnd(34)}${pad(k(med(c.id, (t) => t.offeredPps)!), 10)}${pad(k(med(c.id, (t) => t.arrivedPps)!), 10)}`
-      + `${pad(k(delivered(c.id)), 11)}${pad((delivered(c.id) / delivered('a')).toFixed(2), 8)}`
-      + `${pad(cpu === undefined ? '-' : cpu.toFixed(2), 12)}${pad(drops === undefined ? '-' : String(Math.round(drops)), 12)}`);
+      + `${pad(spread(trials.filter((t) => t.id === c.id).map((t) => t.deliveredPps), k), 26)}${pad((delivered(c.id) / delivered('a')).toFixed(2), 8)}`
+      + `${pad(cpu === undefined ? '-' : spread(trials.filter((t) => t.id === c.id && t.cpuUsPerPacket !== undefined).map((t) => t.cpuUsPerPacket!), (x) => x.toFixed(2)), 24)}${pad(drops === undefined ? '-' : String(Math.round(drops)), 12)}`);
   }
   const ratio = (x: CaseId, y: CaseId) => (delivered(x) / delivered(y)).toFixed(2);
   out.push('');
