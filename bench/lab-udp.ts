@@ -12,9 +12,10 @@
 //   b) nftables in srv's prerouting: `ip dscp 1 ip daddr set VIP`
 //   c) l3dsr, io_uring, 1 queue        d) l3dsr, read()/write(), 1 queue
 //   e) l3dsr, io_uring, 2 queues (the flood has several flows)
-// plus the rewriter's CPU per packet (ns on CPU of all its threads, schedstat, over the
-// flood / packets it rewrote), the highest offered rate (c) delivers with
-// < 0.1 % loss, and UDP and TCP round trips through (a), (b), (c), (d).
+// plus the rewriter's CPU per packet (ns on CPU of all its threads, from
+// schedstat, over the flood / packets it rewrote), the highest offered
+// rate (c) delivers with < 0.1 % loss, and UDP and TCP round trips through
+// (a), (b), (c), (d).
 // Needs root, a C compiler, and trafgen for the default sender.
 import { parseArgs } from 'node:util';
 import { LabDaemon, type StatusJson } from '../tools/demo/lab-daemon.js';
