@@ -25,6 +25,8 @@ export interface FloodSpec {
   size: number;
   /** trafgen worker processes (default 1). */
   cpus?: number;
+  /** The one CPU the sender runs on (trafgen: its one worker; `cpus` is ignored). */
+  cpu?: number;
 }
 
 export interface Offered {
@@ -51,7 +53,7 @@ export async function hasTrafgen(): Promise<boolean> {
 /** A trafgen packet: Ethernet to the LB, IPv4 from the client, UDP with per-flow source ports, checksums computed. */
 const trafgenPacket = (lbMac: string, cliMac: string, spec: FloodSpec): string => trafgenUdp({
   src: LAB_PLAN[4].client, dst: spec.address, srcPort: FLOW_PORT_BASE, dstPort: spec.port, size: spec.size, flows: spec.flows,
-  macs: { dst: lbMac, src: cliMac }, udpChecksum: true,
+  macs: { dst: lbMac, src: cliMac }, udpChecksum: true, cpu: spec.cpu,
 });
 
 /** trafgen on cli's link to the LB for `seconds`, as fast as it goes (IPv4 only). */
@@ -68,7 +70,8 @@ export async function trafgenFlood(lab: Lab, spec: FloodSpec): Promise<Offered> 
     // trafgen forks its workers: signal the whole group (its own), or the workers keep sending.
     // --no-sock-mem / --notouch-irq: leave the machine's settings alone.
     const child = spawn('ip', ['netns', 'exec', lab.namespaces.cli, 'trafgen', '--dev', LAB_INTERFACES.cliToLb, '--conf', conf,
-      '--cpus', String(spec.cpus ?? 1), '--no-sock-mem', '--notouch-irq', '--no-cpu-stats'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+      // trafgen pins worker i to CPU i; a packet pinned to one CPU leaves every other worker idle.
+      '--cpus', String(spec.cpu === undefined ? spec.cpus ?? 1 : spec.cpu + 1), '--no-sock-mem', '--notouch-irq', '--no-cpu-stats'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     let stderr = '';
     child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
     const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
@@ -87,7 +90,7 @@ export async function trafgenFlood(lab: Lab, spec: FloodSpec): Promise<Offered> 
 /** labtool (sendmmsg) from cli; rate 0 = as fast as it goes. */
 export async function socketFlood(lab: Lab, spec: FloodSpec, rate = 0): Promise<Offered> {
   const before = await linkStats(lab, 'cli', LAB_INTERFACES.cliToLb);
-  const r = await flood(lab, { address: spec.address, port: spec.port, size: spec.size, seconds: spec.seconds, rate, flows: spec.flows });
+  const r = await flood(lab, { address: spec.address, port: spec.port, size: spec.size, seconds: spec.seconds, rate, flows: spec.flows, cpu: spec.cpu });
   const after = await linkStats(lab, 'cli', LAB_INTERFACES.cliToLb);
   return { packets: after.tx.packets - before.tx.packets, seconds: r.seconds };
 }

@@ -4,7 +4,7 @@
 // measured together mean anything). Then a short UDP 64-byte flood with
 // offload on and off, to see that small packets do not pay for it.
 //
-//   node dist/bench/lab-tcp.js [--seconds 4] [--reps 3] [--streams 1,4] [--family 4]
+//   node dist/bench/lab-tcp.js [--seconds 4] [--reps 3] [--streams 1,4] [--family 4] [--cases a,b,c,d,e,f]
 //        [--udp-seconds 3] [--udp-reps 3] [--udp-senders socket,trafgen] [--no-udp]     (--reps 0: UDP only)
 //
 // TCP cases (iperf3 -c VIP -S 4 from cli through the nftables LB, receiver in srv):
@@ -12,15 +12,15 @@
 //   b) nftables on srv: `ip dscp 1 ip daddr set VIP` (the reference)
 //   c) l3dsr --no-offload, 1 queue       d) l3dsr --offload, 1 queue
 //   e) l3dsr --offload, 2 queues
-// Reported: receiver Gbit/s (median), ratio to (b), the rewriter's CPU per
-// byte (utime+stime of the daemon, all threads, from /proc/PID/stat), the
+//   f) bench/c/tun-loop.c, io_uring, IFF_VNET_HDR and TSO (IPv4 only): the same
+//      data path in plain C, what a TUN rewriter costs without JavaScript
+// Reported: receiver Gbit/s, median (min–max), ratio of the medians to (b),
+// the rewriter's CPU per byte (nanoseconds on CPU of all its threads, from
+// /proc/PID/task/*/schedstat), the
 // whole machine's busy CPU per byte (/proc/stat; includes the sender, the
 // kernel and anything else running), and for l3dsr the share of reads that
 // were GSO super-packets.
 // Needs root, iperf3, a C compiler (labtool, for the UDP sender and sink).
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LabDaemon, type StatusJson } from '../tools/demo/lab-daemon.js';
 import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit, lbRuleset, type LabVip } from '../tools/lab/index.js';
@@ -28,7 +28,11 @@ import { deleteTableCommands, LB_TABLE } from '../tools/lab/nft-rulesets.js';
 import { ip, nft, nftApply } from '../src/system/index.js';
 import { startSink } from '../test/support/daemon-traffic.js';
 import { hasTrafgen, socketFlood, trafgenFlood, type FloodSpec, type Offered } from './lab-senders.js';
-import { median } from './support/stats.js';
+import { buildCPrograms, type CPrograms } from './support/c-programs.js';
+import { machineCpuSeconds, processCpuNs } from './support/process-cpu.js';
+import { interleaved, kpps as k, pad, runRecord, sleep } from './support/report.js';
+import { median, spread } from './support/stats.js';
+import { TunLoop } from './support/tun-loop.js';
 
 const IPERF_PORT = 5201;
 const FLOOD_PORT = 9000;
@@ -36,8 +40,6 @@ const FLOOD_PORT = 9000;
 const IPERF_TOS = '4';
 /** Time for the path to settle after a setup, and to drain after a run. */
 const SETTLE_MS = 300;
-/** Fields 14 and 15 (utime, stime) of /proc/PID/stat, counted after the `(comm)` field. */
-const STAT_UTIME_AFTER_COMM = 11;
 
 const VIPS: readonly LabVip[] = [
   { family: 4, address: '203.0.113.10', dscp: 1 },
@@ -45,17 +47,21 @@ const VIPS: readonly LabVip[] = [
 ];
 const vipOf = (family: 4 | 6) => VIPS.find((v) => v.family === family)!.address;
 
-type CaseId = 'a' | 'b' | 'c' | 'd' | 'e';
+type CaseId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
 
 interface Setup {
   daemon?: LabDaemon;
+  /** The rewriter's process, when there is one. */
+  pid?: number;
   stop(): Promise<void>;
 }
 
 interface Case {
   id: CaseId;
   label: string;
-  setup(lab: Lab): Promise<Setup>;
+  setup(lab: Lab, c: CPrograms): Promise<Setup>;
+  /** The families it rewrites (default both). */
+  families?: readonly (4 | 6)[];
 }
 
 function l3dsr(offload: boolean, queues: number) {
@@ -65,8 +71,14 @@ function l3dsr(offload: boolean, queues: number) {
       ...VIPS.flatMap((v) => ['--rule', `${v.dscp}=${v.address}`]),
       '--steer', LAB_INTERFACES.srvToLb, '--engine', 'io_uring', '--queues', String(queues), offload ? '--offload' : '--no-offload',
     ]);
-    return { daemon, stop: async () => { await daemon.stop(); } };
+    return { daemon, pid: daemon.pid, stop: async () => { await daemon.stop(); } };
   };
+}
+
+async function cTunLoop(lab: Lab, c: CPrograms): Promise<Setup> {
+  const v = VIPS.find((x) => x.family === 4)!;
+  const loop = await TunLoop.start(lab, c.tunLoop, { engine: 'uring', dscp: v.dscp, vip: v.address, vnet: true });
+  return { pid: loop.pid, stop: () => loop.stop() };
 }
 
 /** The LB stops rewriting and routes the VIPs to srv as they are: no rewrite anywhere. */
@@ -94,26 +106,10 @@ const TCP_CASES: Case[] = [
   { id: 'c', label: 'l3dsr, no offload, 1 queue', setup: l3dsr(false, 1) },
   { id: 'd', label: 'l3dsr, offload, 1 queue', setup: l3dsr(true, 1) },
   { id: 'e', label: 'l3dsr, offload, 2 queues', setup: l3dsr(true, 2) },
+  { id: 'f', label: 'C TUN loop, vnet + TSO', setup: cTunLoop, families: [4] },
 ];
 
-const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-/** CPU seconds (user + system, all threads) a process has used. */
-function processCpu(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[STAT_UTIME_AFTER_COMM]) + Number(fields[STAT_UTIME_AFTER_COMM + 1])) / clockTicks;
-}
-
-/** Busy CPU seconds of the whole machine, all CPUs (everything but idle and iowait). */
-function machineCpu(): number {
-  // cpu  user nice system idle iowait irq softirq steal ...
-  const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
-  return (user! + nice! + system! + irq! + softirq! + steal!) / clockTicks;
-}
-
 const sum = (s: StatusJson, pick: (q: StatusJson['queues'][number]) => number) => s.queues.reduce((n, q) => n + Number(pick(q)), 0);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface TcpTrial {
   id: CaseId;
@@ -130,19 +126,19 @@ interface IperfJson {
   end: { sum_received: { bytes: number; bits_per_second: number }; sum_sent: { retransmits?: number } };
 }
 
-async function tcpTrial(lab: Lab, c: Case, family: 4 | 6, streams: number, seconds: number): Promise<TcpTrial> {
-  const setup = await c.setup(lab);
+async function tcpTrial(lab: Lab, c: Case, progs: CPrograms, family: 4 | 6, streams: number, seconds: number): Promise<TcpTrial> {
+  const setup = await c.setup(lab, progs);
   try {
     await sleep(SETTLE_MS);
-    const pid = setup.daemon?.pid;
+    const pid = setup.pid;
     const st0 = await setup.daemon?.status();
-    const cpu0 = pid ? processCpu(pid) : 0;
-    const m0 = machineCpu();
+    const cpu0 = pid ? processCpuNs(pid) : 0;
+    const m0 = machineCpuSeconds();
     const out = await lab.exec('cli', 'iperf3', [
       '-c', vipOf(family), '-p', String(IPERF_PORT), '-t', String(seconds), '-S', IPERF_TOS, '-P', String(streams), '-J',
     ]);
-    const m1 = machineCpu();
-    const cpu1 = pid ? processCpu(pid) : 0;
+    const m1 = machineCpuSeconds();
+    const cpu1 = pid ? processCpuNs(pid) : 0;
     const st1 = await setup.daemon?.status();
     const r = JSON.parse(out) as IperfJson;
     if (r.error) throw new Error(`iperf3 (${c.id}): ${r.error}`);
@@ -152,8 +148,8 @@ async function tcpTrial(lab: Lab, c: Case, family: 4 | 6, streams: number, secon
       id: c.id, streams, gbps: r.end.sum_received.bits_per_second / 1e9, retransmits: r.end.sum_sent.retransmits ?? 0,
       machineNsPerByte: ((m1 - m0) * 1e9) / bytes,
     };
-    if (pid && st0 && st1) {
-      t.rewriterNsPerByte = ((cpu1 - cpu0) * 1e9) / bytes;
+    if (pid) t.rewriterNsPerByte = (cpu1 - cpu0) / bytes;
+    if (st0 && st1) {
       const reads = sum(st1, (q) => q.tun.packetsRead) - sum(st0, (q) => q.tun.packetsRead);
       t.gsoShare = (sum(st1, (q) => q.tun.gsoPackets) - sum(st0, (q) => q.tun.gsoPackets)) / Math.max(1, reads);
     }
@@ -171,18 +167,18 @@ async function udpTrial(lab: Lab, offload: boolean, sender: string, spec: Omit<F
   try {
     await sleep(SETTLE_MS);
     const pid = setup.daemon!.pid;
-    const cpu0 = processCpu(pid);
+    const cpu0 = processCpuNs(pid);
     const st0 = await setup.daemon!.status();
     const full = { ...spec, address: vipOf(4) };
     const offered: Offered = sender === 'trafgen' ? await trafgenFlood(lab, full) : await socketFlood(lab, full);
     await sleep(SETTLE_MS);
     const delivered = await sink.count();
     const st1 = await setup.daemon!.status();
-    const cpu1 = processCpu(pid);
+    const cpu1 = processCpuNs(pid);
     const rewritten = sum(st1, (q) => Number(q.counters.verdicts.rewritten)) - sum(st0, (q) => Number(q.counters.verdicts.rewritten));
     return {
       offload, sender, offeredPps: offered.packets / offered.seconds, deliveredPps: delivered / offered.seconds,
-      cpuUsPerPacket: ((cpu1 - cpu0) * 1e6) / Math.max(1, rewritten),
+      cpuUsPerPacket: (cpu1 - cpu0) / 1000 / Math.max(1, rewritten),
     };
   } finally {
     await setup.stop();
@@ -190,28 +186,27 @@ async function udpTrial(lab: Lab, offload: boolean, sender: string, spec: Omit<F
   }
 }
 
-const pad = (s: string, n: number) => s.padStart(n);
-const k = (pps: number) => `${(pps / 1000).toFixed(1)}k`;
 
-function tcpLines(trials: TcpTrial[], streams: number): string[] {
+function tcpLines(trials: TcpTrial[], cases: readonly Case[], streams: number): string[] {
   const of = (id: CaseId) => trials.filter((t) => t.id === id && t.streams === streams);
   const med = (id: CaseId, f: (t: TcpTrial) => number | undefined) => {
     const xs = of(id).map(f).filter((x): x is number => x !== undefined);
     return xs.length ? median(xs) : undefined;
   };
   const gbps = (id: CaseId) => med(id, (t) => t.gbps)!;
-  const out = [`${'case'.padEnd(36)}${pad('Gbit/s', 8)}${pad('÷ (b)', 7)}${pad('rewriter ns/B', 15)}${pad('machine ns/B', 14)}${pad('super-pkt reads', 17)}${pad('retrans', 9)}  runs (Gbit/s)`];
-  for (const c of TCP_CASES) {
-    const rw = med(c.id, (t) => t.rewriterNsPerByte);
+  const out = [`${'case'.padEnd(36)}${pad('Gbit/s', 20)}${pad('÷ (b)', 7)}${pad('rewriter ns/B', 22)}${pad('machine ns/B', 14)}${pad('super-pkt reads', 17)}${pad('retrans', 9)}`];
+  for (const c of cases) {
+    const rw = of(c.id).map((t) => t.rewriterNsPerByte).filter((x): x is number => x !== undefined);
     const share = med(c.id, (t) => t.gsoShare);
-    out.push(`${`${c.id}) ${c.label}`.padEnd(36)}${pad(gbps(c.id).toFixed(2), 8)}`
-      + `${pad((gbps(c.id) / gbps('b')).toFixed(2), 7)}${pad(rw === undefined ? '-' : rw.toFixed(3), 15)}`
+    out.push(`${`${c.id}) ${c.label}`.padEnd(36)}${pad(spread(of(c.id).map((t) => t.gbps), (x) => x.toFixed(2)), 20)}`
+      + `${pad(gbps('b') ? (gbps(c.id) / gbps('b')).toFixed(2) : '-', 7)}${pad(rw.length ? spread(rw, (x) => x.toFixed(3)) : '-', 22)}`
       + `${pad(med(c.id, (t) => t.machineNsPerByte)!.toFixed(3), 14)}${pad(share === undefined ? '-' : `${(share * 100).toFixed(0)} %`, 17)}`
-      + `${pad(String(Math.round(med(c.id, (t) => t.retransmits)!)), 9)}  ${of(c.id).map((t) => t.gbps.toFixed(1)).join(' ')}`);
+      + `${pad(String(Math.round(med(c.id, (t) => t.retransmits)!)), 9)}`);
   }
-  const ratio = (x: CaseId, y: CaseId) => (gbps(x) / gbps(y)).toFixed(2);
-  out.push(`ratios: (d) offload / (b) nftables = ${ratio('d', 'b')} (target >= 0.8); (e) 2 queues / (b) = ${ratio('e', 'b')}; `
-    + `(c) no offload / (b) = ${ratio('c', 'b')}; (d) / (c) = ${ratio('d', 'c')}; (b) / (a) no rewrite = ${ratio('b', 'a')}`);
+  const has = (id: CaseId) => cases.some((c) => c.id === id);
+  const ratios = ([['d', 'b'], ['e', 'b'], ['c', 'b'], ['f', 'b'], ['d', 'f'], ['b', 'a']] as const)
+    .filter(([x, y]) => has(x) && has(y)).map(([x, y]) => `(${x}) / (${y}) = ${(gbps(x) / gbps(y)).toFixed(2)}`);
+  if (ratios.length) out.push(`ratios of medians: ${ratios.join('; ')}  (target: (d) / (b) >= 0.8)`);
   return out;
 }
 
@@ -242,6 +237,7 @@ async function main(): Promise<void> {
       'udp-reps': { type: 'string', default: '3' },
       'udp-senders': { type: 'string' },
       'no-udp': { type: 'boolean' },
+      cases: { type: 'string', default: TCP_CASES.map((c) => c.id).join(',') },
     },
   });
   if (process.getuid?.() !== 0) throw new Error('bench/lab-tcp needs root (network namespaces, TUN, tc)');
@@ -250,10 +246,16 @@ async function main(): Promise<void> {
   const streamsList = values.streams!.split(',').map(Number);
   const family = Number(values.family) as 4 | 6;
   if (family !== 4 && family !== 6) throw new Error(`--family: 4 or 6, got ${values.family}`);
+  const cases = values.cases!.split(',').map((id) => {
+    const c = TCP_CASES.find((x) => x.id === id);
+    if (!c) throw new Error(`--cases: unknown case ${id} (known: ${TCP_CASES.map((x) => x.id).join(', ')})`);
+    return c;
+  }).filter((c) => c.families?.includes(family) ?? true);
   const senders = values['udp-senders']?.split(',') ?? ((await hasTrafgen()) ? ['socket', 'trafgen'] : ['socket']);
-  const load0 = loadavg();
+  const record = runRecord('lab-tcp');
 
   destroyLabsOnExit();
+  const progs = buildCPrograms();
   const lab = await Lab.create({ vips: VIPS, vipsOnLoopback: true });
   const tcp: TcpTrial[] = [];
   const udp: UdpTrial[] = [];
@@ -262,11 +264,12 @@ async function main(): Promise<void> {
     await sleep(SETTLE_MS);
     for (let r = 0; r < reps; r++) {
       for (const streams of streamsList) {
-        for (const c of r % 2 ? [...TCP_CASES].reverse() : TCP_CASES) {
-          const t = await tcpTrial(lab, c, family, streams, seconds);
+        for (const c of interleaved(cases, r)) {
+          const t = await tcpTrial(lab, c, progs, family, streams, seconds);
           tcp.push(t);
           process.stderr.write(`rep ${r + 1} -P ${streams} ${c.id}) ${c.label.padEnd(34)} ${t.gbps.toFixed(2)} Gbit/s, machine ${t.machineNsPerByte.toFixed(3)} ns/B`
-            + `${t.rewriterNsPerByte === undefined ? '' : `, rewriter ${t.rewriterNsPerByte.toFixed(3)} ns/B, ${((t.gsoShare ?? 0) * 100).toFixed(0)} % super-packet reads`}\n`);
+            + `${t.rewriterNsPerByte === undefined ? '' : `, rewriter ${t.rewriterNsPerByte.toFixed(3)} ns/B`}`
+            + `${t.gsoShare === undefined ? '' : `, ${(t.gsoShare * 100).toFixed(0)} % super-packet reads`}\n`);
         }
       }
     }
@@ -274,7 +277,7 @@ async function main(): Promise<void> {
       const spec = { port: FLOOD_PORT, seconds: Number(values['udp-seconds']), flows: 16, size: 64, cpus: 2 };
       for (let r = 0; r < Number(values['udp-reps']); r++) {
         for (const sender of senders) {
-          for (const offload of r % 2 ? [true, false] : [false, true]) {
+          for (const offload of interleaved([false, true], r)) {
             const t = await udpTrial(lab, offload, sender, spec);
             udp.push(t);
             process.stderr.write(`udp rep ${r + 1} ${sender} offload ${offload ? 'on ' : 'off'}: offered ${k(t.offeredPps)}, delivered ${k(t.deliveredPps)} pps, ${t.cpuUsPerPacket.toFixed(2)} µs CPU/pkt\n`);
@@ -284,15 +287,13 @@ async function main(): Promise<void> {
     }
   } finally {
     await lab.destroy();
+    progs.remove();
   }
 
-  const load1 = loadavg();
-  const out: string[] = [];
-  out.push(`command: node dist/bench/lab-tcp.js ${process.argv.slice(2).join(' ')}`.trimEnd());
-  out.push(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${new Date().toISOString()}, load average ${load0[0]!.toFixed(2)} at start, ${load1[0]!.toFixed(2)} at end (${availableParallelism()} CPUs)`);
+  const out = record.lines();
   for (const streams of tcp.length ? streamsList : []) {
     out.push('', `TCP upload, IPv${family}, iperf3 -P ${streams} -S ${IPERF_TOS}, ${seconds} s, ${reps} interleaved reps, medians:`);
-    out.push(...tcpLines(tcp, streams));
+    out.push(...tcpLines(tcp, cases, streams));
   }
   if (udp.length) {
     out.push('', `UDP 64-byte payload, 16 flows, l3dsr io_uring 1 queue, ${values['udp-reps']} interleaved reps of ${values['udp-seconds']} s, medians:`);

@@ -12,20 +12,20 @@
 //   b) nftables in srv's prerouting: `ip dscp 1 ip daddr set VIP`
 //   c) l3dsr, io_uring, 1 queue        d) l3dsr, read()/write(), 1 queue
 //   e) l3dsr, io_uring, 2 queues (the flood has several flows)
-// plus the rewriter's CPU per packet (utime+stime of the daemon over the
-// flood / packets it rewrote), the highest offered rate (c) delivers with
-// < 0.1 % loss, and UDP and TCP round trips through (a), (b), (c), (d).
+// plus the rewriter's CPU per packet (ns on CPU of all its threads, from
+// schedstat, over the flood / packets it rewrote), the highest offered
+// rate (c) delivers with < 0.1 % loss, and UDP and TCP round trips through
+// (a), (b), (c), (d).
 // Needs root, a C compiler, and trafgen for the default sender.
-import { readFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LabDaemon, type StatusJson } from '../tools/demo/lab-daemon.js';
 import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit } from '../tools/lab/index.js';
 import { writeSysctl } from '../src/system/index.js';
 import { roundTrips, startEcho, startSink } from '../test/support/daemon-traffic.js';
 import { hasTrafgen, linkStats, socketFlood, trafgenFlood, type FloodSpec, type Offered } from './lab-senders.js';
-import { median, percentile } from './support/stats.js';
+import { processCpuNs } from './support/process-cpu.js';
+import { interleaved, kpps as k, pad, runRecord, sleep } from './support/report.js';
+import { median, percentile, spread } from './support/stats.js';
 
 const FLOOD_PORT = 9000;
 const UDP_ECHO_PORT = 9001;
@@ -37,8 +37,6 @@ const LOSSLESS = 0.001;
 const SEARCH_STEPS = 7;
 const MIN_SEARCH_RATE = 10_000;
 const DEFAULT_SEARCH_HIGH = 300_000;
-/** Utime/stime in /proc/PID/stat are fields 14 and 15 (1-based), counted after the `(comm)` field. */
-const STAT_UTIME_AFTER_COMM = 11;
 
 type CaseId = 'a' | 'b' | 'c' | 'd' | 'e';
 
@@ -81,17 +79,7 @@ const CASES: Case[] = [
   { id: 'e', label: 'l3dsr io_uring, 2 queues', target: 'vip', setup: l3dsr('io_uring', 2) },
 ];
 
-const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-/** CPU seconds (user + system, all threads) a process has used. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[STAT_UTIME_AFTER_COMM]) + Number(fields[STAT_UTIME_AFTER_COMM + 1])) / clockTicks;
-}
-
 const rewritten = (s: StatusJson) => s.queues.reduce((n, q) => n + Number(q.counters.verdicts.rewritten), 0);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Trial {
   id: CaseId;
@@ -112,7 +100,7 @@ async function trial(lab: Lab, c: Case, spec: Omit<FloodSpec, 'address'>, send: 
   try {
     await sleep(SETTLE_MS);
     const pid = setup.daemon?.pid;
-    const cpu0 = pid ? cpuSeconds(pid) : 0;
+    const cpu0 = pid ? processCpuNs(pid) : 0;
     const st0 = await setup.daemon?.status();
     const rx0 = (await linkStats(lab, 'srv', LAB_INTERFACES.srvToLb)).rx.packets;
     const offered = await send(lab, { ...spec, address });
@@ -120,7 +108,7 @@ async function trial(lab: Lab, c: Case, spec: Omit<FloodSpec, 'address'>, send: 
     const delivered = await sink.count();
     const rx1 = (await linkStats(lab, 'srv', LAB_INTERFACES.srvToLb)).rx.packets;
     const st1 = await setup.daemon?.status();
-    const cpu1 = pid ? cpuSeconds(pid) : 0;
+    const cpu1 = pid ? processCpuNs(pid) : 0;
     const t: Trial = {
       id: c.id,
       offeredPps: offered.packets / offered.seconds,
@@ -128,7 +116,7 @@ async function trial(lab: Lab, c: Case, spec: Omit<FloodSpec, 'address'>, send: 
       deliveredPps: delivered / offered.seconds,
     };
     if (st0 && st1) {
-      t.cpuUsPerPacket = ((cpu1 - cpu0) * 1e6) / Math.max(1, rewritten(st1) - rewritten(st0));
+      t.cpuUsPerPacket = (cpu1 - cpu0) / 1000 / Math.max(1, rewritten(st1) - rewritten(st0));
       t.kernelTxDropped = (st1.kernelTxDropped ?? 0) - (st0.kernelTxDropped ?? 0);
     }
     return t;
@@ -194,7 +182,7 @@ async function latency(lab: Lab, ids: CaseId[], count: number, reps: number): Pr
   const results = ids.map((id) => ({ id, udp: [] as number[], tcp: [] as number[], lost: 0 }));
   try {
     for (let r = 0; r < reps; r++) {
-      for (const res of r % 2 ? [...results].reverse() : results) {
+      for (const res of interleaved(results, r)) {
         const c = CASES.find((x) => x.id === res.id)!;
         const address = c.target === 'rip' ? RIP : VIP;
         const setup = await c.setup(lab);
@@ -216,9 +204,7 @@ async function latency(lab: Lab, ids: CaseId[], count: number, reps: number): Pr
   return results;
 }
 
-const k = (pps: number) => `${(pps / 1000).toFixed(1)}k`;
 const us = (ns: number) => `${(ns / 1000).toFixed(1)}`;
-const pad = (s: string, n: number) => s.padStart(n);
 
 function throughputLines(trials: Trial[]): string[] {
   const med = (id: CaseId, f: (t: Trial) => number | undefined) => {
@@ -226,13 +212,13 @@ function throughputLines(trials: Trial[]): string[] {
     return xs.length ? median(xs) : undefined;
   };
   const delivered = (id: CaseId) => med(id, (t) => t.deliveredPps)!;
-  const out = [`${'case'.padEnd(34)}${pad('offered', 10)}${pad('arrived', 10)}${pad('delivered', 11)}${pad('÷ (a)', 8)}${pad('CPU µs/pkt', 12)}${pad('tx_dropped', 12)}`];
+  const out = [`${'case'.padEnd(34)}${pad('offered', 10)}${pad('arrived', 10)}${pad('delivered (min–max)', 26)}${pad('÷ (a)', 8)}${pad('CPU µs/pkt (min–max)', 24)}${pad('tx_dropped', 12)}`];
   for (const c of CASES) {
     const cpu = med(c.id, (t) => t.cpuUsPerPacket);
     const drops = med(c.id, (t) => t.kernelTxDropped);
     out.push(`${`${c.id}) ${c.label}`.padEnd(34)}${pad(k(med(c.id, (t) => t.offeredPps)!), 10)}${pad(k(med(c.id, (t) => t.arrivedPps)!), 10)}`
-      + `${pad(k(delivered(c.id)), 11)}${pad((delivered(c.id) / delivered('a')).toFixed(2), 8)}`
-      + `${pad(cpu === undefined ? '-' : cpu.toFixed(2), 12)}${pad(drops === undefined ? '-' : String(Math.round(drops)), 12)}`);
+      + `${pad(spread(trials.filter((t) => t.id === c.id).map((t) => t.deliveredPps), k), 26)}${pad((delivered(c.id) / delivered('a')).toFixed(2), 8)}`
+      + `${pad(cpu === undefined ? '-' : spread(trials.filter((t) => t.id === c.id && t.cpuUsPerPacket !== undefined).map((t) => t.cpuUsPerPacket!), (x) => x.toFixed(2)), 24)}${pad(drops === undefined ? '-' : String(Math.round(drops)), 12)}`);
   }
   const ratio = (x: CaseId, y: CaseId) => (delivered(x) / delivered(y)).toFixed(2);
   out.push('');
@@ -292,7 +278,7 @@ async function main(): Promise<void> {
     port: FLOOD_PORT, seconds: Number(values.seconds), flows: Number(values.flows), size: Number(values.size), cpus: Number(values['sender-cpus']),
   };
   const reps = Number(values.reps);
-  const load0 = loadavg();
+  const record = runRecord('lab-udp');
 
   destroyLabsOnExit();
   const lab = await Lab.create({ vipsOnLoopback: true });
@@ -303,7 +289,7 @@ async function main(): Promise<void> {
     // Sockets bound to the RIP and the VIP exist side by side.
     await writeSysctl('net.ipv4.ip_nonlocal_bind', '1', lab.where('srv'));
     for (let r = 0; r < reps; r++) {
-      for (const c of r % 2 ? [...CASES].reverse() : CASES) {
+      for (const c of interleaved(CASES, r)) {
         const t = await trial(lab, c, spec, send);
         trials.push(t);
         process.stderr.write(`rep ${r + 1} ${c.id}) ${c.label.padEnd(28)} offered ${k(t.offeredPps)}, arrived ${k(t.arrivedPps)}, delivered ${k(t.deliveredPps)} pps`
@@ -320,10 +306,7 @@ async function main(): Promise<void> {
     await lab.destroy();
   }
 
-  const load1 = loadavg();
-  const out: string[] = [];
-  out.push(`command: node dist/bench/lab-udp.js ${process.argv.slice(2).join(' ')}`.trimEnd());
-  out.push(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, ${new Date().toISOString()}, load average ${load0[0]!.toFixed(2)} at start, ${load1[0]!.toFixed(2)} at end (${availableParallelism()} CPUs)`);
+  const out = record.lines();
   if (trials.length) {
     out.push(`UDP ${spec.size}-byte payload, ${spec.flows} flows, sender ${senderName}${senderName === 'trafgen' ? ` on ${spec.cpus} CPU(s)` : ''}, ${reps} interleaved reps of ${spec.seconds} s, medians:`);
     out.push('', ...throughputLines(trials));

@@ -37,7 +37,7 @@ const SLOT_ALIGN = 64;
  * 4-10 % were dropped (tx_dropped) while the reader was between batches;
  * 4096 dropped none. (With offloads the same upload is ~300 super-packets.)
  */
-const TUN_TX_QUEUE_LEN = 4096;
+export const TUN_TX_QUEUE_LEN = 4096;
 
 /**
  * The size of a packet slot for an MTU: with offload a read can carry a

@@ -199,6 +199,8 @@ export interface FloodOptions {
   /** Distinct source ports (default 1). */
   flows?: number;
   role?: LabRole;
+  /** The one CPU the sender may run on (default: any). */
+  cpu?: number;
 }
 
 export interface FloodResult {
@@ -209,9 +211,10 @@ export interface FloodResult {
 
 /** Runs a UDP flood from cli (by default) to completion. */
 export async function flood(lab: Lab, o: FloodOptions): Promise<FloodResult> {
-  const out = await lab.exec(o.role ?? 'cli', labtool(), [
-    'flood', o.address, String(o.port), String(o.size ?? 64), String(o.seconds), String(o.rate ?? 0), String(o.flows ?? 1),
-  ]);
+  const args = ['flood', o.address, String(o.port), String(o.size ?? 64), String(o.seconds), String(o.rate ?? 0), String(o.flows ?? 1)];
+  const out = o.cpu === undefined
+    ? await lab.exec(o.role ?? 'cli', labtool(), args)
+    : await lab.exec(o.role ?? 'cli', 'taskset', ['-c', String(o.cpu), labtool(), ...args]);
   return JSON.parse(out) as FloodResult;
 }
 
