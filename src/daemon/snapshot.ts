@@ -3,6 +3,7 @@
 
 import type { L2dsrVip } from '../config/load.js';
 import type { Counters, Rule } from '../core/types.js';
+import type { LbVip } from '../lb/types.js';
 import type { TunStats } from '../tun/device.js';
 import type { HttpRejected } from './http-endpoints.js';
 import type { VipRow } from './vip-state.js';
@@ -10,8 +11,10 @@ import type { VipRow } from './vip-state.js';
 export interface QueueCounters {
   verdicts: Counters['verdicts'];
   reasons: Counters['reasons'];
-  /** Per rule index: packets and bytes. */
+  /** Per rule index: packets and bytes (the real server's; none on a balancer). */
   rules: { packets: bigint; bytes: bigint }[];
+  /** The balancer's connection-table entries pushed out of a full bucket by a new flow. */
+  evictions?: bigint;
 }
 
 export interface QueueSnapshot {
@@ -25,13 +28,18 @@ export interface QueueSnapshot {
 }
 
 export interface DaemonSnapshot {
+  /** Which daemon: the real server's (`l3dsr run`) or the balancer (`l3dsr lb`). */
+  command: 'run' | 'lb';
   pid: number;
   tun: string;
   startedAt: number;
   /** --config paths as given (files or directories). */
   configPaths: string[];
+  /** The real server's rules (none on a balancer). */
   rules: Rule[];
   l2dsr: L2dsrVip[];
+  /** The balancer's [lb] sections (l3dsr lb only). */
+  balancer?: { vips: LbVip[]; connections: number };
   /** One row per VIP, from the system at snapshot time (only in /status). */
   vips?: VipRow[];
   warnings: string[];

@@ -32,6 +32,8 @@ export interface DaemonExit {
 }
 
 export interface LabDaemonOptions {
+  /** The daemon: `run` (the default, the real server's) or `lb` (the balancer). */
+  command?: 'run' | 'lb';
   /** Namespace to run in; default srv (the three-namespace lab's server; srv1 or srv2 in the ECMP lab). */
   role?: string;
   /**
@@ -80,7 +82,7 @@ export class LabDaemon {
     this.#ownMountNamespace = options.ownMountNamespace ?? false;
     const socketArgs = this.#controlSocket === undefined ? [] : ['--control-socket', this.#controlSocket];
     const [file, ...prefixArgs] = [...(options.prefix ?? []), process.execPath];
-    this.child = lab.spawn(options.role ?? 'srv', file!, [...prefixArgs, options.bin ?? L3DSR_BIN, 'run', ...args, ...socketArgs], {
+    this.child = lab.spawn(options.role ?? 'srv', file!, [...prefixArgs, options.bin ?? L3DSR_BIN, options.command ?? 'run', ...args, ...socketArgs], {
       stdio: ['ignore', 'pipe', 'pipe'], env: options.env, cwd: options.cwd,
     });
     // Each stream keeps its own unfinished line.
