@@ -4,36 +4,46 @@
 // from the VIP, both servers get some, the answers come back through the
 // router and never through a balancer; both families. A stopped balancer
 // leaves nothing: no TUN, no qdisc or filter, rp_filter as it was, no
-// runtime file. Needs root.
+// runtime file. SIGHUP: a bad file changes nothing; a backend added takes
+// new flows while every established one keeps its server. Needs root.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspectSteering } from '../src/steering/index.js';
-import { ipJson, readSysctl, writeSysctl } from '../src/system/index.js';
+import { ipJson, readSysctl } from '../src/system/index.js';
 import { BALANCERS, ECMP_INTERFACES, EcmpLab, SERVERS, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
 import type { EchoService, LabVip, ProbeTarget } from '../tools/lab/index.js';
-import { LabDaemon, requireLabRoot, rulePackets, sumQueues } from './support/daemon.js';
+import { LabDaemon, requireLabRoot, rulePackets, sumQueues, waitFor, type StatusJson } from './support/daemon.js';
 import { installObservers, observed } from './support/ecmp-observe.js';
+import { LongFlows, startNamedService } from './support/long-flows.js';
 import { serverDaemonArgs } from './support/health-lab.js';
 import { privileged } from './support/privilege.js';
 
 /** Connections per VIP: enough that each server gets some (2 × 2^-24 that one does not). */
 const CONNECTIONS = 24;
+/** Long-lived connections per VIP: with a third backend added, the chance that none of them would move without the connection table is (2/3)^16, 0.15 %. */
+const FLOWS = 16;
 const BOUND = { timeout: 120_000 };
 const SYSCTLS = ['net/ipv4/conf/all/rp_filter', 'net/ipv4/conf/default/rp_filter', `net/ipv4/conf/${ECMP_INTERFACES.lbToRtr}/rp_filter`];
 
-/** One [lb] section per VIP, both servers as backends, no health checks. */
-function lbConfig(lab: EcmpLab, vips: readonly LabVip[]): string {
+/** A backend that is not there: a reload adds it, and the flows it takes go nowhere. */
+const ABSENT: Record<4 | 6, string> = { 4: '198.51.100.13', 6: '2001:db8:198::13' };
+
+/** One [lb] section per VIP, both servers as backends (and `extra` ones), no health checks. */
+function lbConfig(lab: EcmpLab, vips: readonly LabVip[], extra: (v: LabVip) => string[] = () => []): string {
   return [
     '[daemon]', `steer = ${ECMP_INTERFACES.lbToRtr}`, 'connections = 1024', '',
     ...vips.flatMap((v) => [
       `[lb web${v.family}]`, `vip = ${v.address}`, `dscp = ${v.dscp}`,
-      `backends = ${lab.servers.map((s) => lab.plan[v.family].rip[s]).join(', ')}`, 'check = none', '',
+      `backends = ${[...lab.servers.map((s) => lab.plan[v.family].rip[s]), ...extra(v)].join(', ')}`, 'check = none', '',
     ]),
   ].join('\n');
 }
+
+/** Log lines matching `re`. */
+const lines = (log: string, re: RegExp): string[] => log.split('\n').filter((l) => re.test(l));
 
 describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers', privileged('builds the seven-namespace balancer lab'), () => {
   let lab: EcmpLab;
@@ -43,6 +53,7 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
   const balancers = new Map<string, LabDaemon>();
   const services: EchoService[] = [];
   const before_ = new Map<string, string[]>();
+  let flows: LongFlows | undefined;
 
   before(async () => {
     requireLabRoot();
@@ -56,13 +67,32 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
     }
     const config = join(dir, 'lb.conf');
     writeFileSync(config, lbConfig(lab, vips));
+    for (const srv of SERVERS) await startNamedService(lab, srv, vips.map((v) => v.address), srv);
     for (const lb of BALANCERS) {
       before_.set(lb, await Promise.all(SYSCTLS.map((k) => readSysctl(k, lab.where(lb)))));
       balancers.set(lb, await LabDaemon.start(lab, ['--config', config], { role: lb, command: 'lb', controlSocket: join(dir, lb, 'lb.sock') }));
     }
   });
 
+  /** Writes the configuration, sends SIGHUP to both balancers and waits until each says how its reload went; returns their new lines. */
+  async function reload(text: string): Promise<string> {
+    writeFileSync(join(dir, 'lb.conf'), text);
+    const done = /msg=reloaded|msg="reload (refused|failed)/;
+    const out: string[] = [];
+    for (const d of balancers.values()) {
+      const from = d.log.length;
+      const seen = lines(d.log, done).length;
+      d.signal('SIGHUP');
+      await waitFor('the reload to finish', 30_000, async () => (lines(d.log, done).length > seen ? true : undefined));
+      out.push(d.log.slice(from));
+    }
+    return out.join('');
+  }
+
+  const backendsOf = (s: StatusJson) => s.balancer!.vips.map((v) => `${v.name}: ${v.backends.map((b) => b.address).join(' ')}`);
+
   after(async () => {
+    await flows?.stop();
     for (const s of services) await s.stop();
     for (const d of [...balancers.values(), ...servers.values()]) await d.stop();
     await lab?.destroy();
@@ -95,23 +125,60 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
     }
   });
 
-  it('refuses to start while IPv6 forwarding is off, naming the sysctl, and leaves nothing', BOUND, async () => {
-    const where = lab.where('lb2');
-    await writeSysctl('net.ipv6.conf.all.forwarding', '0', where);
+  it('refuses to start where forwarding is off, naming the sysctls to set, and leaves nothing', BOUND, async () => {
+    // sw, a namespace that forwards neither family and where no balancer runs (a failed start removes the filters at its priorities).
+    const d = LabDaemon.spawn(lab, ['--config', join(dir, 'lb.conf'), '--steer', ECMP_INTERFACES.bridgePort.rtr], {
+      role: 'sw', command: 'lb', controlSocket: join(dir, 'sw', 'lb.sock'),
+    });
+    const exit = await d.exited;
+    assert.equal(exit.code, 1, d.log);
+    assert.match(d.log, /IPv4 forwarding is off \(net\/ipv4\/conf\/lb0\/forwarding = 0\): set net\.ipv4\.ip_forward = 1; IPv6 forwarding is off \(net\/ipv6\/conf\/all\/forwarding = 0\): set net\.ipv6\.conf\.all\.forwarding = 1/, d.log);
+    assert.deepEqual(await ipJson<unknown[]>(['link', 'show', 'type', 'tun'], lab.where('sw')), [], 'the TUN is left');
+    assert.deepEqual(readdirSync(join(dir, 'sw')), [], 'runtime files are left');
+  });
+
+  it('SIGHUP with a bad file: refused with its file and line, the old sections and every established flow stay', BOUND, async () => {
+    flows = new LongFlows(lab, 'cli', vips.map((v) => v.address), FLOWS);
+    const first = await flows.ping();
+    for (const f of first) assert.match(f.answer, /^srv[12]$/, JSON.stringify(first));
+    for (const v of vips) {
+      for (const srv of SERVERS) assert.ok(first.some((f) => f.address === v.address && f.answer === srv), `no flow to ${v.address} reached ${srv}`);
+    }
+    const was = await Promise.all([...balancers.values()].map((d) => d.status()));
+    const log = await reload(lbConfig(lab, vips, (v) => [ABSENT[v.family === 4 ? 6 : 4]]));
+    assert.match(log, /msg="reload refused; the old \[lb\] sections keep running" error=".*lb\.conf:\d+: \[lb web4\] backends: 2001:db8:198::13 is IPv6 but the VIP 203\.0\.113\.10 is IPv4/, log);
+    const now = await Promise.all([...balancers.values()].map((d) => d.status()));
+    for (const [i, s] of now.entries()) {
+      assert.deepEqual(backendsOf(s), backendsOf(was[i]!));
+      assert.equal(s.reloads.failed, was[i]!.reloads.failed + 1);
+    }
+    assert.deepEqual(await flows.ping(), first, 'an established flow changed its server, or broke');
+  });
+
+  it('SIGHUP adding a backend: it takes new flows, and every established flow keeps its server (the connection table)', BOUND, async () => {
+    const first = await flows!.ping();
+    const log = await reload(lbConfig(lab, vips, (v) => [ABSENT[v.family]]));
+    assert.equal(lines(log, /msg=reloaded vips=2 backends=6\b/).length, BALANCERS.length, log);
+    for (const d of balancers.values()) {
+      assert.deepEqual(backendsOf(await d.status()), vips.map((v) => `web${v.family}: ${[...SERVERS.map((s) => lab.plan[v.family].rip[s]), ABSENT[v.family]].join(' ')}`));
+    }
+    assert.deepEqual(await flows!.ping(), first, 'an established flow changed its server, or broke');
+    // New flows: some go to the absent backend (and time out), the others still reach the servers.
+    const fresh = new LongFlows(lab, 'cli', vips.map((v) => v.address), FLOWS);
     try {
-      const config = join(dir, 'lb.conf');
-      const d = LabDaemon.spawn(lab, ['--config', config, '--tun', 'lb9'], { role: 'lb2', command: 'lb', controlSocket: join(dir, 'lb2-off', 'lb.sock') });
-      const exit = await d.exited;
-      assert.equal(exit.code, 1, d.log);
-      assert.match(d.log, /IPv6 forwarding is off \(net\/ipv6\/conf\/all\/forwarding = 0\): set net\.ipv6\.conf\.all\.forwarding = 1/);
-      assert.deepEqual(await ipJson<{ ifname: string }[]>(['link', 'show', 'dev', 'lb9'], where).catch(() => []), [], 'the TUN is left');
-      assert.deepEqual(readdirSync(join(dir, 'lb2-off')), [], 'runtime files are left');
+      const answers = await fresh.ping();
+      for (const v of vips) {
+        const of = answers.filter((f) => f.address === v.address);
+        assert.ok(of.some((f) => f.answer.startsWith('error:')), `no new flow to ${v.address} went to the added backend: ${JSON.stringify(of)}`);
+        assert.ok(of.some((f) => /^srv[12]$/.test(f.answer)), `no new flow to ${v.address} reached a server: ${JSON.stringify(of)}`);
+      }
     } finally {
-      await writeSysctl('net.ipv6.conf.all.forwarding', '1', where);
+      await fresh.stop();
     }
   });
 
   it('a stopped balancer leaves nothing behind: no TUN, qdisc or filter, rp_filter as it was, no runtime file', BOUND, async () => {
+    await flows?.stop();
     for (const lb of BALANCERS) {
       const exit = await balancers.get(lb)!.stop();
       assert.equal(exit.code, 0, `${lb}: exit ${JSON.stringify(exit)}`);

@@ -22,6 +22,7 @@ const familiesOf = (vips: readonly LbVip[]): Family[] => [...new Set(vips.map((v
 
 export class BalancerSystem implements DaemonRole {
   readonly command = 'lb';
+  readonly configured = '[lb] sections';
   readonly #options: LbOptions;
   readonly #log: Logger;
   readonly #steering: Steering<DestinationClass> | undefined;

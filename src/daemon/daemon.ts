@@ -280,7 +280,7 @@ export class Daemon {
     try {
       config = await this.#role.reload();
     } catch (err) {
-      this.#reloadFailed('reload refused; the old configuration keeps running', err);
+      this.#reloadFailed(`reload refused; the old ${this.#role.configured} keep running`, err);
       return;
     }
     for (const w of config.warnings) log.warn(w);

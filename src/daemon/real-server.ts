@@ -24,6 +24,7 @@ const vipsOf = (rules: readonly Rule[], l2dsr: readonly L2dsrVip[]) => [
 
 export class RealServerSystem implements DaemonRole {
   readonly command = 'run';
+  readonly configured = 'rules';
   readonly #options: DaemonOptions;
   readonly #log: Logger;
   readonly #steering: Steering | undefined;

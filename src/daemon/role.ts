@@ -25,6 +25,8 @@ export type RoleSnapshot = Pick<DaemonSnapshot, 'command' | 'rules' | 'l2dsr' | 
 export interface DaemonRole {
   /** The command, for what the daemon says. */
   readonly command: 'run' | 'lb';
+  /** What its configuration gives, plural (`rules`): a refused reload says the old ones keep running. */
+  readonly configured: string;
   /** What the state file records of this role: what remove…() would undo. */
   readonly ownership: Pick<DaemonState, 'steering' | 'loopback'>;
   /** Whether installSteering changes the system (else it only prints). */
