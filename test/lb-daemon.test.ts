@@ -8,6 +8,7 @@
 // new flows while every established one keeps its server. Needs root.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ import { inspectSteering } from '../src/steering/index.js';
 import { ipJson, readSysctl } from '../src/system/index.js';
 import { BALANCERS, ECMP_INTERFACES, EcmpLab, SERVERS, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
 import type { EchoService, LabVip, ProbeTarget } from '../tools/lab/index.js';
-import { LabDaemon, requireLabRoot, rulePackets, sumQueues, waitFor, type StatusJson } from './support/daemon.js';
+import { L3DSR_BIN, LabDaemon, metric, requireLabRoot, rulePackets, sumQueues, waitFor, type StatusJson } from './support/daemon.js';
 import { installObservers, observed } from './support/ecmp-observe.js';
 import { LongFlows, startNamedService } from './support/long-flows.js';
 import { serverDaemonArgs } from './support/health-lab.js';
@@ -30,6 +31,8 @@ const SYSCTLS = ['net/ipv4/conf/all/rp_filter', 'net/ipv4/conf/default/rp_filter
 
 /** A backend that is not there: a reload adds it, and the flows it takes go nowhere. */
 const ABSENT: Record<4 | 6, string> = { 4: '198.51.100.13', 6: '2001:db8:198::13' };
+/** A backend a reload adds drained: it takes no flow. */
+const DRAINED: Record<4 | 6, string> = { 4: '198.51.100.14', 6: '2001:db8:198::14' };
 
 /** One [lb] section per VIP, both servers as backends (and `extra` ones), no health checks. */
 function lbConfig(lab: EcmpLab, vips: readonly LabVip[], extra: (v: LabVip) => string[] = () => []): string {
@@ -40,6 +43,13 @@ function lbConfig(lab: EcmpLab, vips: readonly LabVip[], extra: (v: LabVip) => s
       `backends = ${[...lab.servers.map((s) => lab.plan[v.family].rip[s]), ...extra(v)].join(', ')}`, 'check = none', '',
     ]),
   ].join('\n');
+}
+
+/** `l3dsr status` (the human form) of the daemon at `socket`. */
+function runStatus(socket: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [L3DSR_BIN, 'status', '--control-socket', socket], (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
 }
 
 /** Log lines matching `re`. */
@@ -91,6 +101,7 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
 
   const backendsOf = (s: StatusJson) => s.balancer!.vips.map((v) => `${v.name}: ${v.backends.map((b) => b.address).join(' ')}`);
 
+
   after(async () => {
     await flows?.stop();
     for (const s of services) await s.stop();
@@ -125,6 +136,43 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
     }
   });
 
+  it('status and metrics: each VIP\'s backends with state, weight, table share and packets, which add up to what was balanced', BOUND, async () => {
+    const perBackend = new Map<string, bigint>();
+    for (const lb of BALANCERS) {
+      const d = balancers.get(lb)!;
+      const s = await d.status();
+      const b = s.balancer!;
+      assert.deepEqual(b.vips.map((v) => v.name), vips.map((v) => `web${v.family}`));
+      for (const v of b.vips) {
+        assert.deepEqual(v.backends.map((x) => [x.address, x.state, x.weight]), SERVERS.map((srv) => [lab.plan[v.family].rip[srv], 'up', 1]));
+        assert.equal(v.backends.reduce((n, x) => n + x.slots, 0), v.tableSize);
+        for (const x of v.backends) assert.ok(x.slots > v.tableSize / 3, `${x.address}: ${x.slots} of ${v.tableSize} slots`);
+      }
+      const packets = b.vips.flatMap((v) => v.backends.map((x) => BigInt(x.packets as unknown as string)));
+      assert.equal(packets.reduce((n, p) => n + p, 0n), sumQueues(s, (q) => q.counters.verdicts.rewritten), `${lb}: backends' packets against the rewritten verdicts`);
+      const text = await d.metrics();
+      const human = await runStatus(d.controlSocket);
+      for (const v of b.vips) {
+        for (const x of v.backends) {
+          const l = { vip: v.name, backend: x.address };
+          assert.equal(metric(text, 'l3dsr_lb_backend_packets_total', l), Number(x.packets));
+          assert.equal(metric(text, 'l3dsr_lb_backend_state', { ...l, state: 'up' }), 1);
+          assert.equal(metric(text, 'l3dsr_lb_backend_state', { ...l, state: 'down' }), 0);
+          assert.equal(metric(text, 'l3dsr_lb_backend_weight', l), 1);
+          assert.equal(metric(text, 'l3dsr_lb_backend_table_share', l), x.slots / v.tableSize);
+          const row = human.split('\n').find((line) => line.split(/\s+/).includes(x.address));
+          assert.ok(row, `no row for ${x.address}:\n${human}`);
+          assert.deepEqual(row.trim().split(/\s+/).slice(3), [x.address, 'up', '1', (100 * x.slots / v.tableSize).toFixed(1), '%', String(x.packets)], row);
+          perBackend.set(`${v.name} ${x.address}`, (perBackend.get(`${v.name} ${x.address}`) ?? 0n) + BigInt(x.packets as unknown as string));
+        }
+      }
+      assert.equal(metric(text, 'l3dsr_lb_connection_evictions_total', { queue: '0' }), 0);
+      assert.equal(metric(text, 'l3dsr_dropped_total', { reason: 'no-backend' }), 0);
+    }
+    // Both servers carried some of each VIP's connections, by either balancer.
+    for (const [k, n] of perBackend) assert.ok(n > 0n, `${k}: no packet`);
+  });
+
   it('refuses to start where forwarding is off, naming the sysctls to set, and leaves nothing', BOUND, async () => {
     // sw, a namespace that forwards neither family and where no balancer runs (a failed start removes the filters at its priorities).
     const d = LabDaemon.spawn(lab, ['--config', join(dir, 'lb.conf'), '--steer', ECMP_INTERFACES.bridgePort.rtr], {
@@ -157,10 +205,15 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
 
   it('SIGHUP adding a backend: it takes new flows, and every established flow keeps its server (the connection table)', BOUND, async () => {
     const first = await flows!.ping();
-    const log = await reload(lbConfig(lab, vips, (v) => [ABSENT[v.family]]));
-    assert.equal(lines(log, /msg=reloaded vips=2 backends=6\b/).length, BALANCERS.length, log);
+    const log = await reload(lbConfig(lab, vips, (v) => [ABSENT[v.family], `${DRAINED[v.family]} drain`]));
+    assert.equal(lines(log, /msg=reloaded vips=2 backends=8\b/).length, BALANCERS.length, log);
     for (const d of balancers.values()) {
-      assert.deepEqual(backendsOf(await d.status()), vips.map((v) => `web${v.family}: ${[...SERVERS.map((s) => lab.plan[v.family].rip[s]), ABSENT[v.family]].join(' ')}`));
+      const s = await d.status();
+      assert.deepEqual(backendsOf(s), vips.map((v) => `web${v.family}: ${[...SERVERS.map((srv) => lab.plan[v.family].rip[srv]), ABSENT[v.family], DRAINED[v.family]].join(' ')}`));
+      for (const v of s.balancer!.vips) {
+        const [absent, drained] = v.backends.slice(2);
+        assert.deepEqual([absent!.state, absent!.slots > 0, drained!.state, drained!.slots], ['up', true, 'draining', 0], JSON.stringify(v.backends));
+      }
     }
     assert.deepEqual(await flows!.ping(), first, 'an established flow changed its server, or broke');
     // New flows: some go to the absent backend (and time out), the others still reach the servers.

@@ -5,6 +5,7 @@
 // (docs/lb.md#steering). It holds the [lb] sections in effect: the daemon's
 // role for `l3dsr lb` (role.ts), as RealServerSystem is for `l3dsr run`.
 
+import { portText } from '../config/lb.js';
 import { loadLbConfiguration } from '../config/load.js';
 import type { Family } from '../core/types.js';
 import type { LbVip } from '../lb/types.js';
@@ -14,6 +15,7 @@ import { formatCommand } from '../system/index.js';
 import type { PathConfig } from './data-path.js';
 import { lbDaemonSettings, type LbOptions } from './options.js';
 import type { DaemonRole, Reloaded, RoleSnapshot } from './role.js';
+import type { BackendStatus, QueueSnapshot, VipStatus } from './snapshot.js';
 import type { DaemonState } from './state-file.js';
 
 /** One filter per VIP: sections that share a VIP (by ports) share it (Steering keeps one of each). */
@@ -27,6 +29,8 @@ export class BalancerSystem implements DaemonRole {
   readonly #log: Logger;
   readonly #steering: Steering<DestinationClass> | undefined;
   #vips: LbVip[];
+  /** `section backend` of the backends whose health check failed. */
+  readonly #down = new Set<string>();
 
   /** `record` writes the state file: steering calls it before each change it makes, so a kill -9 at any moment loses none. */
   constructor(options: LbOptions, log: Logger, record: () => Promise<void>) {
@@ -111,14 +115,34 @@ export class BalancerSystem implements DaemonRole {
     this.#vips = next;
   }
 
-  async snapshot(full: boolean): Promise<RoleSnapshot> {
+  /** Each section with its backends' state, table share (the queues agree on it: one configuration) and packets summed over the queues. */
+  #vipStatus(queues: readonly QueueSnapshot[]): VipStatus[] {
+    const counted = new Map<string, { packets: bigint; slots: number }>();
+    for (const q of queues) {
+      for (const b of q.counters.backends ?? []) {
+        const key = `${b.vip} ${b.backend}`;
+        counted.set(key, { packets: (counted.get(key)?.packets ?? 0n) + b.packets, slots: b.slots });
+      }
+    }
+    return this.#vips.map((v) => ({
+      name: v.name, vip: v.vip, family: v.family, dscp: v.dscp, ports: v.ports?.map(portText) ?? null, tableSize: v.tableSize,
+      check: v.check.type === 'tcp' ? `tcp ${v.check.port}` : 'none',
+      backends: v.backends.map((b): BackendStatus => {
+        const c = counted.get(`${v.name} ${b.address}`);
+        const state = this.#down.has(`${v.name} ${b.address}`) ? 'down' : b.drain || b.weight === 0 ? 'draining' : 'up';
+        return { address: b.address, weight: b.weight, state, slots: c?.slots ?? 0, packets: c?.packets ?? 0n };
+      }),
+    }));
+  }
+
+  async snapshot(full: boolean, queues: readonly QueueSnapshot[]): Promise<RoleSnapshot> {
     const steering = this.#steering;
     const status = steering && full ? await steering.status().catch((e: Error) => e.message) : undefined;
     return {
       command: 'lb',
       rules: [],
       l2dsr: [],
-      balancer: { vips: this.#vips, connections: this.#options.connections },
+      balancer: { vips: this.#vipStatus(queues), connections: this.#options.connections },
       steering: { mode: steering ? 'tc' : 'none', interfaces: [...this.#options.steer], status },
       loopbackVips: [],
     };

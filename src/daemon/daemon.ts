@@ -324,7 +324,7 @@ export class Daemon {
     return {
       pid: process.pid, tun: opts.tun, startedAt: this.#startedAt, configPaths: opts.configPaths,
       warnings: opts.warnings, queues, reloads: this.#reloads, kernelTxDropped: txDropped,
-      ...await this.#role.snapshot(full),
+      ...await this.#role.snapshot(full, queues),
     };
   }
 }

@@ -57,7 +57,7 @@ export async function openDataPath(config: PathConfig, setup: PathSetup): Promis
     configure: (c) => { if (c.kind !== 'balance') throw wrongKind('balance', c); lb.configure(c.vips); },
     counters: () => {
       const c = lb.counters();
-      return { verdicts: c.verdicts, reasons: c.reasons, rules: [], evictions: c.evictions };
+      return { verdicts: c.verdicts, reasons: c.reasons, rules: [], evictions: c.evictions, backends: c.backends };
     },
   };
 }

@@ -6,7 +6,7 @@
 
 import type { DaemonSettings } from '../config/config.js';
 import type { PathConfig } from './data-path.js';
-import type { DaemonSnapshot } from './snapshot.js';
+import type { DaemonSnapshot, QueueSnapshot } from './snapshot.js';
 import type { DaemonState } from './state-file.js';
 
 /** A configuration read again on SIGHUP, validated, not yet applied. */
@@ -45,5 +45,6 @@ export interface DaemonRole {
   reload(): Promise<Reloaded>;
   /** Fields for the `running` and `reloaded` log lines. */
   summary(): Record<string, unknown>;
-  snapshot(full: boolean): Promise<RoleSnapshot>;
+  /** Its part of a snapshot; `queues` are the queues' own, taken at the same time. */
+  snapshot(full: boolean, queues: readonly QueueSnapshot[]): Promise<RoleSnapshot>;
 }

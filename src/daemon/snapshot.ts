@@ -3,7 +3,7 @@
 
 import type { L2dsrVip } from '../config/load.js';
 import type { Counters, Rule } from '../core/types.js';
-import type { LbVip } from '../lb/types.js';
+import type { BackendPackets } from '../core/balancer.js';
 import type { TunStats } from '../tun/device.js';
 import type { HttpRejected } from './http-endpoints.js';
 import type { VipRow } from './vip-state.js';
@@ -15,6 +15,32 @@ export interface QueueCounters {
   rules: { packets: bigint; bytes: bigint }[];
   /** The balancer's connection-table entries pushed out of a full bucket by a new flow. */
   evictions?: bigint;
+  /** The balancer's packets per backend, and its share of the Maglev table (the same in every queue). */
+  backends?: BackendPackets[];
+}
+
+/** A backend of an [lb] section, as status and metrics show it. */
+export interface BackendStatus {
+  address: string;
+  weight: number;
+  /** `draining`: drain or weight 0 (no new flows, its flows stay); `down`: its health check failed (its flows move). */
+  state: 'up' | 'down' | 'draining';
+  /** Its slots in the section's Maglev table, of `tableSize`. */
+  slots: number;
+  /** Packets balanced to it, summed over the queues. */
+  packets: bigint;
+}
+
+export interface VipStatus {
+  name: string;
+  vip: string;
+  family: 4 | 6;
+  dscp: number;
+  /** `tcp/80` … or null: every packet to the VIP. */
+  ports: string[] | null;
+  tableSize: number;
+  check: string;
+  backends: BackendStatus[];
 }
 
 export interface QueueSnapshot {
@@ -38,8 +64,8 @@ export interface DaemonSnapshot {
   /** The real server's rules (none on a balancer). */
   rules: Rule[];
   l2dsr: L2dsrVip[];
-  /** The balancer's [lb] sections (l3dsr lb only). */
-  balancer?: { vips: LbVip[]; connections: number };
+  /** The balancer's [lb] sections with their backends' state, share and packets (l3dsr lb only). */
+  balancer?: { vips: VipStatus[]; connections: number };
   /** One row per VIP, from the system at snapshot time (only in /status). */
   vips?: VipRow[];
   warnings: string[];
