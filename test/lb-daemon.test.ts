@@ -12,9 +12,10 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { BackendStatus } from '../src/daemon/snapshot.js';
 import { inspectSteering } from '../src/steering/index.js';
 import { ipJson, readSysctl } from '../src/system/index.js';
-import { BALANCERS, ECMP_INTERFACES, EcmpLab, SERVERS, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
+import { BALANCERS, ECHO_PORT, ECMP_INTERFACES, EcmpLab, SERVERS, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
 import type { EchoService, LabVip, ProbeTarget } from '../tools/lab/index.js';
 import { L3DSR_BIN, LabDaemon, metric, requireLabRoot, rulePackets, sumQueues, waitFor, type StatusJson } from './support/daemon.js';
 import { installObservers, observed } from './support/ecmp-observe.js';
@@ -34,13 +35,16 @@ const ABSENT: Record<4 | 6, string> = { 4: '198.51.100.13', 6: '2001:db8:198::13
 /** A backend a reload adds drained: it takes no flow. */
 const DRAINED: Record<4 | 6, string> = { 4: '198.51.100.14', 6: '2001:db8:198::14' };
 
-/** One [lb] section per VIP, both servers as backends (and `extra` ones), no health checks. */
-function lbConfig(lab: EcmpLab, vips: readonly LabVip[], extra: (v: LabVip) => string[] = () => []): string {
+/** Health checks on the echo service: every 500 ms, down after 3 failed, up after 2 answered. */
+const CHECKS = [`check = tcp ${ECHO_PORT}`, 'interval = 500ms', 'rise = 2', 'fall = 3'];
+
+/** One [lb] section per VIP, both servers as backends (and `extra` ones), no health checks unless `check` says. */
+function lbConfig(lab: EcmpLab, vips: readonly LabVip[], extra: (v: LabVip) => string[] = () => [], check = ['check = none']): string {
   return [
     '[daemon]', `steer = ${ECMP_INTERFACES.lbToRtr}`, 'connections = 1024', '',
     ...vips.flatMap((v) => [
       `[lb web${v.family}]`, `vip = ${v.address}`, `dscp = ${v.dscp}`,
-      `backends = ${[...lab.servers.map((s) => lab.plan[v.family].rip[s]), ...extra(v)].join(', ')}`, 'check = none', '',
+      `backends = ${[...lab.servers.map((s) => lab.plan[v.family].rip[s]), ...extra(v)].join(', ')}`, ...check, '',
     ]),
   ].join('\n');
 }
@@ -185,6 +189,14 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
     assert.deepEqual(readdirSync(join(dir, 'sw')), [], 'runtime files are left');
   });
 
+  it('without CAP_NET_ADMIN: refuses to start, naming both capabilities and its unit', BOUND, async () => {
+    const d = LabDaemon.spawn(lab, ['--config', join(dir, 'lb.conf'), '--steer', ECMP_INTERFACES.bridgePort.rtr], {
+      role: 'sw', command: 'lb', controlSocket: join(dir, 'sw', 'lb.sock'), prefix: ['unshare', '--user'],
+    });
+    assert.equal((await d.exited).code, 1, d.log);
+    assert.match(d.log, /l3dsr lb needs CAP_NET_ADMIN .*\(and CAP_NET_RAW for its health checks\); uid 65534 does not have it: .*AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW, as in deploy\/l3dsr-lb\.service/, d.log);
+  });
+
   it('SIGHUP with a bad file: refused with its file and line, the old sections and every established flow stay', BOUND, async () => {
     flows = new LongFlows(lab, 'cli', vips.map((v) => v.address), FLOWS);
     const first = await flows.ping();
@@ -228,6 +240,42 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
     } finally {
       await fresh.stop();
     }
+  });
+
+  it('health: a server whose l3dsr run stopped is marked down (logged, counted), new connections go to the other; restarted, it comes back up', BOUND, async () => {
+    await flows?.stop();
+    await reload(lbConfig(lab, vips, () => [], CHECKS));
+    const healthOf = async (d: LabDaemon, srv: 'srv1' | 'srv2') => (await d.status()).balancer!.vips.map((v) => v.backends.find((b) => b.address === lab.plan[v.family].rip[srv])!);
+    /** Until, on both balancers, srv's backend of each VIP satisfies `ok`. */
+    const until = (what: string, srv: 'srv1' | 'srv2', ok: (b: BackendStatus) => boolean) =>
+      waitFor(what, 60_000, async () => {
+        for (const d of balancers.values()) if (!(await healthOf(d, srv)).every(ok)) return undefined;
+        return true;
+      });
+    for (const srv of SERVERS) await until(`${srv} answering its checks`, srv, (b) => b.state === 'up' && (b.health?.checks.up ?? 0) >= 3);
+
+    await servers.get('srv2')!.stop();
+    await until('srv2 down', 'srv2', (b) => b.state === 'down');
+    for (const d of balancers.values()) {
+      for (const v of vips) {
+        const rip = lab.plan[v.family].rip.srv2;
+        assert.match(d.log, new RegExp(`level=warn msg="backend down" section=web${v.family} backend=${rip} vip=${v.address} port=${ECHO_PORT} result=timeout checks=3`));
+        const text = await d.metrics();
+        assert.equal(metric(text, 'l3dsr_lb_health_transitions_total', { vip: `web${v.family}`, backend: rip, direction: 'down' }), 1);
+        assert.equal(metric(text, 'l3dsr_lb_backend_state', { vip: `web${v.family}`, backend: rip, state: 'down' }), 1);
+        assert.equal(metric(text, 'l3dsr_lb_health_transitions_total', { vip: `web${v.family}`, backend: lab.plan[v.family].rip.srv1, direction: 'down' }), 0);
+      }
+      for (const b of await healthOf(d, 'srv2')) assert.equal(b.slots, 0, `${b.address} still has table slots`);
+    }
+    // srv2 no longer turns the destination into the VIP: a connection sent there would get no answer from the VIP.
+    const targets: ProbeTarget[] = vips.flatMap((v) => Array.from({ length: CONNECTIONS }, () => ({ protocol: 'http' as const, address: v.address })));
+    for (const r of await probe(lab, targets, { timeoutMs: 10_000 })) {
+      assert.ok(r.ok && sameAddress(r.reply!.local, r.target.address), `with srv2 down: ${JSON.stringify(r)}`);
+    }
+
+    servers.set('srv2', await LabDaemon.start(lab, serverDaemonArgs(vips), { role: 'srv2' }));
+    await until('srv2 up again', 'srv2', (b) => b.state === 'up' && (b.health?.transitions.up ?? 0) === 1);
+    for (const d of balancers.values()) assert.match(d.log, /level=info msg="backend up" section=web4 backend=198\.51\.100\.12 .*result=up checks=2/);
   });
 
   it('a stopped balancer leaves nothing behind: no TUN, qdisc or filter, rp_filter as it was, no runtime file', BOUND, async () => {

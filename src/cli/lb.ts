@@ -61,6 +61,7 @@ export async function parseLbOptions(argv: string[]): Promise<LbOptions> {
   const settings = resolveSettings(flags, lbDaemonSettings(config.daemon));
   checkDaemonInterfaces(settings, 'client packets for the VIPs');
   return {
+    command: 'lb',
     ...settings,
     flags,
     configPaths,

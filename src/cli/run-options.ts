@@ -122,6 +122,7 @@ export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
     warnings.push(`L2DSR VIPs ${config.l2dsr.map((x) => x.address).join(', ')}: loopback-vips is off, so l3dsr leaves lo to you and does not add them`);
   }
   return {
+    command: 'run',
     ...settings,
     flags,
     configPaths,

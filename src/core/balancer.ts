@@ -196,24 +196,25 @@ export class Balancer {
 
   /**
    * A new set of sections (a reload): the tables rebuilt and made live at
-   * once, health kept for backends still there, the connection table kept.
-   * A set that does not fit the capacity throws (ERR_L3DSR_LB_TABLES) and
-   * the old one stays live.
+   * once, health kept for backends still there (or, given `down`, exactly
+   * those backends down: section name -> addresses), the connection table
+   * kept. A set that does not fit the capacity throws (ERR_L3DSR_LB_TABLES)
+   * and the old one stays live.
    */
-  configure(vips: readonly LbVip[]): void {
+  configure(vips: readonly LbVip[], down?: ReadonlyMap<string, ReadonlySet<string>>): void {
     const need = needs(vips);
     if (!fits(need, this.#capacity)) {
       throw new L3dsrError('ERR_L3DSR_LB_TABLES', `the new [lb] sections need ${describe(need)}; this balancer's core was laid out for ${describe(this.#capacity)} (restart it to make room)`);
     }
-    const down = new Map<string, Set<string>>();
+    const next = new Map<string, Set<string>>();
     for (const v of vips) {
-      const was = this.#down.get(v.name);
+      const was = down ? down.get(v.name) : this.#down.get(v.name);
       const still = new Set([...was ?? []].filter((a) => v.backends.some((b) => b.address === a)));
-      if (still.size > 0) down.set(v.name, still);
+      if (still.size > 0) next.set(v.name, still);
     }
-    this.#install(vips, down);
+    this.#install(vips, next);
     this.#down.clear();
-    for (const [k, s] of down) this.#down.set(k, s);
+    for (const [k, s] of next) this.#down.set(k, s);
   }
 
   /** A health check's verdict: down takes a backend out of its section's table and moves its flows; up brings it back. */

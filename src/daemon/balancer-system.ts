@@ -2,12 +2,16 @@
 // tc steering of every packet to a VIP into the TUN, by destination, on the
 // client-facing interfaces (with rp_filter, as on the real server), and the
 // kernel's forwarding, which it requires and never turns on
-// (docs/lb.md#steering). It holds the [lb] sections in effect: the daemon's
-// role for `l3dsr lb` (role.ts), as RealServerSystem is for `l3dsr run`.
+// (docs/lb.md#steering). It holds the [lb] sections in effect and runs
+// their health checks (src/lb/health.ts), whose changes it hands to every
+// queue's core: the daemon's role for `l3dsr lb` (role.ts), as
+// RealServerSystem is for `l3dsr run`.
 
 import { portText } from '../config/lb.js';
 import { loadLbConfiguration } from '../config/load.js';
 import type { Family } from '../core/types.js';
+import { HealthChecks } from '../lb/health.js';
+import { TcpProber } from '../lb/tcp-prober.js';
 import type { LbVip } from '../lb/types.js';
 import type { Logger } from '../log.js';
 import { DESTINATION_CLASSES, requireForwarding, Steering, type DestinationClass } from '../steering/index.js';
@@ -23,20 +27,23 @@ const classesOf = (vips: readonly LbVip[]): DestinationClass[] => vips.map((v) =
 const familiesOf = (vips: readonly LbVip[]): Family[] => [...new Set(vips.map((v) => v.family))];
 
 export class BalancerSystem implements DaemonRole {
-  readonly command = 'lb';
   readonly configured = '[lb] sections';
   readonly #options: LbOptions;
   readonly #log: Logger;
   readonly #steering: Steering<DestinationClass> | undefined;
   #vips: LbVip[];
-  /** `section backend` of the backends whose health check failed. */
-  readonly #down = new Set<string>();
+  readonly #prober = new TcpProber();
+  readonly #health: HealthChecks;
+  /** The queues' cores, once the daemon runs; every change to them goes through #serially, in order. */
+  #configureQueues: ((config: PathConfig) => Promise<void>) | undefined;
+  #queueChanges = Promise.resolve();
 
   /** `record` writes the state file: steering calls it before each change it makes, so a kill -9 at any moment loses none. */
   constructor(options: LbOptions, log: Logger, record: () => Promise<void>) {
     this.#options = options;
     this.#log = log;
     this.#vips = options.vips;
+    this.#health = new HealthChecks(options.vips, { prober: this.#prober, logger: log, onChange: () => this.#healthChanged() });
     this.#steering = options.noSteer ? undefined : new Steering({
       kind: DESTINATION_CLASSES, interfaces: options.steer, tun: options.tun, recordOwnership: record,
       afterStep: (argv) => log.debug('changed the system', { command: formatCommand(argv) }),
@@ -53,7 +60,37 @@ export class BalancerSystem implements DaemonRole {
   }
 
   path(): PathConfig {
-    return { kind: 'balance', vips: this.#vips, connections: this.#options.connections };
+    return this.#pathFor(this.#vips);
+  }
+
+  /** The cores' configuration for `vips`, with the backends the health checks hold down. */
+  #pathFor(vips: LbVip[]): PathConfig {
+    const down = this.#health.status().filter((h) => h.state === 'down').map((h): [string, string] => [h.section, h.backend]);
+    return { kind: 'balance', vips, connections: this.#options.connections, down };
+  }
+
+  start(configureQueues: (config: PathConfig) => Promise<void>): void {
+    this.#configureQueues = configureQueues;
+    this.#health.start();
+  }
+
+  stop(): void {
+    this.#health.stop();
+    this.#prober.close();
+  }
+
+  /** Runs `change` after every change to the queues asked for before it. */
+  #serially(change: () => Promise<void>): Promise<void> {
+    const done = this.#queueChanges.then(change);
+    this.#queueChanges = done.catch(() => {});
+    return done;
+  }
+
+  /** A backend went down or came up (health.ts logged it): the cores take the current health. */
+  #healthChanged(): void {
+    const configure = this.#configureQueues;
+    if (!configure) return;
+    this.#serially(() => configure(this.path())).catch((err: Error) => this.#log.error('health change not applied to the queues', { error: err.message }));
   }
 
   summary(): Record<string, unknown> {
@@ -110,13 +147,17 @@ export class BalancerSystem implements DaemonRole {
   async #apply(next: LbVip[], configureQueues: (config: PathConfig) => Promise<void>): Promise<void> {
     await requireForwarding(familiesOf(next), this.#options.tun);
     await this.#steering?.update(classesOf([...this.#vips, ...next]));
-    await configureQueues({ kind: 'balance', vips: next, connections: this.#options.connections });
+    await this.#serially(async () => {
+      this.#health.update(next);
+      await configureQueues(this.#pathFor(next));
+      this.#vips = next;
+    });
     await this.#steering?.update(classesOf(next));
-    this.#vips = next;
   }
 
   /** Each section with its backends' state, table share (the queues agree on it: one configuration) and packets summed over the queues. */
   #vipStatus(queues: readonly QueueSnapshot[]): VipStatus[] {
+    const health = new Map(this.#health.status().map((h) => [`${h.section} ${h.backend}`, h]));
     const counted = new Map<string, { packets: bigint; slots: number }>();
     for (const q of queues) {
       for (const b of q.counters.backends ?? []) {
@@ -129,8 +170,10 @@ export class BalancerSystem implements DaemonRole {
       check: v.check.type === 'tcp' ? `tcp ${v.check.port}` : 'none',
       backends: v.backends.map((b): BackendStatus => {
         const c = counted.get(`${v.name} ${b.address}`);
-        const state = this.#down.has(`${v.name} ${b.address}`) ? 'down' : b.drain || b.weight === 0 ? 'draining' : 'up';
-        return { address: b.address, weight: b.weight, state, slots: c?.slots ?? 0, packets: c?.packets ?? 0n };
+        const h = health.get(`${v.name} ${b.address}`);
+        const state = h?.state === 'down' ? 'down' : b.drain || b.weight === 0 ? 'draining' : 'up';
+        const checks = h ? { health: { checks: h.checks, transitions: h.transitions, ...(h.last ? { last: h.last } : {}) } } : {};
+        return { address: b.address, weight: b.weight, state, slots: c?.slots ?? 0, packets: c?.packets ?? 0n, ...checks };
       }),
     }));
   }
@@ -139,7 +182,6 @@ export class BalancerSystem implements DaemonRole {
     const steering = this.#steering;
     const status = steering && full ? await steering.status().catch((e: Error) => e.message) : undefined;
     return {
-      command: 'lb',
       rules: [],
       l2dsr: [],
       balancer: { vips: this.#vipStatus(queues), connections: this.#options.connections },

@@ -19,6 +19,7 @@ import type { AdjustableLogger, Logger } from '../log.js';
 import { ip } from '../system/index.js';
 import { OFFLOAD_MIN_SLOT_SIZE, VNET_HEADER_BYTES } from '../tun/device.js';
 import { ControlServers, type MetricsChange } from './control.js';
+import type { PathConfig } from './data-path.js';
 import type { FromWorker } from './messages.js';
 import { planReload, runSettings, type DaemonCommon, type RunSettings } from './options.js';
 import { preflight, type Preflight } from './preflight.js';
@@ -139,8 +140,9 @@ export class Daemon {
       }
       if (this.stopping) return;
       this.#running = true;
+      this.#role.start((path) => this.#configureQueues(path));
       const { tun, queues, controlSocket, metrics } = this.#opts;
-      this.#log.info('running', { command: this.#role.command, tun, queues, ...this.#role.summary(), control: controlSocket, metrics });
+      this.#log.info('running', { command: this.#opts.command, tun, queues, ...this.#role.summary(), control: controlSocket, metrics });
     } catch (err) {
       this.#log.error('start failed', { error: (err as Error).message });
       throw err;
@@ -163,6 +165,7 @@ export class Daemon {
    */
   async teardown(): Promise<void> {
     this.#running = false;
+    this.#role.stop();
     await this.#reloading;
     const steps: [string, () => Promise<unknown>][] = [
       ['remove steering', () => this.#role.removeSteering()],
@@ -295,7 +298,7 @@ export class Daemon {
       }
     }
     try {
-      await config.apply((path) => Promise.all(this.#queues.map((w) => w.configure(path))).then(() => {}));
+      await config.apply((path) => this.#configureQueues(path));
       await this.#saveState();
     } catch (err) {
       await metrics?.abandon().catch((e: Error) => log.error('metrics listener', { error: e.message }));
@@ -311,6 +314,10 @@ export class Daemon {
     log.info('reloaded', { ...this.#role.summary(), applied: plan.applied.map((c) => c.setting).join(',') || undefined });
   }
 
+  async #configureQueues(path: PathConfig): Promise<void> {
+    await Promise.all(this.#queues.map((w) => w.configure(path)));
+  }
+
   #reloadFailed(what: string, err: unknown): void {
     this.#reloads.failed++;
     this.#reloads.lastError = (err as Error).message;
@@ -322,7 +329,7 @@ export class Daemon {
     const queues = await Promise.all(this.#queues.map((w) => w.snapshot()));
     const txDropped = await readFile(`/sys/class/net/${opts.tun}/statistics/tx_dropped`, 'utf8').then(Number).catch(() => undefined);
     return {
-      pid: process.pid, tun: opts.tun, startedAt: this.#startedAt, configPaths: opts.configPaths,
+      command: opts.command, pid: process.pid, tun: opts.tun, startedAt: this.#startedAt, configPaths: opts.configPaths,
       warnings: opts.warnings, queues, reloads: this.#reloads, kernelTxDropped: txDropped,
       ...await this.#role.snapshot(full, queues),
     };
@@ -338,7 +345,8 @@ export class Daemon {
 export async function runDaemon(
   opts: DaemonCommon, log: AdjustableLogger, role: (record: () => Promise<void>) => DaemonRole,
 ): Promise<number> {
-  const checked = await preflight({ tun: opts.tun, interfaces: opts.steer, controlSocket: opts.controlSocket });
+  const command = opts.command;
+  const checked = await preflight({ command, tun: opts.tun, interfaces: opts.steer, controlSocket: opts.controlSocket });
   const daemon = new Daemon(opts, log, checked, role);
   const signals = new DaemonSignals(daemon, log);
   signals.install();

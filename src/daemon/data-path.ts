@@ -13,7 +13,11 @@ import type { QueueCounters } from './snapshot.js';
 /** What a core is configured with: a reload sends a new one of the same kind. */
 export type PathConfig =
   | { kind: 'rewrite'; rules: Rule[] }
-  | { kind: 'balance'; vips: LbVip[]; connections: number };
+  | {
+    kind: 'balance'; vips: LbVip[]; connections: number;
+    /** Backends whose health check failed, as [section, address]: they take no new flows, and theirs move. */
+    down: [string, string][];
+  };
 
 export interface PathSetup {
   slotSize: number;
@@ -48,13 +52,19 @@ export async function openDataPath(config: PathConfig, setup: PathSetup): Promis
       },
     };
   }
+  const downOf = (c: { down: [string, string][] }): Map<string, Set<string>> => {
+    const m = new Map<string, Set<string>>();
+    for (const [section, address] of c.down) m.set(section, (m.get(section) ?? new Set()).add(address));
+    return m;
+  };
   const lb = await createBalancer({ vips: config.vips, connections: config.connections, ...setup });
+  if (config.down.length > 0) lb.configure(config.vips, downOf(config));
   return {
     memory: lb.memory,
     batch: lb.batch,
     run: (n) => lb.balanceSlots(n),
     // The connection table outlives a reload (its size is the core's layout, fixed at start).
-    configure: (c) => { if (c.kind !== 'balance') throw wrongKind('balance', c); lb.configure(c.vips); },
+    configure: (c) => { if (c.kind !== 'balance') throw wrongKind('balance', c); lb.configure(c.vips, downOf(c)); },
     counters: () => {
       const c = lb.counters();
       return { verdicts: c.verdicts, reasons: c.reasons, rules: [], evictions: c.evictions, backends: c.backends };

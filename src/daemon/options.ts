@@ -44,6 +44,8 @@ export type RunFlags = Partial<RunSettings>;
 
 /** What either daemon (`l3dsr run`, `l3dsr lb`) starts with. */
 export interface DaemonCommon extends RunSettings {
+  /** Which daemon: the real server's or the balancer. */
+  command: 'run' | 'lb';
   /** The settings given as flags: they keep winning over the configuration on reload. */
   flags: RunFlags;
   /** --config paths in the order given (files or directories), read again on reload. */

@@ -23,7 +23,6 @@ const vipsOf = (rules: readonly Rule[], l2dsr: readonly L2dsrVip[]) => [
 ];
 
 export class RealServerSystem implements DaemonRole {
-  readonly command = 'run';
   readonly configured = 'rules';
   readonly #options: DaemonOptions;
   readonly #log: Logger;
@@ -65,6 +64,10 @@ export class RealServerSystem implements DaemonRole {
 
   /** Nothing to check: the rewritten packets are delivered locally. */
   async beforeSteering(): Promise<void> {}
+
+  /** Nothing runs beside the rewrite. */
+  start(): void {}
+  stop(): void {}
 
   summary(): Record<string, unknown> {
     return { rules: this.#rules.length };
@@ -137,7 +140,6 @@ export class RealServerSystem implements DaemonRole {
     const l2dsr = this.#l2dsr;
     const status = steering && full ? await steering.status().catch((e: Error) => e.message) : undefined;
     return {
-      command: 'run',
       rules,
       l2dsr,
       steering: { mode: steering ? 'tc' : 'none', interfaces: [...this.#options.steer], status },

@@ -20,11 +20,9 @@ export interface Reloaded {
   apply(configureQueues: (config: PathConfig) => Promise<void>): Promise<void>;
 }
 
-export type RoleSnapshot = Pick<DaemonSnapshot, 'command' | 'rules' | 'l2dsr' | 'steering' | 'loopbackVips' | 'vips' | 'balancer'>;
+export type RoleSnapshot = Pick<DaemonSnapshot, 'rules' | 'l2dsr' | 'steering' | 'loopbackVips' | 'vips' | 'balancer'>;
 
 export interface DaemonRole {
-  /** The command, for what the daemon says. */
-  readonly command: 'run' | 'lb';
   /** What its configuration gives, plural (`rules`): a refused reload says the old ones keep running. */
   readonly configured: string;
   /** What the state file records of this role: what remove…() would undo. */
@@ -41,6 +39,14 @@ export interface DaemonRole {
   addVips(): Promise<void>;
   removeSteering(): Promise<void>;
   removeVips(): Promise<void>;
+  /**
+   * Everything is installed: starts what runs beside the data path (the
+   * balancer's health checks), which may reconfigure every queue's core
+   * with `configureQueues` at any time.
+   */
+  start(configureQueues: (config: PathConfig) => Promise<void>): void;
+  /** The daemon stops: stops what start() started. */
+  stop(): void;
   /** Re-reads the --config paths; throws (ConfigErrors) on a bad configuration, having changed nothing. */
   reload(): Promise<Reloaded>;
   /** Fields for the `running` and `reloaded` log lines. */

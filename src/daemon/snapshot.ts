@@ -4,6 +4,7 @@
 import type { L2dsrVip } from '../config/load.js';
 import type { Counters, Rule } from '../core/types.js';
 import type { BackendPackets } from '../core/balancer.js';
+import type { BackendHealth } from '../lb/health.js';
 import type { TunStats } from '../tun/device.js';
 import type { HttpRejected } from './http-endpoints.js';
 import type { VipRow } from './vip-state.js';
@@ -29,6 +30,8 @@ export interface BackendStatus {
   slots: number;
   /** Packets balanced to it, summed over the queues. */
   packets: bigint;
+  /** Its health checks (a section with `check = none` has none). */
+  health?: Pick<BackendHealth, 'checks' | 'transitions' | 'last'>;
 }
 
 export interface VipStatus {

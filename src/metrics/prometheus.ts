@@ -32,6 +32,11 @@ function balancerMetrics(e: Exposition, s: DaemonSnapshot): void {
   e.family('l3dsr_lb_backend_weight', 'gauge', 'A backend\'s configured weight.', backends.map(({ l, b }) => [l, b.weight]));
   e.family('l3dsr_lb_backend_table_share', 'gauge', 'A backend\'s share of its section\'s Maglev table: the share of new flows it takes.',
     backends.map(({ l, v, b }) => [l, b.slots / v.tableSize]));
+  const checked = backends.filter(({ b }) => b.health !== undefined);
+  e.family('l3dsr_lb_health_checks_total', 'counter', 'Health checks of a backend, by result (up: answered from the VIP; refused, timeout, error).',
+    checked.flatMap(({ l, b }) => Object.entries(b.health!.checks).map(([result, n]): [Labels, number] => [{ ...l, result }, n])));
+  e.family('l3dsr_lb_health_transitions_total', 'counter', 'Times a backend\'s health checks took it down or brought it up, by direction.',
+    checked.flatMap(({ l, b }) => Object.entries(b.health!.transitions).map(([direction, n]): [Labels, number] => [{ ...l, direction }, n])));
   e.family('l3dsr_lb_connection_evictions_total', 'counter', 'Connection-table entries pushed out of a full bucket by a new flow.',
     s.queues.map((q) => [{ queue: q.queue }, q.counters.evictions ?? 0n]));
 }
