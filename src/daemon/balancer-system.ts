@@ -10,6 +10,7 @@
 import { portText } from '../config/lb.js';
 import { loadLbConfiguration } from '../config/load.js';
 import type { Family } from '../core/types.js';
+import { DEFAULT_CONNECTIONS } from '../lb/connections.js';
 import { HealthChecks } from '../lb/health.js';
 import { TcpProber } from '../lb/tcp-prober.js';
 import type { LbVip } from '../lb/types.js';
@@ -131,8 +132,8 @@ export class BalancerSystem implements DaemonRole {
   async reload(): Promise<Reloaded> {
     const config = await loadLbConfiguration({ configs: this.#options.configPaths });
     const warnings = [...config.warnings];
-    const connections = config.daemon.connections;
-    if (connections !== undefined && connections !== this.#options.connections) {
+    const connections = config.daemon.connections ?? DEFAULT_CONNECTIONS;
+    if (connections !== this.#options.connections) {
       warnings.push(`setting changed: connections = ${connections} needs a restart (the connection table is the core's layout); ${this.#options.connections} stays until then`);
     }
     return { daemon: lbDaemonSettings(config.daemon), warnings, apply: (configureQueues) => this.#apply(config.vips, configureQueues) };
