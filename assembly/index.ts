@@ -119,3 +119,4 @@ export function lbConnectionEntries(): u32 { return connections.entries; }
 export function lbEntryRead(i: u32): u32 { return connections.read(i, entryOut); }
 export function lbEntryKeyLength(i: u32): u32 { return connections.keyLength(i); }
 export function lbEvictions(): u64 { return connections.evictions; }
+export function lbBackendPackets(section: i32, backend: u32): u64 { return lbTables.backendPackets(section, backend); }

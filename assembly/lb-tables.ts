@@ -38,11 +38,16 @@ const NONE: i32 = -1;
   table: usize;
 }
 
-/** A backend: its address as loaded from the packet, that address's one's-complement sum, and whether it is up. */
+/**
+ * A backend: its address as loaded from the packet, that address's
+ * one's-complement sum, the packets sent to it while this set is live, and
+ * whether it is up.
+ */
 @unmanaged export class BackendRecord {
   addr0: u64;
   addr1: u64;
   sum: u64;
+  packets: u64;
   up: u32;
 }
 
@@ -184,6 +189,7 @@ export function addBackend(section: i32, addr: usize, up: bool): i32 {
   b.addr0 = v6 ? load<u64>(addr) : <u64>load<u32>(addr);
   b.addr1 = v6 ? load<u64>(addr, 8) : 0;
   b.sum = v6 ? sum128(addr) : sum32(addr);
+  b.packets = 0;
   b.up = up ? 1 : 0;
   const i = s.backendsAdded;
   s.backendsAdded = i + 1;
@@ -267,6 +273,13 @@ export function sectionCount(): i32 {
 // @ts-ignore: decorator
 @inline export function range(s: SectionRecord, i: i32): RangeRecord {
   return changetype<RangeRecord>(s.ranges + <usize>i * RANGE_BYTES);
+}
+
+/** Packets sent to backend `b` of live section `section` while this set is live; 0 for no such backend. */
+export function backendPackets(section: i32, b: u32): u64 {
+  if (section < 0 || section >= sectionCount()) return 0;
+  const s = sectionOf(active, section);
+  return b < s.backendCount ? backend(s, b).packets : 0;
 }
 
 /** The index of the backend of `s` at address (a0, a1), by binary search of the canonical order, or -1. */

@@ -292,6 +292,7 @@ const ICMPV6_ECHO_REPLY: u32 = 129;
   }
 
   const b = tables.backend(s, <u32>chosen);
+  b.packets++;
   if (v6) apply6(p, t, csum, partial != NOT_PARTIAL, b.addr0, b.addr1, b.sum, <i32>s.dscp);
   else apply4(p, t, csum, partial != NOT_PARTIAL, <u32>b.addr0, b.sum, <i32>s.dscp);
   detail = <u32>(chosen + 1) | (<u32>connection << LB_DETAIL_CONNECTION_SHIFT) | (<u32>flow << LB_DETAIL_FLOW_SHIFT);

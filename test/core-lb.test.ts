@@ -100,8 +100,8 @@ function assertSameTable(core: Balancer, model: LbModel, when: string): void {
   assert.equal(core.counters().evictions, BigInt(model.connections.evictions), `evictions ${when}`);
 }
 
-/** Runs `count` packets through both in batches; returns how many of each outcome were seen. */
-function runBoth(core: Balancer, model: LbModel, traffic: LbTraffic, count: number): Map<string, number> {
+/** Runs `count` packets through both in batches; returns how many of each outcome were seen, and adds the balanced ones to `perBackend` (by `vip backend`). */
+function runBoth(core: Balancer, model: LbModel, traffic: LbTraffic, count: number, perBackend = new Map<string, bigint>()): Map<string, number> {
   const seen = new Map<string, number>();
   const batch = 64;
   for (let done = 0; done < count; done += batch) {
@@ -115,6 +115,10 @@ function runBoth(core: Balancer, model: LbModel, traffic: LbTraffic, count: numb
       assert.deepEqual(p, want[i].output, `${label}: bytes`);
       const key = `${want[i].verdict}${want[i].reason ? ` ${want[i].reason}` : ''}${want[i].connection ? ` ${want[i].connection}` : ''}`;
       seen.set(key, (seen.get(key) ?? 0) + 1);
+      if (want[i].verdict === 'rewritten') {
+        const b = `${want[i].vip} ${want[i].backend}`;
+        perBackend.set(b, (perBackend.get(b) ?? 0n) + 1n);
+      }
     });
   }
   return seen;
@@ -126,19 +130,20 @@ describe('the core balancer against the reference model', () => {
     const traffic = new LbTraffic(new Rng(7), VIPS, 60);
     const seen = new Map<string, number>();
     const add = (m: Map<string, number>) => { for (const [k, n] of m) seen.set(k, (seen.get(k) ?? 0) + n); };
-    add(runBoth(core, model, traffic, 6000));
+    const perBackend = new Map<string, bigint>();
+    add(runBoth(core, model, traffic, 6000, perBackend));
     assertSameTable(core, model, 'after the first traffic');
     for (const [vip, backend] of [['web', '198.51.100.3'], ['any6', '2001:db8:198::5'], ['tls', '198.51.100.7']]) {
       core.setHealth(vip, backend, false);
       model.setHealth(vip, backend, false);
     }
-    add(runBoth(core, model, traffic, 4000));
+    add(runBoth(core, model, traffic, 4000, perBackend));
     assertSameTable(core, model, 'after backends went down');
     core.setHealth('web', '198.51.100.3', true);
     model.setHealth('web', '198.51.100.3', true);
     core.configure(RELOADED);
     model.configure(RELOADED);
-    add(runBoth(core, model, traffic, 6000));
+    add(runBoth(core, model, traffic, 6000, perBackend));
     assertSameTable(core, model, 'after the reload');
 
     // The traffic reached every outcome the comparison is about.
@@ -152,6 +157,18 @@ describe('the core balancer against the reference model', () => {
     const counters = core.counters();
     const count = (verdict: string) => [...seen].filter(([k]) => k.split(' ')[0] === verdict).reduce((n, [, c]) => n + c, 0);
     for (const v of ['passed', 'rewritten', 'malformed', 'dropped'] as const) assert.equal(counters.verdicts[v], BigInt(count(v)), v);
+    // Per backend: the model's rewritten packets to it, across the health changes and the reload (which every backend counted here outlived).
+    const want = RELOADED.flatMap((v) => v.backends.map((b) => `${v.name} ${b.address} ${perBackend.get(`${v.name} ${b.address}`) ?? 0n}`));
+    assert.deepEqual(counters.backends.map((b) => `${b.vip} ${b.backend} ${b.packets}`), want);
+    assert.ok(counters.backends.filter((b) => b.packets > 0n).length >= 4, JSON.stringify(want));
+    // Table shares: a section's slots all go to the backends that take new flows (none to one drained, of weight 0 or still down).
+    const down = ['tls 198.51.100.7', 'any6 2001:db8:198::5'];
+    for (const v of RELOADED) {
+      const of = counters.backends.filter((b) => b.vip === v.name);
+      const taking = v.backends.filter((b) => !b.drain && b.weight > 0 && !down.includes(`${v.name} ${b.address}`)).map((b) => b.address);
+      assert.equal(of.reduce((n, b) => n + b.slots, 0), taking.length ? v.tableSize : 0, v.name);
+      for (const b of of) assert.equal(b.slots > 0, taking.includes(b.backend), `${v.name} ${b.backend}: ${b.slots} slots`);
+    }
   });
 
   it('answers an ICMP error from the table without changing it', async () => {

@@ -95,7 +95,7 @@ describe('settings: a flag wins over the configuration, at start and on reload',
 describe('the real server metrics', () => {
   it('list the drop reasons l3dsr run can give, not the balancer-only ones', () => {
     const snapshot = {
-      pid: 1, tun: 'dsr0', startedAt: 0, configPaths: [], rules: [], l2dsr: [], warnings: [], queues: [],
+      command: 'run', pid: 1, tun: 'dsr0', startedAt: 0, configPaths: [], rules: [], l2dsr: [], warnings: [], queues: [],
       reloads: { ok: 0, failed: 0 }, steering: { mode: 'none', interfaces: [] }, loopbackVips: [],
     } satisfies DaemonSnapshot;
     const reasons = [...renderMetrics(snapshot).matchAll(/^l3dsr_dropped_total\{reason="([^"]+)"\}/gm)].map((m) => m[1]);

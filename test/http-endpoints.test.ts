@@ -110,7 +110,7 @@ describe('SharedPage', () => {
 /** A snapshot that says which kind it is in the two places the pages show: the TUN name and the warnings. */
 function fakeSnapshot(full: boolean, warnings: string[] = []): DaemonSnapshot {
   return {
-    pid: process.pid, tun: full ? 'full0' : 'lean0', startedAt: 0, configPaths: [], rules: [], l2dsr: [], warnings, queues: [], reloads: { ok: 0, failed: 0 },
+    command: 'run', pid: process.pid, tun: full ? 'full0' : 'lean0', startedAt: 0, configPaths: [], rules: [], l2dsr: [], warnings, queues: [], reloads: { ok: 0, failed: 0 },
     kernelTxDropped: 0, steering: { mode: 'none', interfaces: [] }, loopbackVips: [],
   };
 }

@@ -5,40 +5,16 @@
 // through a balancer. Needs root (skipped without it).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BALANCERS, ECMP_INTERFACES, EcmpLab, SERVERS, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
-import type { EcmpFamilyPlan, EchoService, ProbeTarget } from '../tools/lab/index.js';
+import { BALANCERS, EcmpLab, SERVERS, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
+import type { EchoService, ProbeTarget } from '../tools/lab/index.js';
+import { installObservers, observed } from './support/ecmp-observe.js';
 import { LabDaemon, requireLabRoot, rulePackets } from './support/daemon.js';
-import { nft, nftApply } from '../src/system/index.js';
 import { serverDaemonArgs } from './support/health-lab.js';
 import { privileged } from './support/privilege.js';
 
-const OBSERVE = 'l3dsr_test_observe';
 /** Connections per VIP and protocol: enough that each balancer and each server gets some (2 × 2^-24 that one does not). */
 const CONNECTIONS = 24;
 const BOUND = { timeout: 120_000 };
-
-/** Counters: packets from a VIP that rtr receives from the server segment, and that a balancer forwards. */
-async function installObservers(lab: EcmpLab): Promise<void> {
-  const vipSources = (p: Pick<EcmpFamilyPlan, 'vipPrefix'>, f: string) => `${f} saddr ${p.vipPrefix}`;
-  const table = (hook: string, rules: string[]) => [
-    `table inet ${OBSERVE} {`, '  chain c {', `    type filter hook ${hook} priority raw;`, ...rules.map((r) => `    ${r}`), '  }', '}', '',
-  ].join('\n');
-  await nftApply(table('prerouting', [4, 6].map((family) =>
-    `iifname "${ECMP_INTERFACES.rtrToBack}" ${vipSources(lab.plan[family as 4 | 6], family === 4 ? 'ip' : 'ip6')} counter comment "replies${family}"`)), lab.where('rtr'));
-  for (const lb of BALANCERS) {
-    await nftApply(table('prerouting', [4, 6].map((family) =>
-      `${vipSources(lab.plan[family as 4 | 6], family === 4 ? 'ip' : 'ip6')} counter comment "replies${family}"`)), lab.where(lb));
-  }
-}
-
-async function observed(lab: EcmpLab, role: 'rtr' | 'lb1' | 'lb2', comment: string): Promise<number> {
-  const listing = JSON.parse(await nft(['-j', 'list', 'table', 'inet', OBSERVE], lab.where(role))) as {
-    nftables: Array<{ rule?: { comment?: string; expr: Array<{ counter?: { packets: number } }> } }>;
-  };
-  const packets = listing.nftables.find((e) => e.rule?.comment === comment)?.rule?.expr.find((x) => x.counter)?.counter?.packets;
-  assert.ok(packets !== undefined, `${role}: no counter ${comment}`);
-  return packets;
-}
 
 describe('the ECMP lab: stand-in balancers, l3dsr run on both servers', privileged('builds the seven-namespace balancer lab'), () => {
   let lab: EcmpLab;

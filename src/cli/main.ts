@@ -9,6 +9,8 @@ const USAGE = `l3dsr — userspace L3DSR: restores the VIP of DSCP-marked packet
 usage:
   l3dsr run [--config FILE] [--rule DSCP=VIP ...] --steer IFACE [--tun dsr0] [...]
         the daemon: steer marked packets into a TUN, rewrite, write back
+  l3dsr lb --config FILE [--steer IFACE ...] [--tun lb0] [...]
+        the load balancer: steer packets to its VIPs into a TUN, pick a backend (Maglev), mark and forward
   l3dsr rewrite --rule DSCP=VIP [...] [--verdicts FILE] IN.pcap OUT.pcap
         the same rewrite on a capture file, offline
   l3dsr status [--tun dsr0] [--json | --metrics]
@@ -40,6 +42,7 @@ type Options = ParseArgsConfig['options'];
  */
 const COMMAND_HELP: Record<string, { text: () => Promise<string>; options?: () => Promise<Options> }> = {
   run: { text: async () => (await import('./run.js')).RUN_HELP, options: async () => (await import('./run-options.js')).RUN_OPTIONS },
+  lb: { text: async () => (await import('./lb.js')).LB_HELP, options: async () => (await import('./lb.js')).LB_OPTIONS },
   rewrite: { text: async () => (await import('./rewrite.js')).REWRITE_USAGE, options: async () => (await import('./rewrite.js')).REWRITE_OPTIONS },
   status: { text: async () => (await import('./status.js')).STATUS_HELP, options: async () => (await import('./status.js')).STATUS_OPTIONS },
   check: { text: async () => `${(await import('./check.js')).CHECK_USAGE}\n`, options: async () => (await import('./check.js')).CHECK_OPTIONS },
@@ -72,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (command) {
     case 'run': return (await import('./run.js')).runCommand(rest);
+    case 'lb': return (await import('./lb.js')).lbCommand(rest);
     case 'rewrite': return (await import('./rewrite.js')).rewriteCommand(rest);
     case 'status': return (await import('./status.js')).statusCommand(rest);
     case 'check': return (await import('./check.js')).checkCommand(rest);

@@ -1,10 +1,12 @@
 // `l3dsr run` flags: the command line merged with the configuration,
-// validated completely before the daemon touches the system.
+// validated completely before the daemon touches the system. `l3dsr lb`
+// (lb.ts) takes the same daemon flags, less the real server's, through
+// parseDaemonFlags.
 
 import { parseArgs } from 'node:util';
 import { parseListenAddress } from '../config/config.js';
 import { loadConfiguration } from '../config/load.js';
-import { resolveSettings, type DaemonOptions, type RunFlags } from '../daemon/options.js';
+import { resolveSettings, type DaemonOptions, type RunFlags, type RunSettings } from '../daemon/options.js';
 import { controlSocketPath } from '../daemon/runtime-dir.js';
 import { L3dsrError } from '../errors.js';
 import { LEVELS, LOG_FORMATS } from '../log.js';
@@ -55,55 +57,73 @@ function flagChoice<T extends string>(v: string | undefined, flag: string, allow
   return v as T;
 }
 
-export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
+/** The daemon flags as given: `values` holds every flag of RUN_OPTIONS that `options` has. */
+export interface DaemonArgs {
+  values: { [K in keyof typeof RUN_OPTIONS]?: (typeof RUN_OPTIONS)[K] extends { multiple: true } ? string[] : (typeof RUN_OPTIONS)[K] extends { type: 'boolean' } ? boolean : string };
+  /** The settings given as flags (validated): they keep winning over the configuration on every reload. */
+  flags: RunFlags;
+}
+
+/** Parses and checks the daemon flags of `options` (RUN_OPTIONS or a subset); usage problems throw with `usage`. */
+export function parseDaemonFlags(argv: string[], options: Partial<typeof RUN_OPTIONS>, usage: string): DaemonArgs {
   // Strict parseArgs calls a value that starts with "-" ambiguous; say which value is missing instead.
-  for (const t of parseArgs({ args: argv, options: RUN_OPTIONS, strict: false, allowPositionals: true, tokens: true }).tokens) {
+  for (const t of parseArgs({ args: argv, options, strict: false, allowPositionals: true, tokens: true }).tokens) {
     if (t.kind === 'option' && t.inlineValue === false && t.value?.startsWith('-')) {
-      throw new L3dsrError('ERR_L3DSR_USAGE', `--${t.name} needs ${VALUE_OF[t.name] ?? 'a value'}, not the option ${t.value} (a value that starts with "-" is written --${t.name}=${t.value})\n${RUN_USAGE}`);
+      throw new L3dsrError('ERR_L3DSR_USAGE', `--${t.name} needs ${VALUE_OF[t.name] ?? 'a value'}, not the option ${t.value} (a value that starts with "-" is written --${t.name}=${t.value})\n${usage}`);
     }
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: RUN_OPTIONS, allowPositionals: false, strict: true, tokens: true });
+    parsed = parseArgs({ args: argv, options, allowPositionals: false, strict: true, tokens: true });
   } catch (err) {
-    throw new L3dsrError('ERR_L3DSR_USAGE', `${(err as Error).message}\n${RUN_USAGE}`);
+    throw new L3dsrError('ERR_L3DSR_USAGE', `${(err as Error).message}\n${usage}`);
   }
-  const v = parsed.values;
-  const flagProblem = flagsProblem(parsed.tokens, RUN_OPTIONS, [['offload', 'no-offload', 'contradict each other']]);
-  if (flagProblem) throw new L3dsrError('ERR_L3DSR_USAGE', `${flagProblem}\n${RUN_USAGE}`);
-  const configPaths = v.config ?? [];
-  const ruleSpecs = v.rule ?? [];
-  const config = await loadConfiguration({ configs: configPaths, rules: ruleSpecs });
-  if (config.rules.length === 0) throw new L3dsrError('ERR_L3DSR_USAGE', `no rules: give --rule DSCP=VIP or a --config with VIP = DSCP lines\n${RUN_USAGE}`);
-
-  // Only what was given: a flag keeps winning over the configuration on every reload.
+  const v = parsed.values as DaemonArgs['values'];
+  const flagProblem = flagsProblem(parsed.tokens, options, [['offload', 'no-offload', 'contradict each other']]);
+  if (flagProblem) throw new L3dsrError('ERR_L3DSR_USAGE', `${flagProblem}\n${usage}`);
+  if (v.metrics !== undefined) {
+    const listen = parseListenAddress(v.metrics);
+    if (typeof listen === 'string') throw new L3dsrError('ERR_L3DSR_USAGE', `--metrics: ${listen}, got "${v.metrics}"`);
+  }
   const flags: RunFlags = {
     tun: v.tun, steer: v.steer, noSteer: v['no-steer'], metrics: v.metrics, loopbackVips: v['loopback-vips'],
     offload: v.offload ? 'yes' : v['no-offload'] ? 'no' : undefined,
+    queues: flagInt(v.queues, 'queues', 1, 64),
+    engine: flagChoice(v.engine, 'engine', TUN_ENGINES),
+    batch: flagInt(v.batch, 'batch', 1, 4096),
+    logLevel: flagChoice(v['log-level'], 'log-level', LEVELS),
+    logFormat: flagChoice(v['log-format'], 'log-format', LOG_FORMATS),
   };
-  const { tun, steer, noSteer, loopbackVips } = resolveSettings(flags, config.daemon);
+  return { values: v, flags };
+}
+
+/** The TUN and steered interfaces' names, and that something steers (`what`: the packets that arrive there). */
+export function checkDaemonInterfaces({ tun, steer, noSteer }: RunSettings, what: string): void {
   for (const [flag, name] of [['tun', tun], ...steer.map((s) => ['steer', s])]) {
     const problem = interfaceNameProblem(name);
     if (problem) throw new L3dsrError('ERR_L3DSR_USAGE', `--${flag}: ${problem.message}`);
   }
   if (!noSteer && steer.length === 0) {
-    throw new L3dsrError('ERR_L3DSR_USAGE', '--steer: name the interface(s) where marked packets arrive (e.g. --steer eth0), or pass --no-steer to steer them yourself');
+    throw new L3dsrError('ERR_L3DSR_USAGE', `--steer: name the interface(s) where ${what} arrive (e.g. --steer eth0), or pass --no-steer to steer them yourself`);
   }
-  if (v.metrics !== undefined) {
-    const listen = parseListenAddress(v.metrics);
-    if (typeof listen === 'string') throw new L3dsrError('ERR_L3DSR_USAGE', `--metrics: ${listen}, got "${v.metrics}"`);
-  }
-  flags.queues = flagInt(v.queues, 'queues', 1, 64);
-  flags.engine = flagChoice(v.engine, 'engine', TUN_ENGINES);
-  flags.batch = flagInt(v.batch, 'batch', 1, 4096);
-  flags.logLevel = flagChoice(v['log-level'], 'log-level', LEVELS);
-  flags.logFormat = flagChoice(v['log-format'], 'log-format', LOG_FORMATS);
+}
+
+export async function parseRunOptions(argv: string[]): Promise<DaemonOptions> {
+  const { values: v, flags } = parseDaemonFlags(argv, RUN_OPTIONS, RUN_USAGE);
+  const configPaths = v.config ?? [];
+  const ruleSpecs = v.rule ?? [];
+  const config = await loadConfiguration({ configs: configPaths, rules: ruleSpecs });
+  if (config.rules.length === 0) throw new L3dsrError('ERR_L3DSR_USAGE', `no rules: give --rule DSCP=VIP or a --config with VIP = DSCP lines\n${RUN_USAGE}`);
+  const settings = resolveSettings(flags, config.daemon);
+  const { tun, loopbackVips } = settings;
+  checkDaemonInterfaces(settings, 'marked packets');
   const warnings = [...config.warnings];
   if (config.l2dsr.length > 0 && !loopbackVips) {
     warnings.push(`L2DSR VIPs ${config.l2dsr.map((x) => x.address).join(', ')}: loopback-vips is off, so l3dsr leaves lo to you and does not add them`);
   }
   return {
-    ...resolveSettings(flags, config.daemon),
+    command: 'run',
+    ...settings,
     flags,
     configPaths,
     ruleSpecs,

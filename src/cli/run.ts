@@ -2,6 +2,7 @@
 
 import { ConfigErrors } from '../config/parse.js';
 import { runDaemon } from '../daemon/daemon.js';
+import { RealServerSystem } from '../daemon/real-server.js';
 import { exitStatusOf, isL3dsrError, type ExitStatus } from '../errors.js';
 import { createLogger } from '../log.js';
 import { parseRunOptions, RUN_USAGE } from './run-options.js';
@@ -55,7 +56,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const log = createLogger({ level: opts.logLevel, format: opts.logFormat });
   let code: number;
   try {
-    code = await runDaemon(opts, log);
+    code = await runDaemon(opts, log, (record) => new RealServerSystem(opts, log, record));
   } catch (err) {
     return failed(err);
   }

@@ -25,8 +25,8 @@ export const STATUS_HELP = `${USAGE}
 Asks a running daemon, over its control socket, for its rules with their
 counters, its queues and its steering, and prints them.
 
-      --tun NAME             the daemon of this TUN (default dsr0), at
-                             /run/l3dsr/NAME.netns-INODE.sock (INODE: this network
+      --tun NAME             the daemon of this TUN (default dsr0; l3dsr lb's default is lb0),
+                             at /run/l3dsr/NAME.netns-INODE.sock (INODE: this network
                              namespace's; $RUNTIME_DIRECTORY in place of /run/l3dsr)
       --control-socket PATH  the socket the daemon was given with l3dsr run --control-socket
       --json                 the daemon's /status document, as JSON
@@ -104,7 +104,17 @@ export function formatStatus(s: DaemonSnapshot): string {
       ...s.vips.map((v) => [v.type, v.state, v.vip, v.dscp === null ? '--' : String(v.dscp), v.onLo ? 'yes' : 'no', v.steering ?? '--', v.source]),
     ]));
   }
-  lines.push('', ...table([
+  if (s.balancer) {
+    const percent = (slots: number, size: number) => `${(100 * slots / size).toFixed(1)} %`;
+    lines.push('', ...table([
+      ['section', 'VIP', 'DSCP', 'backend', 'state', 'weight', 'table share', 'packets'],
+      ...s.balancer.vips.flatMap((v) => v.backends.map((b) => [
+        v.name, v.ports ? `${v.vip} ${v.ports.join(',')}` : v.vip, String(v.dscp), b.address, b.state, String(b.weight), percent(b.slots, v.tableSize), String(b.packets),
+      ])),
+    ], [5, 6, 7]));
+    lines.push(`connection table: ${s.balancer.connections} entries per queue, evictions ${sum((q) => q.counters.evictions ?? 0)}`);
+  }
+  if (s.command !== 'lb') lines.push('', ...table([
     ['rule', 'packets', 'bytes'],
     ...s.rules.map((r, i) => [ruleText(r), String(sum((q) => q.counters.rules[i]?.packets ?? 0)), String(sum((q) => q.counters.rules[i]?.bytes ?? 0))]),
   ], [1, 2]));

@@ -81,12 +81,39 @@ export interface BalancerCounters {
   reasons: Record<string, bigint>;
   /** Connection-table entries pushed out of a full bucket by a new flow. */
   evictions: bigint;
+  /** Packets balanced to each backend of the live sections, in configuration order. */
+  backends: BackendPackets[];
+}
+
+export interface BackendPackets {
+  vip: string;
+  backend: string;
+  /** Since the backend entered its section (kept across reloads and health changes that keep it). */
+  packets: bigint;
+  /** Its slots in the section's live Maglev table (of `tableSize`): the share of new flows it takes. */
+  slots: number;
+}
+
+const backendKey = (vip: string, backend: string): string => `${vip} ${backend}`;
+
+interface Built {
+  from: string;
+  table: Uint16Array;
+  /** Slots per backend index (canonical order). */
+  slots: number[];
+}
+
+function build(weighted: { address: Uint8Array; weight: number }[], tableSize: number, from: string): Built {
+  const table = buildMaglevTable(weighted, tableSize);
+  const slots = new Array<number>(weighted.length).fill(0);
+  for (const b of table) if (b < slots.length) slots[b]!++;
+  return { from, table, slots };
 }
 
 interface Installed {
   vip: LbVip;
   /** Canonical order: the Maglev table's and the detail word's backend indexes. */
-  backends: { text: string; bytes: Uint8Array; weight: number }[];
+  backends: { text: string; bytes: Uint8Array; weight: number; slots: number }[];
 }
 
 const bytesOf = (text: string): Uint8Array => {
@@ -117,13 +144,20 @@ export class Balancer {
   /** Section name -> addresses of its backends that are down. */
   readonly #down = new Map<string, Set<string>>();
   /**
-   * Section name -> its last Maglev table and what it was built from: a
-   * health change or a reload rebuilds only the sections it changed.
+   * Section name -> its last Maglev table, what it was built from and each
+   * backend's slots in it: a health change or a reload rebuilds only the
+   * sections it changed.
    */
-  #tables = new Map<string, { from: string; table: Uint16Array }>();
+  #tables = new Map<string, Built>();
   /** The live set, by section index (the result word's). */
   #installed: Installed[] = [];
   #vips: readonly LbVip[] = [];
+  /**
+   * Packets of each backend (by backendKey) in table sets no longer live:
+   * the core counts in the live set's backend records, which a new set
+   * starts at zero.
+   */
+  #carried = new Map<string, bigint>();
 
   private constructor(core: Core, capacity: LbCapacity) {
     this.#core = core;
@@ -162,24 +196,25 @@ export class Balancer {
 
   /**
    * A new set of sections (a reload): the tables rebuilt and made live at
-   * once, health kept for backends still there, the connection table kept.
-   * A set that does not fit the capacity throws (ERR_L3DSR_LB_TABLES) and
-   * the old one stays live.
+   * once, health kept for backends still there (or, given `down`, exactly
+   * those backends down: section name -> addresses), the connection table
+   * kept. A set that does not fit the capacity throws (ERR_L3DSR_LB_TABLES)
+   * and the old one stays live.
    */
-  configure(vips: readonly LbVip[]): void {
+  configure(vips: readonly LbVip[], down?: ReadonlyMap<string, ReadonlySet<string>>): void {
     const need = needs(vips);
     if (!fits(need, this.#capacity)) {
       throw new L3dsrError('ERR_L3DSR_LB_TABLES', `the new [lb] sections need ${describe(need)}; this balancer's core was laid out for ${describe(this.#capacity)} (restart it to make room)`);
     }
-    const down = new Map<string, Set<string>>();
+    const next = new Map<string, Set<string>>();
     for (const v of vips) {
-      const was = this.#down.get(v.name);
+      const was = down ? down.get(v.name) : this.#down.get(v.name);
       const still = new Set([...was ?? []].filter((a) => v.backends.some((b) => b.address === a)));
-      if (still.size > 0) down.set(v.name, still);
+      if (still.size > 0) next.set(v.name, still);
     }
-    this.#install(vips, down);
+    this.#install(vips, next);
     this.#down.clear();
-    for (const [k, s] of down) this.#down.set(k, s);
+    for (const [k, s] of next) this.#down.set(k, s);
   }
 
   /** A health check's verdict: down takes a backend out of its section's table and moves its flows; up brings it back. */
@@ -255,7 +290,22 @@ export class Balancer {
     for (let v = 0; v < VERDICT_COUNT; v++) verdicts[VERDICT_NAMES[v] as Verdict] = counters[v];
     const reasons: Record<string, bigint> = {};
     for (let r = 1; r < REASON_COUNT; r++) reasons[REASON_NAMES[r]] = counters[VERDICT_COUNT + r];
-    return { verdicts, reasons, evictions: exports.lbEvictions() };
+    const live = this.#livePackets();
+    const slots = new Map(this.#installed.flatMap((s) => s.backends.map((b) => [backendKey(s.vip.name, b.text), b.slots] as const)));
+    const backends = this.#vips.flatMap((v) => v.backends.map((b) => {
+      const key = backendKey(v.name, b.address);
+      return { vip: v.name, backend: b.address, packets: (this.#carried.get(key) ?? 0n) + (live.get(key) ?? 0n), slots: slots.get(key) ?? 0 };
+    }));
+    return { verdicts, reasons, evictions: exports.lbEvictions(), backends };
+  }
+
+  /** The live set's per-backend packets, by backendKey. */
+  #livePackets(): Map<string, bigint> {
+    const out = new Map<string, bigint>();
+    this.#installed.forEach((s, section) => s.backends.forEach((b, i) => {
+      out.set(backendKey(s.vip.name, b.text), this.#core.exports.lbBackendPackets(section, i));
+    }));
+    return out;
   }
 
   /** The connection table's entries, bucket by bucket, most recently used first. */
@@ -296,7 +346,9 @@ export class Balancer {
     const byVip = new Map<string, LbVip[]>();
     for (const v of vips) byVip.set(v.vip, [...byVip.get(v.vip) ?? [], v]);
     const installed: Installed[] = [];
-    const tables = new Map<string, { from: string; table: Uint16Array }>();
+    const tables = new Map<string, Built>();
+    // Read before the new set goes live (nothing is balanced meanwhile: one thread), added once it has.
+    const counted = this.#livePackets();
     exports.lbBegin();
     for (const group of byVip.values()) {
       for (const v of group) {
@@ -319,16 +371,27 @@ export class Balancer {
         const weighted = backends.map((b) => ({ address: b.address, weight: b.drain || isDown(b.text) ? 0 : b.weight }));
         const from = `${v.tableSize} ${backends.map((b, i) => `${b.text}=${weighted[i].weight}`).join(' ')}`;
         let built = this.#tables.get(v.name);
-        if (built?.from !== from) built = { from, table: buildMaglevTable(weighted, v.tableSize) };
+        if (built?.from !== from) built = build(weighted, v.tableSize, from);
         tables.set(v.name, built);
         new Uint16Array(memory.buffer, exports.lbTableBase(index), v.tableSize).set(built.table);
-        installed.push({ vip: v, backends: backends.map((b) => ({ text: b.text, bytes: b.address, weight: b.weight })) });
+        const slots = built.slots;
+        installed.push({ vip: v, backends: backends.map((b, i) => ({ text: b.text, bytes: b.address, weight: b.weight, slots: slots[i]! })) });
       }
     }
     if (exports.lbCommit() !== 1) throw new Error('core refused to commit a complete table set');
     this.#installed = installed;
     this.#vips = vips;
     this.#tables = tables;
+    const carried = new Map<string, bigint>();
+    // Only backends still configured: a removed one's count would be kept for ever.
+    for (const v of vips) {
+      for (const b of v.backends) {
+        const key = backendKey(v.name, b.address);
+        const n = (this.#carried.get(key) ?? 0n) + (counted.get(key) ?? 0n);
+        if (n > 0n) carried.set(key, n);
+      }
+    }
+    this.#carried = carried;
   }
 }
 

@@ -65,6 +65,8 @@ export interface CoreExports {
   lbEntryRead(i: number): number;
   lbEntryKeyLength(i: number): number;
   lbEvictions(): bigint;
+  /** Packets balanced to backend `backend` (canonical index) of live section `section` since its table set went live. */
+  lbBackendPackets(section: number, backend: number): bigint;
 }
 
 /**

@@ -1,30 +1,30 @@
-// `l3dsr run`: the daemon's lifecycle. start() starts the queue workers
-// (each opens a TUN queue), brings the TUN up, steers marked packets into
-// it and serves status and metrics; reload() re-reads the configuration;
-// stop() tears everything down. runDaemon() wires the signals around them:
-// SIGHUP reloads, SIGTERM/SIGINT stop, and a failing data path stops the
-// daemon with an error.
+// `l3dsr run` and `l3dsr lb`: the daemon's lifecycle. start() starts the
+// queue workers (each opens a TUN queue), brings the TUN up, steers packets
+// into it and serves status and metrics; reload() re-reads the
+// configuration; stop() tears everything down. runDaemon() wires the
+// signals around them: SIGHUP reloads, SIGTERM/SIGINT stop, and a failing
+// data path stops the daemon with an error.
 //
-// The steps that belong to the real server's rewrite (steering of the
-// rules' DSCPs, VIPs on lo) are in real-server.ts; the rest (queues,
-// control servers, signals, runtime directory, state file) is the same for
-// any daemon on a TUN.
+// What belongs to one half of L3DSR is its role (role.ts): the real
+// server's rewrite (steering of the rules' DSCPs, VIPs on lo) in
+// real-server.ts, the balancer's (steering by destination, forwarding) in
+// balancer.ts; the rest (queues, control servers, signals, runtime
+// directory, state file) is the same for any daemon on a TUN.
 
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { OffloadMode } from '../config/config.js';
-import { loadConfiguration, type Configuration, type L2dsrVip } from '../config/load.js';
-import type { Rule } from '../core/types.js';
 import { EXIT, type ExitStatus } from '../errors.js';
 import type { AdjustableLogger, Logger } from '../log.js';
 import { ip } from '../system/index.js';
 import { OFFLOAD_MIN_SLOT_SIZE, VNET_HEADER_BYTES } from '../tun/device.js';
 import { ControlServers, type MetricsChange } from './control.js';
+import type { PathConfig } from './data-path.js';
 import type { FromWorker } from './messages.js';
-import { planReload, runSettings, type DaemonOptions, type RunSettings } from './options.js';
+import { planReload, runSettings, type DaemonCommon, type RunSettings } from './options.js';
 import { preflight, type Preflight } from './preflight.js';
 import { QueueWorker } from './queues.js';
-import { RealServerSystem } from './real-server.js';
+import type { DaemonRole, Reloaded } from './role.js';
 import { DaemonSignals } from './signals.js';
 import type { DaemonSnapshot } from './snapshot.js';
 import { removeState, writeState } from './state-file.js';
@@ -64,7 +64,7 @@ function logOffloads(log: Logger, mode: OffloadMode, ready: Extract<FromWorker, 
 }
 
 export class Daemon {
-  readonly #opts: DaemonOptions;
+  readonly #opts: DaemonCommon;
   readonly #log: AdjustableLogger;
   /** The settings in effect: those of the start, and what reloads changed of them. */
   #settings: RunSettings;
@@ -76,25 +76,22 @@ export class Daemon {
   readonly #stop = new AbortController();
   #failure: { code: string; message: string } | undefined;
   readonly #queues: QueueWorker[] = [];
-  readonly #server: RealServerSystem;
+  readonly #role: DaemonRole;
   readonly #control = new ControlServers();
-  #rules: Rule[];
-  #l2dsr: L2dsrVip[];
   /** Everything is installed and served: reloads may change it. */
   #running = false;
   #startSettled!: () => void;
   /** Reloads run one at a time, after the startup. */
   #reloading = new Promise<void>((resolve) => { this.#startSettled = resolve; });
 
-  constructor(opts: DaemonOptions, log: AdjustableLogger, checked: Preflight) {
+  /** `role` makes the half of L3DSR this daemon runs; `record` writes the state file. */
+  constructor(opts: DaemonCommon, log: AdjustableLogger, checked: Preflight, role: (record: () => Promise<void>) => DaemonRole) {
     this.#opts = opts;
     this.#settings = runSettings(opts);
     this.#log = log;
     this.#preflight = checked;
     this.#slotSize = slotSizeFor(checked.mtu, opts.offload);
-    this.#rules = opts.rules;
-    this.#l2dsr = opts.l2dsr;
-    this.#server = new RealServerSystem(opts, log, () => this.#saveState());
+    this.#role = role(() => this.#saveState());
   }
 
   /** A stop was requested, or the data path failed. */
@@ -130,8 +127,9 @@ export class Daemon {
       () => this.#takeOverEarlierRun(),
       () => this.#startQueues(),
       () => this.#bringTunUp(),
+      () => this.#role.beforeSteering(),
       () => this.#installSteering(),
-      () => this.#server.addVips(this.#rules, this.#l2dsr),
+      () => this.#role.addVips(),
       () => this.#saveState(),
       () => this.#serveControl(),
     ];
@@ -142,8 +140,9 @@ export class Daemon {
       }
       if (this.stopping) return;
       this.#running = true;
+      this.#role.start((path) => this.#configureQueues(path));
       const { tun, queues, controlSocket, metrics } = this.#opts;
-      this.#log.info('running', { tun, queues, rules: this.#rules.length, control: controlSocket, metrics });
+      this.#log.info('running', { command: this.#opts.command, tun, queues, ...this.#role.summary(), control: controlSocket, metrics });
     } catch (err) {
       this.#log.error('start failed', { error: (err as Error).message });
       throw err;
@@ -166,11 +165,12 @@ export class Daemon {
    */
   async teardown(): Promise<void> {
     this.#running = false;
+    this.#role.stop();
     await this.#reloading;
     const steps: [string, () => Promise<unknown>][] = [
-      ['remove steering', () => this.#server.removeSteering()],
+      ['remove steering', () => this.#role.removeSteering()],
       ['stop queues', () => this.#stopQueues()],
-      ['remove VIPs from lo', () => this.#server.removeVips()],
+      ['remove VIPs from lo', () => this.#role.removeVips()],
       ['close control socket', () => this.#control.close()],
     ];
     let undone = true;
@@ -192,7 +192,7 @@ export class Daemon {
     if (earlier.kind !== 'dead') return;
     const { state } = earlier;
     this.#log.info('taking over what an earlier run left', { pid: state.pid, file: stateFile, vips: state.loopback.map((a) => a.address).join(',') || undefined });
-    await this.#server.adopt(state);
+    await this.#role.adopt(state);
   }
 
   /**
@@ -205,7 +205,7 @@ export class Daemon {
     let offload = this.#opts.offload;
     for (let q = 0; q < queues; q++) {
       const w = new QueueWorker({
-        queue: q, tun, multiQueue: queues > 1, engine, offload, rules: this.#rules,
+        queue: q, tun, multiQueue: queues > 1, engine, offload, path: this.#role.path(),
         slotSize: this.#slotSize, slotCount: batch * 2, batchMax: batch,
       }, this.#log);
       this.#queues.push(w);
@@ -241,13 +241,13 @@ export class Daemon {
 
   async #installSteering(): Promise<void> {
     // Recorded first: a crash half-way leaves a state file the next run takes over.
-    if (this.#server.steers) await this.#saveState();
-    await this.#server.installSteering(this.#rules);
+    if (this.#role.steers) await this.#saveState();
+    await this.#role.installSteering();
   }
 
   #saveState(): Promise<void> {
     const { startTime, netns, stateFile } = this.#preflight;
-    return writeState(stateFile, { pid: process.pid, startTime, netns, tun: this.#opts.tun, ...this.#server.ownership });
+    return writeState(stateFile, { pid: process.pid, startTime, netns, tun: this.#opts.tun, ...this.#role.ownership });
   }
 
   /** `promise`, or undefined as soon as a stop is requested: a stop during startup does not wait for a queue to open. */
@@ -264,7 +264,7 @@ export class Daemon {
   /**
    * Re-reads the configuration. Nothing changes unless the whole of it is
    * read and the new metrics address (if it moved) is open; then the rules
-   * change without a gap, the metrics listener moves, the log level and
+   * (or the balancer's sections) change without a gap, the metrics listener moves, the log level and
    * format apply, and every other changed setting is named as needing a
    * restart.
    */
@@ -279,11 +279,11 @@ export class Daemon {
       log.warn('SIGHUP: no --config to reload; rules unchanged');
       return;
     }
-    let config: Configuration;
+    let config: Reloaded;
     try {
-      config = await loadConfiguration({ configs: opts.configPaths, rules: opts.ruleSpecs });
+      config = await this.#role.reload();
     } catch (err) {
-      this.#reloadFailed('reload refused; the old rules keep running', err);
+      this.#reloadFailed(`reload refused; the old ${this.#role.configured} keep running`, err);
       return;
     }
     for (const w of config.warnings) log.warn(w);
@@ -298,7 +298,8 @@ export class Daemon {
       }
     }
     try {
-      await this.#applyRules(config.rules, config.l2dsr);
+      await config.apply((path) => this.#configureQueues(path));
+      await this.#saveState();
     } catch (err) {
       await metrics?.abandon().catch((e: Error) => log.error('metrics listener', { error: e.message }));
       this.#reloadFailed('reload failed while applying', err);
@@ -310,22 +311,11 @@ export class Daemon {
     for (const c of plan.needRestart) log.warn('setting changed: it needs a restart, the running value stays until then', { ...c });
     for (const c of plan.overridden) log.info('setting changed in the configuration, but the command line wins', { ...c });
     this.#reloads.ok++;
-    log.info('reloaded', { rules: this.#rules.length, applied: plan.applied.map((c) => c.setting).join(',') || undefined });
+    log.info('reloaded', { ...this.#role.summary(), applied: plan.applied.map((c) => c.setting).join(',') || undefined });
   }
 
-  /**
-   * The rules of a reload: steering first adds filters for new DSCPs, the
-   * core then knows them; filters for DSCPs that went away are removed last,
-   * so no marked packet meets a gap.
-   */
-  async #applyRules(next: Rule[], nextL2dsr: L2dsrVip[]): Promise<void> {
-    await this.#server.steer([...this.#rules, ...next]);
-    await Promise.all(this.#queues.map((w) => w.setRules(next)));
-    await this.#server.steer(next);
-    await this.#server.placeVips(next, nextL2dsr);
-    await this.#saveState();
-    this.#rules = next;
-    this.#l2dsr = nextL2dsr;
+  async #configureQueues(path: PathConfig): Promise<void> {
+    await Promise.all(this.#queues.map((w) => w.configure(path)));
   }
 
   #reloadFailed(what: string, err: unknown): void {
@@ -339,21 +329,25 @@ export class Daemon {
     const queues = await Promise.all(this.#queues.map((w) => w.snapshot()));
     const txDropped = await readFile(`/sys/class/net/${opts.tun}/statistics/tx_dropped`, 'utf8').then(Number).catch(() => undefined);
     return {
-      pid: process.pid, tun: opts.tun, startedAt: this.#startedAt, configPaths: opts.configPaths, rules: this.#rules, l2dsr: this.#l2dsr,
+      command: opts.command, pid: process.pid, tun: opts.tun, startedAt: this.#startedAt, configPaths: opts.configPaths,
       warnings: opts.warnings, queues, reloads: this.#reloads, kernelTxDropped: txDropped,
-      ...await this.#server.snapshot(full, this.#rules, this.#l2dsr),
+      ...await this.#role.snapshot(full, queues),
     };
   }
 }
 
 /**
- * The whole life of `l3dsr run`: checks, signals wired, start, run until a
- * stop or a failure, teardown. Resolves with the exit status; throws an
- * L3dsrError when the daemon cannot start before anything was changed.
+ * The whole life of `l3dsr run` or `l3dsr lb` (the `role`): checks, signals
+ * wired, start, run until a stop or a failure, teardown. Resolves with the
+ * exit status; throws an L3dsrError when the daemon cannot start before
+ * anything was changed.
  */
-export async function runDaemon(opts: DaemonOptions, log: AdjustableLogger): Promise<number> {
-  const checked = await preflight({ tun: opts.tun, interfaces: opts.steer, controlSocket: opts.controlSocket });
-  const daemon = new Daemon(opts, log, checked);
+export async function runDaemon(
+  opts: DaemonCommon, log: AdjustableLogger, role: (record: () => Promise<void>) => DaemonRole,
+): Promise<number> {
+  const command = opts.command;
+  const checked = await preflight({ command, tun: opts.tun, interfaces: opts.steer, controlSocket: opts.controlSocket });
+  const daemon = new Daemon(opts, log, checked, role);
   const signals = new DaemonSignals(daemon, log);
   signals.install();
   try {

@@ -1,7 +1,7 @@
 // Messages between the daemon's main thread and its queue workers.
 
-import type { Rule } from '../core/types.js';
 import type { Engine, OffloadMode } from '../config/config.js';
+import type { PathConfig } from './data-path.js';
 import type { QueueSnapshot } from './snapshot.js';
 
 export interface WorkerSetup {
@@ -10,14 +10,15 @@ export interface WorkerSetup {
   multiQueue: boolean;
   engine: Engine;
   offload: OffloadMode;
-  rules: Rule[];
+  /** The core this queue runs, and its configuration. */
+  path: PathConfig;
   slotSize: number;
   slotCount: number;
   batchMax: number;
 }
 
 export type ToWorker =
-  | { type: 'rules'; id: number; rules: Rule[] }
+  | { type: 'configure'; id: number; config: PathConfig }
   | { type: 'snapshot'; id: number }
   | { type: 'stop'; id: number };
 

@@ -6,6 +6,7 @@
 import type { DaemonSettings, Engine, OffloadMode } from '../config/config.js';
 import type { L2dsrVip } from '../config/load.js';
 import type { Rule } from '../core/types.js';
+import type { LbVip } from '../lb/types.js';
 import type { Level, LogFormat } from '../log.js';
 
 /** The [daemon] settings of l3dsr run, as they apply: from a flag, else the configuration, else the default. */
@@ -29,21 +30,44 @@ export const DEFAULT_SETTINGS: Readonly<RunSettings> = {
   engine: 'auto', offload: 'auto', batch: 64, logLevel: 'info', logFormat: 'logfmt',
 };
 
+/**
+ * Where `l3dsr lb`'s defaults differ from `l3dsr run`'s: its own TUN (and
+ * so its own control socket and state file), so one host can run both.
+ */
+export const LB_DEFAULTS: Readonly<Pick<DaemonSettings, 'tun'>> = { tun: 'lb0' };
+
+/** A balancer configuration's [daemon] settings with the balancer's defaults under them. */
+export const lbDaemonSettings = (file: DaemonSettings): DaemonSettings => ({ ...LB_DEFAULTS, ...file });
+
 /** Settings given as flags on the command line. */
 export type RunFlags = Partial<RunSettings>;
 
-export interface DaemonOptions extends RunSettings {
+/** What either daemon (`l3dsr run`, `l3dsr lb`) starts with. */
+export interface DaemonCommon extends RunSettings {
+  /** Which daemon: the real server's or the balancer. */
+  command: 'run' | 'lb';
   /** The settings given as flags: they keep winning over the configuration on reload. */
   flags: RunFlags;
   /** --config paths in the order given (files or directories), read again on reload. */
   configPaths: string[];
+  warnings: string[];
+  controlSocket: string;
+}
+
+/** `l3dsr run`. */
+export interface DaemonOptions extends DaemonCommon {
   /** --rule flags: kept across reloads of the config. */
   ruleSpecs: string[];
   rules: Rule[];
   /** VIPs that go on lo without a rewrite rule (dsr.conf lines without a DSCP). */
   l2dsr: L2dsrVip[];
-  warnings: string[];
-  controlSocket: string;
+}
+
+/** `l3dsr lb`. */
+export interface LbOptions extends DaemonCommon {
+  vips: LbVip[];
+  /** Connection-table entries per TUN queue: the core's layout, so a change needs a restart. */
+  connections: number;
 }
 
 type Key = keyof RunSettings;

@@ -17,6 +17,8 @@ import { earlierRun, type EarlierRun, type NetnsIdentity } from './state-file.js
 const DEFAULT_MTU = 1500;
 
 export interface PreflightRequest {
+  /** Which daemon, for what its errors say. */
+  command: 'run' | 'lb';
   tun: string;
   /** Where marked packets arrive: each must exist, and the largest MTU among them is the TUN's. */
   interfaces: readonly string[];
@@ -50,10 +52,20 @@ export async function preflight(request: PreflightRequest): Promise<Preflight> {
   return { mtu, netns, startTime, stateFile, earlier };
 }
 
-async function checkSystem({ tun, interfaces }: PreflightRequest): Promise<number> {
+/** Why each daemon needs CAP_NET_ADMIN, and how its unit grants it. */
+const NEEDS: Record<PreflightRequest['command'], string> = {
+  run: 'l3dsr run needs CAP_NET_ADMIN to create its TUN device, tc filters and VIPs on lo and to set rp_filter',
+  lb: 'l3dsr lb needs CAP_NET_ADMIN to create its TUN device and tc filters and to set rp_filter (and CAP_NET_RAW for its health checks)',
+};
+const GRANTS: Record<PreflightRequest['command'], string> = {
+  run: 'AmbientCapabilities=CAP_NET_ADMIN, as in deploy/l3dsr.service',
+  lb: 'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW, as in deploy/l3dsr-lb.service',
+};
+
+async function checkSystem({ command, tun, interfaces }: PreflightRequest): Promise<number> {
   const uid = process.geteuid!();
   if (!(await hasCapability(CAP_NET_ADMIN))) {
-    throw new L3dsrError('ERR_L3DSR_START', `l3dsr run needs CAP_NET_ADMIN to create its TUN device, tc filters and VIPs on lo and to set rp_filter; uid ${uid} does not have it: run it as root, or with the capability (systemd: AmbientCapabilities=CAP_NET_ADMIN, as in deploy/l3dsr.service)`);
+    throw new L3dsrError('ERR_L3DSR_START', `${NEEDS[command]}; uid ${uid} does not have it: run it as root, or with the capability (systemd: ${GRANTS[command]})`);
   }
   await access('/dev/net/tun', constants.R_OK | constants.W_OK).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') throw new L3dsrError('ERR_L3DSR_START', '/dev/net/tun is missing: load the tun module (modprobe tun)', { cause: err });

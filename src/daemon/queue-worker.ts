@@ -1,9 +1,10 @@
-// One TUN queue, in its own worker thread: its own WASM core, its own
-// queue of the TUN device, one core call per batch the addon reads.
+// One TUN queue, in its own worker thread: its own WASM core (the rewrite
+// or the balancer, data-path.ts), its own queue of the TUN device, one core
+// call per batch the addon reads.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { createRewriter } from '../core/rewriter.js';
 import { TunDevice, type TunError } from '../tun/device.js';
+import { openDataPath } from './data-path.js';
 import type { FromWorker, ToWorker, WorkerSetup } from './messages.js';
 import type { QueueSnapshot } from './snapshot.js';
 
@@ -26,20 +27,17 @@ try {
   process.exit(1);
 }
 // The core sees the virtio-net header in front of every packet, exactly as the TUN delivers it.
-const rw = await createRewriter({
-  rules: setup.rules, slotSize: setup.slotSize, slotCount: setup.slotCount, vnetHeaderBytes: dev.vnetHeaderBytes,
-});
+const path = await openDataPath(setup.path, { slotSize: setup.slotSize, slotCount: setup.slotCount, vnetHeaderBytes: dev.vnetHeaderBytes });
 dev.onError = (err) => post({ type: 'failed', code: err.code, message: `TUN ${setup.tun} queue ${setup.queue}: ${err.message}` });
-dev.attach(rw.memory, rw.batch.layout(setup.batchMax), (n) => rw.rewriteSlots(n));
+dev.attach(path.memory, path.batch.layout(setup.batchMax), (n) => path.run(n));
 
 function snapshot(): QueueSnapshot {
-  const c = rw.counters();
   return {
     queue: setup.queue,
     mode: dev.mode,
     detail: dev.detail,
     offloads: dev.offloads ? [...dev.offloads] : null,
-    counters: { verdicts: c.verdicts, reasons: c.reasons, rules: c.rules.map((r) => ({ packets: r.packets, bytes: r.bytes })) },
+    counters: path.counters(),
     tun: dev.stats(),
   };
 }
@@ -47,9 +45,9 @@ function snapshot(): QueueSnapshot {
 port.on('message', (m: ToWorker) => {
   try {
     switch (m.type) {
-      case 'rules':
-        // Already validated by the main thread; setRules validates again and stays atomic.
-        rw.setRules(m.rules);
+      case 'configure':
+        // Already validated by the main thread; the core validates again and stays atomic.
+        path.configure(m.config);
         post({ type: 'reply', id: m.id, ok: true });
         break;
       case 'snapshot':

@@ -1,10 +1,10 @@
 // The queue workers, seen from the main thread: start them, ask them for
-// counters, swap their rules, stop them.
+// counters, swap their configuration, stop them.
 
 import { Worker } from 'node:worker_threads';
-import type { Rule } from '../core/types.js';
 import { L3dsrError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { PathConfig } from './data-path.js';
 import type { FromWorker, ToWorker, WorkerSetup } from './messages.js';
 import type { QueueSnapshot } from './snapshot.js';
 
@@ -67,8 +67,8 @@ export class QueueWorker {
     return r.snapshot;
   }
 
-  async setRules(rules: Rule[]): Promise<void> {
-    const r = await this.#ask({ type: 'rules', rules });
+  async configure(config: PathConfig): Promise<void> {
+    const r = await this.#ask({ type: 'configure', config });
     if (!r.ok) throw new L3dsrError('ERR_L3DSR_QUEUE', r.error);
   }
 

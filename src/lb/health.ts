@@ -135,25 +135,62 @@ export class BackendChecker {
   }
 }
 
+/** What a backend's checks are made of: a checker is kept across a reload only if none of it changed. */
+const checkKey = (vip: LbVip, backend: string): string => {
+  const port = vip.check.type === 'tcp' ? vip.check.port : 0;
+  return [vip.name, backend, vip.vip, vip.dscp, port, vip.intervalMs, vip.timeoutMs, vip.rise, vip.fall].join(' ');
+};
+
 /** One checker per backend of every section with a check; sections with `check = none` have none (always up). */
 export class HealthChecks {
-  readonly #checkers: BackendChecker[] = [];
+  #checkers: BackendChecker[] = [];
+  readonly #keys = new Map<BackendChecker, string>();
+  readonly #options: HealthCheckerOptions;
+  #running = false;
 
   constructor(vips: readonly LbVip[], options: HealthCheckerOptions) {
-    for (const vip of vips) {
-      if (vip.check.type === 'none') continue;
-      for (const b of vip.backends) this.#checkers.push(new BackendChecker(vip, b.address, options));
-    }
+    this.#options = options;
+    this.#checkers = this.#make(vips);
   }
 
   /** Starts every checker, the first checks spread over the interval so they do not all leave at once. */
   start(): void {
+    this.#running = true;
     const n = this.#checkers.length;
     this.#checkers.forEach((c, k) => c.start(Math.floor((c.intervalMs * k) / n)));
   }
 
   stop(): void {
+    this.#running = false;
     for (const c of this.#checkers) c.stop();
+  }
+
+  /**
+   * A reload: a backend whose section checks it as before keeps its
+   * checker (state, streak and counts); the others start anew (up), and
+   * checkers of backends gone are stopped.
+   */
+  update(vips: readonly LbVip[]): void {
+    const old = new Map([...this.#keys].map(([c, k]) => [k, c]));
+    const next = this.#make(vips, old);
+    for (const c of this.#checkers) if (!next.includes(c)) { c.stop(); this.#keys.delete(c); }
+    const fresh = next.filter((c) => !this.#checkers.includes(c));
+    this.#checkers = next;
+    if (this.#running) fresh.forEach((c, k) => c.start(Math.floor((c.intervalMs * k) / fresh.length)));
+  }
+
+  #make(vips: readonly LbVip[], reuse = new Map<string, BackendChecker>()): BackendChecker[] {
+    const out: BackendChecker[] = [];
+    for (const vip of vips) {
+      if (vip.check.type === 'none') continue;
+      for (const b of vip.backends) {
+        const key = checkKey(vip, b.address);
+        const c = reuse.get(key) ?? new BackendChecker(vip, b.address, this.#options);
+        this.#keys.set(c, key);
+        out.push(c);
+      }
+    }
+    return out;
   }
 
   /** Whether a backend of a section takes new flows as far as health goes (a section without checks: always). */

@@ -21,6 +21,26 @@ class Exposition {
   text(): string { return `${this.lines.join('\n')}\n`; }
 }
 
+const BACKEND_STATES = ['up', 'down', 'draining'] as const;
+
+/** l3dsr lb: per backend of each [lb] section, and the connection table. */
+function balancerMetrics(e: Exposition, s: DaemonSnapshot): void {
+  const backends = s.balancer!.vips.flatMap((v) => v.backends.map((b) => ({ v, b, l: { vip: v.name, backend: b.address } as Labels })));
+  e.family('l3dsr_lb_backend_packets_total', 'counter', 'Packets balanced to a backend.', backends.map(({ l, b }) => [l, b.packets]));
+  e.family('l3dsr_lb_backend_state', 'gauge', 'A backend\'s state: 1 for the one it is in (up, down: its health check failed, draining: drain or weight 0).',
+    backends.flatMap(({ l, b }) => BACKEND_STATES.map((state): [Labels, number] => [{ ...l, state }, b.state === state ? 1 : 0])));
+  e.family('l3dsr_lb_backend_weight', 'gauge', 'A backend\'s configured weight.', backends.map(({ l, b }) => [l, b.weight]));
+  e.family('l3dsr_lb_backend_table_share', 'gauge', 'A backend\'s share of its section\'s Maglev table: the share of new flows it takes.',
+    backends.map(({ l, v, b }) => [l, b.slots / v.tableSize]));
+  const checked = backends.filter(({ b }) => b.health !== undefined);
+  e.family('l3dsr_lb_health_checks_total', 'counter', 'Health checks of a backend, by result (up: answered from the VIP; refused, timeout, error).',
+    checked.flatMap(({ l, b }) => Object.entries(b.health!.checks).map(([result, n]): [Labels, number] => [{ ...l, result }, n])));
+  e.family('l3dsr_lb_health_transitions_total', 'counter', 'Times a backend\'s health checks took it down or brought it up, by direction.',
+    checked.flatMap(({ l, b }) => Object.entries(b.health!.transitions).map(([direction, n]): [Labels, number] => [{ ...l, direction }, n])));
+  e.family('l3dsr_lb_connection_evictions_total', 'counter', 'Connection-table entries pushed out of a full bucket by a new flow.',
+    s.queues.map((q) => [{ queue: q.queue }, q.counters.evictions ?? 0n]));
+}
+
 export function renderMetrics(s: DaemonSnapshot): string {
   const e = new Exposition();
   const rules = s.rules.map((rule, i) => ({
@@ -32,7 +52,7 @@ export function renderMetrics(s: DaemonSnapshot): string {
   e.family('l3dsr_packets_total', 'counter', 'Packets read from the TUN, by verdict.',
     VERDICT_NAMES.map((v) => [{ verdict: v }, s.queues.reduce((n, q) => n + q.counters.verdicts[v], 0n)]));
   for (const verdict of ['dropped', 'malformed'] as const) {
-    const reasons = REASON_NAMES.filter((_, i) => REASON_VERDICTS[i] === verdict && !REASON_BALANCER_ONLY[i]);
+    const reasons = REASON_NAMES.filter((_, i) => REASON_VERDICTS[i] === verdict && (s.command === 'lb' || !REASON_BALANCER_ONLY[i]));
     e.family(`l3dsr_${verdict}_total`, 'counter', `Packets ${verdict}, by reason.`,
       reasons.map((r) => [{ reason: r }, s.queues.reduce((n, q) => n + (q.counters.reasons[r] ?? 0n), 0n)]));
   }
@@ -63,6 +83,7 @@ export function renderMetrics(s: DaemonSnapshot): string {
     e.raw(`l3dsr_batch_size_sum${labels({ queue: q.queue })} ${q.tun.packetsRead}`);
     e.raw(`l3dsr_batch_size_count${labels({ queue: q.queue })} ${q.tun.batches}`);
   }
+  if (s.balancer) balancerMetrics(e, s);
   e.family('l3dsr_rules', 'gauge', 'Rules loaded.', [[{}, s.rules.length]]);
   e.family('l3dsr_reloads_total', 'counter', 'Configuration reloads, by result.', [[{ result: 'ok' }, s.reloads.ok], [{ result: 'error' }, s.reloads.failed]]);
   e.family('l3dsr_start_time_seconds', 'gauge', 'When the daemon started (Unix time).', [[{}, Math.floor(s.startedAt / 1000)]]);

@@ -32,6 +32,8 @@ export interface DaemonExit {
 }
 
 export interface LabDaemonOptions {
+  /** The daemon: `run` (the default, the real server's) or `lb` (the balancer). */
+  command?: 'run' | 'lb';
   /** Namespace to run in; default srv (the three-namespace lab's server; srv1 or srv2 in the ECMP lab). */
   role?: string;
   /**
@@ -86,7 +88,7 @@ export class LabDaemon {
     const socketArgs = this.#controlSocket === undefined ? [] : ['--control-socket', this.#controlSocket];
     const program = options.program !== undefined ? [options.program] : [process.execPath, options.bin ?? L3DSR_BIN];
     const [file, ...programArgs] = [...(options.prefix ?? []), ...program];
-    this.child = lab.spawn(options.role ?? 'srv', file!, [...programArgs, 'run', ...args, ...socketArgs], {
+    this.child = lab.spawn(options.role ?? 'srv', file!, [...programArgs, options.command ?? 'run', ...args, ...socketArgs], {
       stdio: ['ignore', 'pipe', 'pipe'], env: options.env, cwd: options.cwd,
     });
     // Each stream keeps its own unfinished line.
