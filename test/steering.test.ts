@@ -206,6 +206,21 @@ describe('tc steering', privileged('creates namespaces, a TUN and tc filters'), 
     assert.ok(now.every((f) => f.target === TUN));
   });
 
+  it('leaves another live l3dsr\'s filters (into a TUN that exists) alone: install() refuses, and remove() after it keeps them', async () => {
+    const first = fx.steering({ tun: OTHER_TUN });
+    await first.install([{ family: 4, dscp: 5 }, { family: 6, dscp: 9 }]);
+    const theirs = classifyFilters(await fx.filters(), DEFAULT_PRIORITY_BASE).ours;
+    // A second daemon on the same interface, whose start fails and is torn down.
+    const second = fx.steering();
+    await assert.rejects(second.install(CLASSES), (e: unknown) =>
+      isL3dsrError(e, 'ERR_L3DSR_STEERING_PRIORITY_TAKEN') && e.message.includes(`steer into ${OTHER_TUN}, which exists`));
+    await second.remove();
+    assert.deepEqual(classifyFilters(await fx.filters(), DEFAULT_PRIORITY_BASE).ours, theirs);
+    assert.ok((await fx.qdiscKinds()).includes('clsact'));
+    await first.remove();
+    assert.deepEqual(await fx.qdiscKinds(), ['noqueue']);
+  });
+
   it('update() keeps one complete set in place at every step, adding before deleting', async () => {
     const oldSet = CLASSES;
     const newSet: SteeredClass[] = [{ family: 4, dscp: 1 }, { family: 4, dscp: 33 }, { family: 6, dscp: 40 }];

@@ -278,6 +278,20 @@ export function classifyFilters<C extends { family: Family } = SteeredClass>(
   return { ours, foreignInRange: [...foreign].sort((a, b) => a - b), othersCount };
 }
 
+/**
+ * Priorities of `listing` that steer into a device other than `tun` that
+ * still exists: another l3dsr's on the same interface, alive (a TUN goes
+ * with the process that made it, and the kernel then shows the target as
+ * `*`). Never taken over, never deleted.
+ */
+export function prioritiesOfOthers<C extends { family: Family }>(listing: FilterListing<C>, tun: string): number[] {
+  const others = listing.ours.filter((f) => f.target !== tun && f.target !== GONE_TARGET).map((f) => f.priority);
+  return [...new Set(others)].sort((a, b) => a - b);
+}
+
+/** How `tc -j` names a redirect target that no longer exists. */
+const GONE_TARGET = '*';
+
 function ourFilter<C extends { family: Family }>(
   options: NonNullable<TcFilterJson['options']>, family: Family, kind: FilterKind<C>,
 ): { cls: C; target: string } | 'guard' | undefined {

@@ -9,7 +9,7 @@ import { L3dsrError } from '../errors.js';
 import { commandLine, formatCommand, ip, readSysctl, tc, writeSysctl, type Where } from '../system/index.js';
 import { hasEgressFilters, hasIngressQdisc, inspectSteering, listFilters, type SteeringStatus } from './inspect.js';
 import {
-  DSCP_CLASSES, filterAddArgs, filterDeleteArgs, guardAddArgs, priorityOf, type Band, type FilterKind, type FilterListing,
+  DSCP_CLASSES, filterAddArgs, filterDeleteArgs, guardAddArgs, priorityOf, prioritiesOfOthers, type Band, type FilterKind, type FilterListing,
   type SteeredClass,
 } from './filters.js';
 import type { Family } from '../core/types.js';
@@ -200,8 +200,11 @@ export class Steering<C extends { family: Family } = SteeredClass> {
     const plan: Step[] = [];
     const listings = await this.#listAll();
     for (const [dev, listing] of listings) {
-      for (const priority of new Set(listing.ours.map((f) => f.priority))) plan.push({ tool: 'tc', args: filterDeleteArgs(dev, priority) });
-      const foreignLeft = listing.othersCount + listing.foreignInRange.length > 0 || (await this.#hasEgressFilters(dev));
+      const others = prioritiesOfOthers(listing, this.tun);
+      for (const priority of new Set(listing.ours.map((f) => f.priority))) {
+        if (!others.includes(priority)) plan.push({ tool: 'tc', args: filterDeleteArgs(dev, priority) });
+      }
+      const foreignLeft = listing.othersCount + listing.foreignInRange.length + others.length > 0 || (await this.#hasEgressFilters(dev));
       if (this.#createdClsact.has(dev) && !foreignLeft) plan.push({ tool: 'tc', args: ['qdisc', 'del', 'dev', dev, 'clsact'] });
     }
     for (const [key, saved] of this.#savedSysctls) {
@@ -238,6 +241,15 @@ export class Steering<C extends { family: Family } = SteeredClass> {
           'ERR_L3DSR_STEERING_PRIORITY_TAKEN',
           `${dev}: tc priorities ${listing.foreignInRange.join(', ')} hold filters that are not l3dsr's; ` +
             `choose another priority base (now ${this.priorityBase}, we use ${this.priorityBase}-${this.priorityBase + 3})`,
+        );
+      }
+      const others = prioritiesOfOthers(listing, this.tun);
+      if (others.length > 0) {
+        const into = [...new Set(listing.ours.filter((f) => others.includes(f.priority)).map((f) => f.target))].join(', ');
+        throw new L3dsrError(
+          'ERR_L3DSR_STEERING_PRIORITY_TAKEN',
+          `${dev}: tc priorities ${others.join(', ')} steer into ${into}, which exists: another l3dsr steers this interface; ` +
+            'stop it, or steer another interface',
         );
       }
     }
