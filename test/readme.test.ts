@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { CHECK_OPTIONS } from '../src/cli/check.js';
 import { REWRITE_OPTIONS } from '../src/cli/rewrite.js';
 import { RUN_OPTIONS } from '../src/cli/run-options.js';
+import { LB_OPTIONS } from '../src/cli/lb.js';
 import { STATUS_OPTIONS } from '../src/cli/status.js';
 import { DAEMON_KEY_COMMAND } from '../src/config/config.js';
 import { LINKTYPE, locateL3 } from '../src/pcap/linklayer.js';
@@ -506,7 +507,7 @@ describe('README.md: every command shown has a check here, and every check a com
     const synopsis = new Map<string, string>();
     for (const s of readme.synopsis) synopsis.set(s.split(' ')[1]!, `${synopsis.get(s.split(' ')[1]!) ?? ''} ${s}`.trim());
     assert.deepEqual([...synopsis.keys()].sort(), [...commands].sort(), 'the synopsis and l3dsr help list different commands');
-    const options: Record<string, Record<string, { type: string; short?: string }>> = { run: RUN_OPTIONS, check: CHECK_OPTIONS, rewrite: REWRITE_OPTIONS, status: STATUS_OPTIONS, version: {}, help: {} };
+    const options: Record<string, Record<string, { type: string; short?: string }>> = { run: RUN_OPTIONS, lb: LB_OPTIONS, check: CHECK_OPTIONS, rewrite: REWRITE_OPTIONS, status: STATUS_OPTIONS, version: {}, help: {} };
     for (const [command, line] of synopsis) {
       const flags = [...new Set([...line.matchAll(/--([a-z][a-z-]*)/g)].map((m) => m[1]!))].sort();
       assert.deepEqual(flags, Object.keys(options[command]!).filter((f) => f !== 'help').sort(), `l3dsr ${command}: the synopsis and the code's flags differ`);

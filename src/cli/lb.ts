@@ -30,8 +30,9 @@ backend as the destination, and writes the packet back for the kernel to
 forward; the backends' l3dsr run restores the VIP and they answer the
 clients directly. Runs until SIGTERM or SIGINT; SIGHUP re-reads --config
 (the [lb] sections, metrics, log-level and log-format change at once; other
-[daemon] settings need a restart). Needs root (CAP_NET_ADMIN), and IP
-forwarding on for the VIPs' families (it does not turn it on).
+[daemon] settings need a restart). Needs CAP_NET_ADMIN (and CAP_NET_RAW for
+health checks other than none), and IP forwarding on for the VIPs' families
+(it does not turn it on).
 A flag wins over the same setting in the file's [daemon] section, also on reload.
 
       --config FILE          [lb NAME] sections and [daemon] settings (required)
@@ -46,7 +47,8 @@ A flag wins over the same setting in the file's [daemon] section, also on reload
       --metrics HOST:PORT    serve Prometheus /metrics there (e.g. 127.0.0.1:9110)
       --log-level LEVEL      debug, info (default), warn or error
       --log-format FORMAT    logfmt (default) or json
-      --control-socket PATH  where l3dsr status asks (default /run/l3dsr/TUN.sock)
+      --control-socket PATH  where l3dsr status asks (default /run/l3dsr/TUN.netns-INODE.sock,
+                             INODE: this network namespace's; $RUNTIME_DIRECTORY in place of /run/l3dsr)
   -h, --help                 this text
 
 Exit status: 0 stopped cleanly; 1 could not start, or stopped on an error;

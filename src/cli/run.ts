@@ -31,7 +31,8 @@ A flag wins over the same setting in the file's [daemon] section, also on reload
       --loopback-vips        add the VIPs to lo, and remove those it added on exit
       --log-level LEVEL      debug, info (default), warn or error
       --log-format FORMAT    logfmt (default) or json
-      --control-socket PATH  where l3dsr status asks (default /run/l3dsr/TUN.sock)
+      --control-socket PATH  where l3dsr status asks (default /run/l3dsr/TUN.netns-INODE.sock,
+                             INODE: this network namespace's; $RUNTIME_DIRECTORY in place of /run/l3dsr)
   -h, --help                 this text
 
 Exit status: 0 stopped cleanly; 1 could not start, or stopped on an error;
