@@ -18,7 +18,7 @@ import { findTransport, parseFixedHeader } from '../tools/oracle/packet.js';
 import { addressText } from '../src/core/address.js';
 import { PROTO } from '../tools/packets/layout.js';
 import { packet } from './support/arbitraries.js';
-import { rewriteWithKernel, type KernelRule } from './support/kernel-nft.js';
+import { compareWithKernel, rewriteWithKernel, type KernelRule } from './support/kernel-nft.js';
 import { privileged } from './support/privilege.js';
 
 const SAMPLES = 1500;
@@ -67,21 +67,8 @@ describe('the core balancer against the kernel (nftables payload set)', privileg
     const inputs = fc.sample(packet, { numRuns: SAMPLES, seed: 20261126 });
     const kernel = await rewriteWithKernel(inputs, kernelRules);
 
-    const skipped = new Map<string, number>();
-    let compared = 0;
-    let rewritten = 0;
-    inputs.forEach((input, i) => {
-      const ours = input.slice();
-      const r = lb.balance(ours);
-      const why = kernelDeparts(input, r.verdict);
-      if (why) { skipped.set(why, (skipped.get(why) ?? 0) + 1); return; }
-      const k = kernel[i];
-      assert.ok(k.output, `packet ${i} (${r.verdict}): the kernel emitted nothing (${k.note ?? 'no note'}): ${Buffer.from(input).toString('hex')}`);
-      assert.equal(Buffer.from(ours).toString('hex'), Buffer.from(k.output).toString('hex'), `packet ${i} (${r.verdict}) differs from the kernel; input ${Buffer.from(input).toString('hex')}`);
-      compared++;
-      if (r.verdict === 'rewritten') rewritten++;
-    });
-    t.diagnostic(`compared ${compared} packets byte for byte (${rewritten} balanced); left out: ${JSON.stringify(Object.fromEntries(skipped))}`);
+    const { compared, rewritten, skipped } = compareWithKernel(inputs, kernel, (p) => lb.balance(p).verdict, kernelDeparts);
+    t.diagnostic(`compared ${compared} packets byte for byte (${rewritten} balanced); left out: ${JSON.stringify(skipped)}`);
     assert.ok(rewritten >= SAMPLES / 4, `only ${rewritten} balanced packets were compared`);
   });
 });

@@ -2,15 +2,13 @@
 // the real server's (--rule, --loopback-vips), and its configuration's
 // [lb] sections (docs/lb.md).
 
-import { ConfigErrors } from '../config/parse.js';
 import { loadLbConfiguration } from '../config/load.js';
 import { BalancerSystem } from '../daemon/balancer-system.js';
-import { runDaemon } from '../daemon/daemon.js';
 import { lbDaemonSettings, resolveSettings, type LbOptions } from '../daemon/options.js';
 import { controlSocketPath } from '../daemon/runtime-dir.js';
-import { exitStatusOf, isL3dsrError, L3dsrError, type ExitStatus } from '../errors.js';
+import { L3dsrError } from '../errors.js';
 import { DEFAULT_CONNECTIONS } from '../lb/connections.js';
-import { createLogger } from '../log.js';
+import { daemonCommand } from './daemon-command.js';
 import { checkDaemonInterfaces, parseDaemonFlags, RUN_OPTIONS } from './run-options.js';
 
 export const LB_USAGE = `usage: l3dsr lb --config PATH [--config PATH ...] [--tun NAME] [--steer IFACE ...] [--no-steer]
@@ -74,29 +72,6 @@ export async function parseLbOptions(argv: string[]): Promise<LbOptions> {
   };
 }
 
-/** Says why `l3dsr lb` stops (every problem of a configuration on its own line) and returns the exit status; rethrows a bug. */
-function failed(err: unknown): ExitStatus {
-  if (!isL3dsrError(err)) throw err;
-  const lines = err instanceof ConfigErrors ? err.problems.map((p) => p.message) : [err.message];
-  process.stderr.write(lines.map((line) => `l3dsr lb: ${line}\n`).join(''));
-  return exitStatusOf(err);
-}
-
-export async function lbCommand(argv: string[]): Promise<number> {
-  let opts: LbOptions;
-  try {
-    opts = await parseLbOptions(argv);
-  } catch (err) {
-    return failed(err);
-  }
-  const log = createLogger({ level: opts.logLevel, format: opts.logFormat });
-  let code: number;
-  try {
-    code = await runDaemon(opts, log, (record) => new BalancerSystem(opts, log, record));
-  } catch (err) {
-    return failed(err);
-  }
-  // Everything is closed by now; do not let a stray handle keep a stopped daemon alive.
-  setTimeout(() => process.exit(code), 2000).unref();
-  return code;
+export function lbCommand(argv: string[]): Promise<number> {
+  return daemonCommand('lb', argv, parseLbOptions, (opts, log, record) => new BalancerSystem(opts, log, record));
 }

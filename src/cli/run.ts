@@ -1,10 +1,7 @@
 // `l3dsr run`: parse and validate everything, then start the daemon.
 
-import { ConfigErrors } from '../config/parse.js';
-import { runDaemon } from '../daemon/daemon.js';
 import { RealServerSystem } from '../daemon/real-server.js';
-import { exitStatusOf, isL3dsrError, type ExitStatus } from '../errors.js';
-import { createLogger } from '../log.js';
+import { daemonCommand } from './daemon-command.js';
 import { parseRunOptions, RUN_USAGE } from './run-options.js';
 
 export const RUN_HELP = `${RUN_USAGE}
@@ -39,29 +36,6 @@ Exit status: 0 stopped cleanly; 1 could not start, or stopped on an error;
 2 bad usage or configuration (found before anything is touched).
 `;
 
-/** Says why `l3dsr run` stops (every problem of a configuration on its own line) and returns the exit status; rethrows a bug. */
-function failed(err: unknown): ExitStatus {
-  if (!isL3dsrError(err)) throw err;
-  const lines = err instanceof ConfigErrors ? err.problems.map((p) => p.message) : [err.message];
-  process.stderr.write(lines.map((line) => `l3dsr run: ${line}\n`).join(''));
-  return exitStatusOf(err);
-}
-
-export async function runCommand(argv: string[]): Promise<number> {
-  let opts;
-  try {
-    opts = await parseRunOptions(argv);
-  } catch (err) {
-    return failed(err);
-  }
-  const log = createLogger({ level: opts.logLevel, format: opts.logFormat });
-  let code: number;
-  try {
-    code = await runDaemon(opts, log, (record) => new RealServerSystem(opts, log, record));
-  } catch (err) {
-    return failed(err);
-  }
-  // Everything is closed by now; do not let a stray handle keep a stopped daemon alive.
-  setTimeout(() => process.exit(code), 2000).unref();
-  return code;
+export function runCommand(argv: string[]): Promise<number> {
+  return daemonCommand('run', argv, parseRunOptions, (opts, log, record) => new RealServerSystem(opts, log, record));
 }

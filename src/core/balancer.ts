@@ -246,24 +246,7 @@ export class Balancer {
 
   /** Balances the caller's packets in place, copied through the slots and back: one WASM call per slotCount packets. */
   balancePackets(packets: readonly Uint8Array[]): BalanceResult[] {
-    const { batch } = this.#core;
-    const { slotCount, slotSize } = batch;
-    const out: BalanceResult[] = new Array(packets.length);
-    for (let start = 0; start < packets.length; start += slotCount) {
-      const n = Math.min(slotCount, packets.length - start);
-      for (let i = 0; i < n; i++) {
-        const p = packets[start + i];
-        batch.setEntry(i, i, p.length);
-        if (p.length <= slotSize) batch.slot(i).set(p);
-      }
-      this.balanceSlots(n);
-      for (let i = 0; i < n; i++) {
-        const p = packets[start + i];
-        if (p.length <= slotSize) p.set(batch.slot(i).subarray(0, p.length));
-        out[start + i] = this.result(i);
-      }
-    }
-    return out;
+    return this.#core.batch.copyThrough(packets, (n) => this.balanceSlots(n), (i) => this.result(i));
   }
 
   /** A result word and its lb detail word, named against the live set. */

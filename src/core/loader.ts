@@ -143,6 +143,31 @@ export class SlotBatch {
   }
 
   /**
+   * Runs the caller's packets through the slots, `slotCount` at a time:
+   * each is copied in, `process(n)` handles the batch in place, each is
+   * copied back and `result(i)` read. A packet longer than a slot is not
+   * copied (the core sees its length and refuses it).
+   */
+  copyThrough<R>(packets: readonly Uint8Array[], process: (n: number) => void, result: (i: number) => R): R[] {
+    const out: R[] = new Array(packets.length);
+    for (let start = 0; start < packets.length; start += this.slotCount) {
+      const n = Math.min(this.slotCount, packets.length - start);
+      for (let i = 0; i < n; i++) {
+        const p = packets[start + i];
+        this.setEntry(i, i, p.length);
+        if (p.length <= this.slotSize) this.slot(i).set(p);
+      }
+      process(n);
+      for (let i = 0; i < n; i++) {
+        const p = packets[start + i];
+        if (p.length <= this.slotSize) p.set(this.slot(i).subarray(0, p.length));
+        out[start + i] = result(i);
+      }
+    }
+    return out;
+  }
+
+  /**
    * Where the slots and the descriptors are, as TunDevice.attach takes it: the
    * addon reads packets into the slots and fills entries 0..n-1 of the
    * descriptors (at most `batchMax`) before each batch call.

@@ -99,23 +99,7 @@ export class Rewriter {
   /** Rewrites the caller's packets in place, copied through the slots and back: one WASM call per slotCount packets. */
   rewritePackets(packets: readonly Uint8Array[]): PacketResult[] {
     const { batch } = this.#core;
-    const { slotCount, slotSize } = batch;
-    const out: PacketResult[] = new Array(packets.length);
-    for (let start = 0; start < packets.length; start += slotCount) {
-      const n = Math.min(slotCount, packets.length - start);
-      for (let i = 0; i < n; i++) {
-        const p = packets[start + i];
-        batch.setEntry(i, i, p.length);
-        if (p.length <= slotSize) batch.slot(i).set(p);
-      }
-      this.rewriteSlots(n);
-      for (let i = 0; i < n; i++) {
-        const p = packets[start + i];
-        if (p.length <= slotSize) p.set(batch.slot(i).subarray(0, p.length));
-        out[start + i] = decodeResult(batch.result(i));
-      }
-    }
-    return out;
+    return batch.copyThrough(packets, (n) => this.rewriteSlots(n), (i) => decodeResult(batch.result(i)));
   }
 
   /**

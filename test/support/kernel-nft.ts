@@ -30,6 +30,7 @@
 // In both paths an output-hook rule drops every packet the namespace itself
 // sends to kout (MLD reports, ICMP errors), so that only the answer to the
 // packet just written can appear there.
+import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { addNamespace, deleteNamespace, ip, nftApply, runCommand, writeSysctl, type Where } from '../../src/system/index.js';
@@ -55,6 +56,41 @@ export interface KernelResult {
   output: Uint8Array | null;
   /** Anything a reader must know about this result (why null, extra packets, ambiguity). */
   note?: string;
+}
+
+/** What compareWithKernel compared, and what it left out and why. */
+export interface KernelComparison {
+  compared: number;
+  /** Of those compared, the ones ours changed (verdict `rewritten`). */
+  rewritten: number;
+  skipped: Record<string, number>;
+}
+
+/**
+ * Runs a copy of each input through `ours` (in place; it answers the
+ * verdict) and requires the bytes the kernel emitted for it, except where
+ * `departs` names why the kernel is not the reference for that packet.
+ */
+export function compareWithKernel(
+  inputs: readonly Uint8Array[], kernel: readonly KernelResult[],
+  ours: (packet: Uint8Array) => string, departs: (input: Uint8Array, verdict: string) => string | undefined,
+): KernelComparison {
+  const skipped: Record<string, number> = {};
+  let compared = 0;
+  let rewritten = 0;
+  inputs.forEach((input, i) => {
+    const out = input.slice();
+    const verdict = ours(out);
+    const why = departs(input, verdict);
+    if (why) { skipped[why] = (skipped[why] ?? 0) + 1; return; }
+    const k = kernel[i]!;
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    assert.ok(k.output, `packet ${i} (${verdict}): the kernel emitted nothing (${k.note ?? 'no note'}): ${hex(input)}`);
+    assert.equal(hex(out), hex(k.output), `packet ${i} (${verdict}) differs from the kernel; input ${hex(input)}`);
+    compared++;
+    if (verdict === 'rewritten') rewritten++;
+  });
+  return { compared, rewritten, skipped };
 }
 
 export interface KernelOptions {
