@@ -16,12 +16,12 @@ import { DEFAULT_CONNECTIONS, CONNECTION_WAYS, MAX_CONNECTIONS, MIN_CONNECTIONS 
 import { buildMaglevTable, canonicalOrder } from '../lb/maglev.js';
 import { PORT_PROTOCOLS, type HashMode, type LbVip } from '../lb/types.js';
 import {
-  LB_CONNECTION_NAMES, LB_DETAIL_CONNECTION_SHIFT, LB_DETAIL_FLOW_SHIFT, LB_FLOW_NAMES, REASON_COUNT, REASON_NAMES,
-  RESULT_REASON_SHIFT, RESULT_RULE_SHIFT, VERDICT_COUNT, VERDICT_NAMES,
+  LB_CONNECTION_NAMES, LB_DETAIL_CONNECTION_SHIFT, LB_DETAIL_FLOW_SHIFT, LB_FLOW_NAMES,
 } from './abi.generated.js';
 import { addressText, parseAddress } from './address.js';
 import { loadCore, type Core, type CoreBuild, type LbCapacity, type SlotBatch } from './loader.js';
-import type { Verdict } from './types.js';
+import { decodeResult, readTallies } from './results.js';
+import type { Tallies, Verdict } from './types.js';
 
 export type LbConnection = (typeof LB_CONNECTION_NAMES)[number];
 
@@ -75,10 +75,7 @@ export interface ConnectionEntry {
   backend: string;
 }
 
-export interface BalancerCounters {
-  verdicts: Record<Verdict, bigint>;
-  /** Per reason name, only non-`none`. */
-  reasons: Record<string, bigint>;
+export interface BalancerCounters extends Tallies {
   /** Connection-table entries pushed out of a full bucket by a new flow. */
   evictions: bigint;
   /** Packets balanced to each backend of the live sections, in configuration order. */
@@ -251,12 +248,11 @@ export class Balancer {
 
   /** A result word and its lb detail word, named against the live set. */
   decode(word: number, detail: number): BalanceResult {
-    const out: BalanceResult = { verdict: VERDICT_NAMES[word & 0xff] as Verdict };
-    const reason = (word >>> RESULT_REASON_SHIFT) & 0xff;
-    if (reason !== 0) out.reason = REASON_NAMES[reason];
-    const section = word >>> RESULT_RULE_SHIFT;
-    if (section === 0) return out;
-    const s = this.#installed[section - 1];
+    const { verdict, reason, rule: section } = decodeResult(word);
+    const out: BalanceResult = { verdict };
+    if (reason !== undefined) out.reason = reason;
+    if (section === undefined) return out;
+    const s = this.#installed[section];
     out.vip = s.vip.name;
     const backend = detail & ((1 << LB_DETAIL_CONNECTION_SHIFT) - 1);
     if (backend !== 0) out.backend = s.backends[backend - 1].text;
@@ -269,10 +265,7 @@ export class Balancer {
 
   counters(): BalancerCounters {
     const { counters, exports } = this.#core;
-    const verdicts = {} as Record<Verdict, bigint>;
-    for (let v = 0; v < VERDICT_COUNT; v++) verdicts[VERDICT_NAMES[v] as Verdict] = counters[v];
-    const reasons: Record<string, bigint> = {};
-    for (let r = 1; r < REASON_COUNT; r++) reasons[REASON_NAMES[r]] = counters[VERDICT_COUNT + r];
+    const { verdicts, reasons } = readTallies(counters);
     const live = this.#livePackets();
     const slots = new Map(this.#installed.flatMap((s) => s.backends.map((b) => [backendKey(s.vip.name, b.text), b.slots] as const)));
     const backends = this.#vips.flatMap((v) => v.backends.map((b) => {

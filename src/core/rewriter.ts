@@ -3,14 +3,13 @@
 // zero-copy batch the TUN data path and the offline mode use), or on the
 // caller's own packets, copied in and out (rewrite, rewritePackets).
 
-import {
-  VERDICT_NAMES, REASON_NAMES, VERDICT_COUNT, REASON_COUNT,
-  RESULT_REASON_SHIFT, RESULT_RULE_SHIFT,
-} from './abi.generated.js';
 import { parseAddress } from './address.js';
 import { loadCore, type Core, type CoreBuild, type SlotBatch } from './loader.js';
 import { ruleIdentity, validateRules, type RuleInput } from './rules.js';
-import type { Counters, PacketResult, Rule, Verdict } from './types.js';
+import { decodeResult, readTallies } from './results.js';
+import type { Counters, PacketResult, Rule } from './types.js';
+
+export { decodeResult };
 
 export interface RewriterOptions {
   rules: readonly (Rule | RuleInput | string)[];
@@ -33,16 +32,6 @@ export interface RewriterOptions {
    * rules in it. Without it the rewriter loads a core that no one else sees.
    */
   core?: Core;
-}
-
-/** Turns a core result word into a PacketResult. */
-export function decodeResult(word: number): PacketResult {
-  const out: PacketResult = { verdict: VERDICT_NAMES[word & 0xff] as Verdict };
-  const reason = (word >>> RESULT_REASON_SHIFT) & 0xff;
-  if (reason !== 0) out.reason = REASON_NAMES[reason];
-  const rule = word >>> RESULT_RULE_SHIFT;
-  if (rule !== 0) out.rule = rule - 1;
-  return out;
 }
 
 export class Rewriter {
@@ -131,10 +120,7 @@ export class Rewriter {
 
   counters(): Counters {
     const { counters, exports } = this.#core;
-    const verdicts = {} as Record<Verdict, bigint>;
-    for (let v = 0; v < VERDICT_COUNT; v++) verdicts[VERDICT_NAMES[v] as Verdict] = counters[v];
-    const reasons: Record<string, bigint> = {};
-    for (let r = 1; r < REASON_COUNT; r++) reasons[REASON_NAMES[r]] = counters[VERDICT_COUNT + r];
+    const { verdicts, reasons } = readTallies(counters);
     return {
       verdicts,
       reasons,

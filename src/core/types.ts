@@ -34,9 +34,13 @@ export interface RuleCounters {
   bytes: bigint;
 }
 
-export interface Counters {
+/** The core's packets by verdict and by reason. */
+export interface Tallies {
   verdicts: Record<Verdict, bigint>;
   /** Per reason name (`tcp-truncated`, `ipv6-extension-chain`...), only non-`none`. */
   reasons: Record<string, bigint>;
+}
+
+export interface Counters extends Tallies {
   rules: RuleCounters[];
 }
