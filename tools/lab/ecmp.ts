@@ -89,6 +89,21 @@ export class EcmpLab extends NamespaceLab<EcmpRole> {
     return packets;
   }
 
+  /**
+   * Takes a balancer off the router's ECMP route, as a dead machine is: its
+   * link to rtr goes down, so rtr (ignore_routes_with_linkdown) skips its
+   * nexthop and hashes every flow to the other balancer. What a routing
+   * daemon's BFD or BGP withdrawal does on a real network, without its delay.
+   */
+  async cutBalancer(lb: BalancerRole): Promise<void> {
+    await ip(['link', 'set', I.lbToRtr, 'down'], this.where(lb));
+  }
+
+  /** Puts a balancer cut by cutBalancer back on the router's ECMP route. */
+  async restoreBalancer(lb: BalancerRole): Promise<void> {
+    await ip(['link', 'set', I.lbToRtr, 'up'], this.where(lb));
+  }
+
   /** Adds every VIP to a server's `lo` (IPv6 with nodad). */
   async addVipsToLoopback(srv: ServerRole): Promise<void> {
     for (const vip of this.vips) {
