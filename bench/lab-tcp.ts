@@ -6,6 +6,7 @@
 //
 //   node dist/bench/lab-tcp.js [--seconds 4] [--reps 3] [--streams 1,4] [--family 4] [--cases a,b,c,d,e,f]
 //        [--udp-seconds 3] [--udp-reps 3] [--udp-senders socket,trafgen] [--no-udp]     (--reps 0: UDP only)
+//        [--pin R,S[,W]] [--profile DIR]
 //
 // TCP cases (iperf3 -c VIP -S 4 from cli through the nftables LB, receiver in srv):
 //   a) no rewrite: the LB forwards the VIP unchanged (no DSCP, no DNAT), srv delivers it
@@ -20,6 +21,14 @@
 // whole machine's busy CPU per byte (/proc/stat; includes the sender, the
 // kernel and anything else running), and for l3dsr the share of reads that
 // were GSO super-packets.
+// --pin R,S[,W] puts the receiving iperf3 on CPU R, the sending iperf3 on
+// CPU S and the rewriter (l3dsr's or the C loop's threads) on CPU W
+// (default R: the TUN write delivers to the receiver's socket); the kernel's
+// own work (nftables, softirqs) runs where the packets take it. Without it
+// the scheduler places everything.
+// --profile DIR records every CPU with perf during the first repetition of
+// each case (the middle of the run, `seconds` - 2 s) into DIR/<case>-P<n>.data
+// and reports its CPU per byte by kind of work (bench/support/cpu-profile.ts).
 // Needs root, iperf3, a C compiler (labtool, for the UDP sender and sink).
 import { parseArgs } from 'node:util';
 import { LabDaemon, type StatusJson } from '../tools/demo/lab-daemon.js';
@@ -33,6 +42,9 @@ import { machineCpuSeconds, processCpuNs } from './support/process-cpu.js';
 import { interleaved, kpps as k, pad, runRecord, sleep } from './support/report.js';
 import { median, spread } from './support/stats.js';
 import { TunLoop } from './support/tun-loop.js';
+import { hasPerf, nsPerByte, PROFILE_KINDS, readProfile, recordCpus } from './support/cpu-profile.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 const IPERF_PORT = 5201;
 const FLOOD_PORT = 9000;
@@ -59,25 +71,26 @@ interface Setup {
 interface Case {
   id: CaseId;
   label: string;
-  setup(lab: Lab, c: CPrograms): Promise<Setup>;
+  /** `cpu`: where the rewriter runs (--pin), else anywhere. */
+  setup(lab: Lab, c: CPrograms, cpu?: number): Promise<Setup>;
   /** The families it rewrites (default both). */
   families?: readonly (4 | 6)[];
 }
 
 function l3dsr(offload: boolean, queues: number) {
-  return async (lab: Lab): Promise<Setup> => {
+  return async (lab: Lab, _c?: CPrograms, cpu?: number): Promise<Setup> => {
     // The VIPs are on srv's lo from the start; the daemon only rewrites.
     const daemon = await LabDaemon.start(lab, [
       ...VIPS.flatMap((v) => ['--rule', `${v.dscp}=${v.address}`]),
       '--steer', LAB_INTERFACES.srvToLb, '--engine', 'io_uring', '--queues', String(queues), offload ? '--offload' : '--no-offload',
-    ]);
+    ], cpu === undefined ? {} : { prefix: taskset(cpu) });
     return { daemon, pid: daemon.pid, stop: async () => { await daemon.stop(); } };
   };
 }
 
-async function cTunLoop(lab: Lab, c: CPrograms): Promise<Setup> {
+async function cTunLoop(lab: Lab, c: CPrograms, cpu?: number): Promise<Setup> {
   const v = VIPS.find((x) => x.family === 4)!;
-  const loop = await TunLoop.start(lab, c.tunLoop, { engine: 'uring', dscp: v.dscp, vip: v.address, vnet: true });
+  const loop = await TunLoop.start(lab, c.tunLoop, { engine: 'uring', dscp: v.dscp, vip: v.address, vnet: true, ...(cpu === undefined ? {} : { cpu }) });
   return { pid: loop.pid, stop: () => loop.stop() };
 }
 
@@ -109,6 +122,10 @@ const TCP_CASES: Case[] = [
   { id: 'f', label: 'C TUN loop, vnet + TSO', setup: cTunLoop, families: [4] },
 ];
 
+const taskset = (cpu: number) => ['taskset', '-c', String(cpu)];
+
+interface Placement { receiver: number; sender: number; rewriter: number }
+
 const sum = (s: StatusJson, pick: (q: StatusJson['queues'][number]) => number) => s.queues.reduce((n, q) => n + Number(pick(q)), 0);
 
 interface TcpTrial {
@@ -119,24 +136,31 @@ interface TcpTrial {
   rewriterNsPerByte?: number;
   machineNsPerByte: number;
   gsoShare?: number;
+  /** CPU per byte by kind of work, when this trial was profiled. */
+  profile?: ReturnType<typeof nsPerByte>;
 }
+
+/** Where a trial's perf recording goes, when it is profiled. */
+interface ProfileSpec { file: string }
 
 interface IperfJson {
   error?: string;
   end: { sum_received: { bytes: number; bits_per_second: number }; sum_sent: { retransmits?: number } };
 }
 
-async function tcpTrial(lab: Lab, c: Case, progs: CPrograms, family: 4 | 6, streams: number, seconds: number): Promise<TcpTrial> {
-  const setup = await c.setup(lab, progs);
+async function tcpTrial(lab: Lab, c: Case, progs: CPrograms, family: 4 | 6, streams: number, seconds: number, pin?: Placement, profile?: ProfileSpec): Promise<TcpTrial> {
+  const setup = await c.setup(lab, progs, pin?.rewriter);
   try {
     await sleep(SETTLE_MS);
     const pid = setup.pid;
     const st0 = await setup.daemon?.status();
     const cpu0 = pid ? processCpuNs(pid) : 0;
     const m0 = machineCpuSeconds();
-    const out = await lab.exec('cli', 'iperf3', [
+    const window = seconds - 2;
+    const recording = profile && sleep(1000).then(() => recordCpus(profile.file, window));
+    const out = await lab.exec('cli', ...withPrefix(pin && taskset(pin.sender), 'iperf3', [
       '-c', vipOf(family), '-p', String(IPERF_PORT), '-t', String(seconds), '-S', IPERF_TOS, '-P', String(streams), '-J',
-    ]);
+    ]));
     const m1 = machineCpuSeconds();
     const cpu1 = pid ? processCpuNs(pid) : 0;
     const st1 = await setup.daemon?.status();
@@ -149,6 +173,11 @@ async function tcpTrial(lab: Lab, c: Case, progs: CPrograms, family: 4 | 6, stre
       machineNsPerByte: ((m1 - m0) * 1e9) / bytes,
     };
     if (pid) t.rewriterNsPerByte = (cpu1 - cpu0) / bytes;
+    if (recording) {
+      await recording;
+      // The recording's window is inside the run, whose rate is steady after its first milliseconds.
+      t.profile = nsPerByte(readProfile(profile!.file), (r.end.sum_received.bits_per_second / 8) * window);
+    }
     if (st0 && st1) {
       const reads = sum(st1, (q) => q.tun.packetsRead) - sum(st0, (q) => q.tun.packetsRead);
       t.gsoShare = (sum(st1, (q) => q.tun.gsoPackets) - sum(st0, (q) => q.tun.gsoPackets)) / Math.max(1, reads);
@@ -226,6 +255,19 @@ function udpLines(trials: UdpTrial[]): string[] {
   return out;
 }
 
+/** `program args`, run under `prefix` when there is one: [file, args] for lab.exec/spawn. */
+function withPrefix(prefix: readonly string[] | undefined, program: string, args: string[]): [string, string[]] {
+  return prefix ? [prefix[0]!, [...prefix.slice(1), program, ...args]] : [program, args];
+}
+
+function parsePin(text: string): Placement {
+  const cpus = text.split(',').map(Number);
+  if (cpus.length < 2 || cpus.length > 3 || !cpus.every((n) => Number.isInteger(n) && n >= 0)) {
+    throw new Error(`--pin: R,S[,W] (the receiver's CPU, the sender's, the rewriter's: default R), got ${text}`);
+  }
+  return { receiver: cpus[0]!, sender: cpus[1]!, rewriter: cpus[2] ?? cpus[0]! };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -238,6 +280,8 @@ async function main(): Promise<void> {
       'udp-senders': { type: 'string' },
       'no-udp': { type: 'boolean' },
       cases: { type: 'string', default: TCP_CASES.map((c) => c.id).join(',') },
+      pin: { type: 'string' },
+      profile: { type: 'string' },
     },
   });
   if (process.getuid?.() !== 0) throw new Error('bench/lab-tcp needs root (network namespaces, TUN, tc)');
@@ -251,6 +295,13 @@ async function main(): Promise<void> {
     if (!c) throw new Error(`--cases: unknown case ${id} (known: ${TCP_CASES.map((x) => x.id).join(', ')})`);
     return c;
   }).filter((c) => c.families?.includes(family) ?? true);
+  const pin = values.pin === undefined ? undefined : parsePin(values.pin);
+  const profileDir = values.profile;
+  if (profileDir !== undefined) {
+    if (!hasPerf()) throw new Error('--profile needs perf (Debian: linux-perf)');
+    if (seconds < 4) throw new Error('--profile needs --seconds 4 or more (it records the middle seconds - 2)');
+    mkdirSync(profileDir, { recursive: true });
+  }
   const senders = values['udp-senders']?.split(',') ?? ((await hasTrafgen()) ? ['socket', 'trafgen'] : ['socket']);
   const record = runRecord('lab-tcp');
 
@@ -260,12 +311,13 @@ async function main(): Promise<void> {
   const tcp: TcpTrial[] = [];
   const udp: UdpTrial[] = [];
   try {
-    lab.spawn('srv', 'iperf3', ['-s', '-p', String(IPERF_PORT)], { stdio: 'ignore' });
+    lab.spawn('srv', ...withPrefix(pin && taskset(pin.receiver), 'iperf3', ['-s', '-p', String(IPERF_PORT)]), { stdio: 'ignore' });
     await sleep(SETTLE_MS);
     for (let r = 0; r < reps; r++) {
       for (const streams of streamsList) {
         for (const c of interleaved(cases, r)) {
-          const t = await tcpTrial(lab, c, progs, family, streams, seconds);
+          const profile = profileDir !== undefined && r === 0 ? { file: join(profileDir, `${c.id}-P${streams}.data`) } : undefined;
+          const t = await tcpTrial(lab, c, progs, family, streams, seconds, pin, profile);
           tcp.push(t);
           process.stderr.write(`rep ${r + 1} -P ${streams} ${c.id}) ${c.label.padEnd(34)} ${t.gbps.toFixed(2)} Gbit/s, machine ${t.machineNsPerByte.toFixed(3)} ns/B`
             + `${t.rewriterNsPerByte === undefined ? '' : `, rewriter ${t.rewriterNsPerByte.toFixed(3)} ns/B`}`
@@ -294,6 +346,16 @@ async function main(): Promise<void> {
   for (const streams of tcp.length ? streamsList : []) {
     out.push('', `TCP upload, IPv${family}, iperf3 -P ${streams} -S ${IPERF_TOS}, ${seconds} s, ${reps} interleaved reps, medians:`);
     out.push(...tcpLines(tcp, cases, streams));
+    const profiled = tcp.filter((t) => t.streams === streams && t.profile);
+    if (profiled.length) {
+      out.push('', `CPU per byte by kind of work, ns/B (perf record -a, rep 1, ${seconds - 2} s in the middle of the run; ${profileDir}/<case>-P${streams}.data):`);
+      const kinds = ['data path', ...PROFILE_KINDS] as const;
+      out.push(`${'case'.padEnd(36)}${kinds.map((k) => pad(k, k.length + 2)).join('')}`);
+      for (const t of profiled) {
+        const label = cases.find((c) => c.id === t.id)!.label;
+        out.push(`${`${t.id}) ${label}`.padEnd(36)}${kinds.map((k) => pad(t.profile![k].toFixed(3), k.length + 2)).join('')}`);
+      }
+    }
   }
   if (udp.length) {
     out.push('', `UDP 64-byte payload, 16 flows, l3dsr io_uring 1 queue, ${values['udp-reps']} interleaved reps of ${values['udp-seconds']} s, medians:`);
