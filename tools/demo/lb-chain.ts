@@ -218,8 +218,8 @@ export class LbChain {
     await echo.stop();
     this.echo.delete(STOPPED);
     await downs;
-    const down = await this.#stoppedServerStatus();
-    this.#check(down.every((b) => b.state === 'down' && b.slots === 0), `${STOPPED} down (backend down) on both balancers, with no share of the table`);
+    const isDown = (b: BackendStatus) => b.state === 'down' && b.slots === 0;
+    this.#check((await this.#stoppedServerStatus(isDown)).every(isDown), `${STOPPED} down (backend down) on both balancers, with no share of the table`);
 
     const before = await this.#counters();
     const targets = this.vips.flatMap((v) => Array.from({ length: PROBES }, () => ({ protocol: 'http' as const, address: v.address })));
@@ -241,25 +241,40 @@ export class LbChain {
     this.echo.set(STOPPED, await startEchoService(lab, this.vips.map((v) => v.address), { role: STOPPED }));
     say(indent(`echo service started again in ${STOPPED} (port ${ECHO_PORT})`));
     await ups;
-    const up = await this.#stoppedServerStatus();
-    this.#check(up.every((b) => b.state === 'up' && b.slots > 0), `${STOPPED} back (backend up) on both balancers, with its share of the table`);
+    const isUp = (b: BackendStatus) => b.state === 'up' && b.slots > 0;
+    this.#check((await this.#stoppedServerStatus(isUp)).every(isUp), `${STOPPED} back (backend up) on both balancers, with its share of the table`);
   }
 
-  /** The stopped server's backend of every VIP on both balancers, as their status shows it (and the demo prints it). */
-  async #stoppedServerStatus(): Promise<BackendStatus[]> {
+  /**
+   * The stopped server's backend of every VIP on both balancers, as their
+   * status shows it (and the demo prints it), once all are `settled` or
+   * HEALTH_BOUND_MS has passed. A transition is logged when the checks
+   * decide it, and the queues' tables take it a moment later: until then
+   * the status has the new state with the old table share.
+   */
+  async #stoppedServerStatus(settled: (b: BackendStatus) => boolean): Promise<BackendStatus[]> {
     const lab = this.lab!;
-    const rows: string[] = [];
-    const found: BackendStatus[] = [];
-    for (const lb of BALANCERS) {
-      for (const v of (await this.balancers.get(lb)!.status()).balancer!.vips) {
-        const vip = this.vips.find((x) => sectionName(x) === v.name)!;
-        const b = v.backends.find((x) => sameAddress(x.address, lab.plan[vip.family].rip[STOPPED]))!;
-        rows.push(`${lb} ${v.name} ${b.address} ${b.state}, ${b.slots} of ${v.tableSize} table slots`);
-        found.push(b);
+    const read = async () => {
+      const rows: string[] = [];
+      const found: BackendStatus[] = [];
+      for (const lb of BALANCERS) {
+        for (const v of (await this.balancers.get(lb)!.status()).balancer!.vips) {
+          const vip = this.vips.find((x) => sectionName(x) === v.name)!;
+          const b = v.backends.find((x) => sameAddress(x.address, lab.plan[vip.family].rip[STOPPED]))!;
+          rows.push(`${lb} ${v.name} ${b.address} ${b.state}, ${b.slots} of ${v.tableSize} table slots`);
+          found.push(b);
+        }
       }
-    }
-    say(indent(`the balancers' status: ${rows.join('; ')}`));
-    return found;
+      return { rows, found };
+    };
+    let last = await read();
+    await waitFor('the balancers\' tables to take the transition', HEALTH_BOUND_MS, async () => {
+      if (last.found.every(settled)) return true;
+      last = await read();
+      return undefined;
+    }).catch(() => {});
+    say(indent(`the balancers' status: ${last.rows.join('; ')}`));
+    return last.found;
   }
 
   /** kill -9 of a balancer while long connections run through both: every connection keeps answering, from its own server. */
