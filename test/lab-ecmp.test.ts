@@ -5,9 +5,8 @@
 // through a balancer. Needs root (skipped without it).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BALANCERS, EcmpLab, SERVERS, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
+import { BALANCERS, EcmpLab, SERVERS, installObservers, observed, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
 import type { EchoService, ProbeTarget } from '../tools/lab/index.js';
-import { installObservers, observed } from './support/ecmp-observe.js';
 import { LabDaemon, requireLabRoot, rulePackets } from './support/daemon.js';
 import { serverDaemonArgs } from './support/health-lab.js';
 import { privileged } from './support/privilege.js';

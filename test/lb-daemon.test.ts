@@ -15,11 +15,9 @@ import { join } from 'node:path';
 import type { BackendStatus } from '../src/daemon/snapshot.js';
 import { inspectSteering } from '../src/steering/index.js';
 import { ipJson, readSysctl } from '../src/system/index.js';
-import { BALANCERS, ECHO_PORT, ECMP_INTERFACES, EcmpLab, SERVERS, probe, sameAddress, startEchoService } from '../tools/lab/index.js';
+import { BALANCERS, ECHO_PORT, ECMP_INTERFACES, EcmpLab, LongFlows, SERVERS, installObservers, observed, probe, sameAddress, startEchoService, startNamedService } from '../tools/lab/index.js';
 import type { EchoService, LabVip, ProbeTarget } from '../tools/lab/index.js';
 import { L3DSR_BIN, LabDaemon, metric, requireLabRoot, rulePackets, sumQueues, waitFor, type StatusJson } from './support/daemon.js';
-import { installObservers, observed } from './support/ecmp-observe.js';
-import { LongFlows, startNamedService } from './support/long-flows.js';
 import { serverDaemonArgs } from './support/health-lab.js';
 import { privileged } from './support/privilege.js';
 

@@ -130,6 +130,21 @@ function runHere(command: string, options: { cwd?: string; paths?: Record<string
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** `sudo npm run demo …` as the README shows it, run to completion (as root already: `sudo` adds nothing here). */
+function runDemo(command: string): Promise<CliRun> {
+  const [sudo, npm, ...args] = command.split(/\s+/);
+  assert.deepEqual([sudo, npm], ['sudo', 'npm'], command);
+  return new Promise<CliRun>((resolve, reject) => {
+    const child = spawn('npm', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 const shown = (r: CliRun) => `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
@@ -247,6 +262,8 @@ interface Service {
 interface Check {
   /** Where the check runs: here (no root), against the service, or the demo. */
   group: 'here' | 'service' | 'demo';
+  /** Bounds a hang of a demo check (default 120 s). */
+  timeout?: number;
   /** `command` is the check's key: the README's text. */
   run: (command: string, service: Service) => Promise<void> | void;
 }
@@ -263,17 +280,8 @@ const NOT_RUN: Record<string, string> = {
 
 const CHECKS = new Map<string, Check>([
   // Quick start
-  ['sudo npm run demo', { group: 'demo', run: async () => {
-    // As root already: `sudo` adds nothing here.
-    const r = await new Promise<CliRun>((resolve, reject) => {
-      const child = spawn('npm', ['run', 'demo'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-      child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-      child.once('error', reject);
-      child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    });
+  ['sudo npm run demo', { group: 'demo', run: async (command) => {
+    const r = await runDemo(command);
     assert.equal(r.code, 0, shown(r));
     const ok = /^OK: (\d+) of (\d+) requests answered by their VIP; replies all came straight from srv\.$/m.exec(r.stdout);
     assert.ok(ok && ok[1] === ok[2] && Number(ok[1]) > 0, shown(r));
@@ -286,6 +294,60 @@ const CHECKS = new Map<string, Check>([
     assert.ok(names, shown(r));
     const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
     for (const ns of names.slice(1)) assert.ok(!left.includes(ns!), `namespace ${ns} left behind`);
+  } }],
+  ['sudo npm run demo -- --lb', { group: 'demo', timeout: 300_000, run: async (command) => {
+    const r = await runDemo(command);
+    assert.equal(r.code, 0, shown(r));
+    const out = r.stdout;
+    const ok = /^OK: every check held \((\d+) of (\d+)\)\.$/m.exec(out);
+    assert.ok(ok && ok[1] === ok[2], shown(r));
+    // What it shows is read back from its output, not from its verdict: a demo that says OK over a broken transfer fails here.
+    // "the 7-namespace ECMP lab": its namespaces are named, and gone again.
+    const names = /^ +namespaces: (.*)$/m.exec(out)?.[1]?.split(', ') ?? [];
+    assert.equal(names.length, 7, shown(r));
+    const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
+    for (const ns of names) assert.ok(!left.includes(ns), `namespace ${ns} left behind`);
+    // "2 × l3dsr lb, 2 × l3dsr run", each in a namespace of its own.
+    for (const daemon of ['lb', 'run']) {
+      const where = [...out.matchAll(new RegExp(`^ +\\$ ip netns exec (\\S+) l3dsr ${daemon} --config `, 'gm'))].map((m) => m[1]!);
+      assert.equal(new Set(where).size, 2, `l3dsr ${daemon} started in ${where.join(', ')}`);
+    }
+    // "spread by weight": what the servers answered per VIP; both got some; the heavier weight has the larger share of the table.
+    const perVip = Number(/The spread: (\d+) TCP connections per VIP/.exec(out)?.[1]);
+    const rows = [...out.matchAll(/^ {7}(\S+) +srv1 +(\d+) \([^;]*; weight (\d+), table ([\d.]+) %\) +srv2 +(\d+) \([^;]*; weight (\d+), table ([\d.]+) %\)$/gm)];
+    assert.equal(rows.length, 2, `one row per VIP, IPv4 and IPv6:\n${out}`);
+    for (const [row, , srv1, w1, t1, srv2, w2, t2] of rows) {
+      assert.ok(Number(srv1) > 0 && Number(srv2) > 0 && Number(srv1) + Number(srv2) === perVip, row);
+      assert.ok(Number(w1) > Number(w2) && Number(t1) > Number(t2), row);
+    }
+    const syns = /what rtr's ECMP route sent each balancer \(SYNs\): lb1 (\d+), lb2 (\d+)$/m.exec(out);
+    assert.ok(syns && Number(syns[1]) > 0 && Number(syns[2]) > 0 && Number(syns[1]) + Number(syns[2]) >= 2 * perVip, shown(r));
+    // Straight back: the replies reached rtr from the servers' segment, and no balancer saw one.
+    assert.match(out, /replies from the VIPs: [1-9]\d* packets reached rtr from the server segment; lb1 saw 0, lb2 saw 0$/m);
+    // "a failed health check": both balancers take srv2 out of each VIP and back; every new connection meanwhile answered, none sent to it.
+    for (const lb of ['lb1', 'lb2']) {
+      for (const [section, rip] of [['web4', '198.51.100.12'], ['web6', '2001:db8:198::12']]) {
+        for (const state of ['down', 'up']) assert.ok(out.includes(`${lb}: backend ${state} ${section} ${rip} (`), `${lb}: no backend ${state} for ${section} ${rip}:\n${out}`);
+      }
+    }
+    const fresh = /^ +(\d+) of (\d+) new HTTP connections to the VIPs .* answered by the VIP$/m.exec(out);
+    assert.ok(fresh && fresh[1] === fresh[2] && Number(fresh[1]) > 0, shown(r));
+    assert.match(out, /packets the balancers sent meanwhile: to srv1 [1-9]\d*, to srv2 0$/m);
+    // "a balancer killed mid-transfer": kill -9, the cut, and every long connection answered by the same server before and after.
+    assert.match(out, /^ +\$ kill -9 \d+ +# l3dsr lb in lb1$/m);
+    assert.match(out, /^ +\$ ip netns exec \S+-lb1 ip link set lb-r down /m);
+    const flows = Number(/while (\d+) long TCP connections per VIP run/.exec(out)?.[1]);
+    const carried = /the connections through rtr \(SYNs\): lb1 (\d+), lb2 (\d+)$/m.exec(out);
+    assert.ok(carried && Number(carried[1]) > 0, `lb1 carried none of the long connections:\n${out}`);
+    const servers = (when: string) => new Map([...out.matchAll(new RegExp(`^ {7}${when} +(\\S+) +(.*)$`, 'gm'))].map((m) => [m[1]!, m[2]!.split(' ')]));
+    const [before, after] = [servers('before'), servers('after')];
+    assert.equal(before.size, 2, `no connection list per VIP before the kill:\n${out}`);
+    for (const [vip, was] of before) {
+      assert.equal(was.length, flows, `${vip}: ${was.join(' ')}`);
+      for (const s of was) assert.match(s, /^srv[12]$/, `${vip} before the kill: ${was.join(' ')}`);
+      assert.deepEqual(after.get(vip), was, `${vip}: a long connection broke or changed its server when lb1 was killed`);
+    }
+    assert.match(out, /^ +after the cut rtr sent lb1 0 packets$/m);
   } }],
 
   // Deploying: packing and installing (scripts/pack-check.sh runs both in CI)
@@ -544,7 +606,7 @@ describe('README.md commands that need no root', () => {
 
 describe('README.md: the quick start demo', privileged('builds the demo\'s three network namespaces'), () => {
   for (const [command, check] of CHECKS) {
-    if (check.group === 'demo') it(command, { timeout: 120_000 }, () => check.run(command, undefined as never));
+    if (check.group === 'demo') it(command, { timeout: check.timeout ?? 120_000 }, () => check.run(command, undefined as never));
   }
 });
 

@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { L3DSR_BIN, LabDaemon, rulePackets, sumQueues, type LabDaemonOptions, type StatusJson } from '../../tools/demo/lab-daemon.js';
+import { L3DSR_BIN, LabDaemon, rulePackets, sumQueues, waitFor, type LabDaemonOptions, type StatusJson } from '../../tools/demo/lab-daemon.js';
 import { LAB_INTERFACES, sameAddress, type Lab, type LabRole, type LabVip, type NamespaceLab } from '../../tools/lab/index.js';
 import { inspectSteering, type InstalledFilter } from '../../src/steering/index.js';
 import { ipJson, tc } from '../../src/system/index.js';
 
-export { L3DSR_BIN, LabDaemon, rulePackets, sumQueues };
+export { L3DSR_BIN, LabDaemon, rulePackets, sumQueues, waitFor };
 export type { LabDaemonOptions, StatusJson };
 
 /** The interface of srv where the LB's marked packets arrive. */
@@ -187,17 +187,6 @@ export async function getInNamespace(lab: Lab, url: string, role: LabRole = 'srv
       res.on('end', () => process.stdout.write(JSON.stringify({ status: res.statusCode, body })));
     }).on('error', (e) => { process.stdout.write(JSON.stringify({ error: e.code ?? e.message })); });`, url]);
   return JSON.parse(out) as NamespaceGet;
-}
-
-/** Polls `check` until it returns a value (not undefined) or `timeoutMs` passes. */
-export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 interface TcStatsJson {

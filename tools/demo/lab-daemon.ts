@@ -1,12 +1,13 @@
-// `l3dsr run` as a child process inside one namespace of the lab: start it,
-// wait until it serves, read its status over its control socket, signal it,
-// wait for its exit. Used by the demo and by the daemon's lab tests.
+// `l3dsr run` (or `l3dsr lb`) as a child process inside one namespace of the
+// lab: start it, wait until it serves, read its status over its control
+// socket, signal it, wait for its exit. Used by the demo and by the daemon's
+// lab tests.
 //
 // The control socket is a path on the shared file system (Unix sockets do
 // not belong to a network namespace), so the caller reaches it from
 // anywhere. Each daemon gets its own directory unless told otherwise, so
 // that tests and the demo leave nothing in the host's /run/l3dsr.
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -71,6 +72,8 @@ export class LabDaemonError extends Error {
 
 export class LabDaemon {
   readonly child: ChildProcess;
+  /** `l3dsr run` or `l3dsr lb`, for messages. */
+  readonly #name: string;
   #controlSocket: string | undefined;
   readonly #ownMountNamespace: boolean;
   /** Resolves once the process has exited (never rejects). */
@@ -82,6 +85,7 @@ export class LabDaemon {
   #lineWaiters: { re: RegExp; resolve: (line: string) => void }[] = [];
 
   private constructor(lab: NamespaceLab<string>, args: readonly string[], options: LabDaemonOptions) {
+    this.#name = `l3dsr ${options.command ?? 'run'}`;
     if (options.controlSocket === undefined) this.#dir = mkdtempSync(join(tmpdir(), 'l3dsr-daemon-'));
     this.#controlSocket = options.controlSocket === null ? undefined : options.controlSocket ?? join(this.#dir!, 'control.sock');
     this.#ownMountNamespace = options.ownMountNamespace ?? false;
@@ -158,7 +162,7 @@ export class LabDaemon {
       const waiter = { re, resolve: (line: string) => { clear(); resolve(line); } };
       const fail = (why: string, code: string) => {
         clear();
-        reject(new LabDaemonError(`l3dsr run: ${why} (waiting for ${re}); its log:\n${this.#log}`, code, this.#log));
+        reject(new LabDaemonError(`${this.#name}: ${why} (waiting for ${re}); its log:\n${this.#log}`, code, this.#log));
       };
       const timer = setTimeout(() => fail(`no such line within ${timeoutMs} ms`, 'ETIMEDOUT'), timeoutMs);
       const onExit = () => fail(`exited (${this.child.exitCode ?? this.child.signalCode})`, 'EEXITED');
@@ -185,7 +189,7 @@ export class LabDaemon {
 
   /** The control socket as the daemon names it (see LabDaemonOptions.controlSocket). */
   get controlSocket(): string {
-    if (this.#controlSocket === undefined) throw new Error(`l3dsr run: no control socket known (it has not said \`running\`); its log:\n${this.#log}`);
+    if (this.#controlSocket === undefined) throw new Error(`${this.#name}: no control socket known (it has not said \`running\`); its log:\n${this.#log}`);
     return this.#controlSocket;
   }
 
@@ -240,4 +244,26 @@ export function sumQueues(status: StatusJson, pick: (q: StatusJson['queues'][num
 export function rulePackets(status: StatusJson, vip: string): bigint {
   const i = status.rules.findIndex((r) => sameAddress(r.destination, vip));
   return i < 0 ? 0n : sumQueues(status, (q) => q.counters.rules[i]?.packets ?? 0);
+}
+
+/** Polls `check` until it returns a value (not undefined) or `timeoutMs` passes. */
+export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Runs `l3dsr status --control-socket SOCKET` in a namespace; returns the
+ * command as run (a daemon started with --control-socket is found only
+ * through it) and what it printed, for the demo to show.
+ */
+export function statusCommand(netns: string, controlSocket: string): string {
+  const args = ['status', '--control-socket', controlSocket];
+  const r = spawnSync('ip', ['netns', 'exec', netns, process.execPath, L3DSR_BIN, ...args], { encoding: 'utf8' });
+  return `$ ip netns exec ${netns} l3dsr ${args.join(' ')}\n${r.stdout}${r.stderr}`;
 }

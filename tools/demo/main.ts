@@ -1,201 +1,58 @@
-// `npm run demo`: the whole L3DSR path with real traffic, in three network
-// namespaces. A client asks each VIP over HTTP (IPv4, IPv6) and UDP; an
-// nftables LB rewrites the requests to the real server and marks them with a
-// DSCP; `l3dsr run` on the real server restores the VIP; the answers go
-// straight back to the client, not through the LB. Everything it builds is
-// removed again, also on failure and on Ctrl-C. Exit 0 only if every request
-// was answered by its VIP.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Lab, LAB_INTERFACES, LAB_PLAN, probe, sameAddress, startEchoService, ECHO_PORT } from '../lab/index.js';
-import type { EchoService, ProbeResult, ProbeTarget } from '../lab/index.js';
-import { inspectSteering } from '../../src/steering/index.js';
-import { ipJson } from '../../src/system/index.js';
-import { L3DSR_BIN, LabDaemon, rulePackets } from './lab-daemon.js';
-import { installReturnPathCounters, lbForwarded, readReturnPathCounters, startCapture, type Capture } from './observe.js';
+// `npm run demo`: L3DSR with real traffic in network namespaces. Without a
+// flag, the real server's half in three namespaces (real-server-chain.ts);
+// with --lb, the whole chain with two `l3dsr lb` balancers behind an ECMP
+// router (lb-chain.ts). Everything a demo builds is removed again, also on
+// failure and on Ctrl-C. Exit 0 only if every check held.
+import { parseArgs } from 'node:util';
+import { LbChain } from './lb-chain.js';
+import { say } from './output.js';
+import { RealServerChain } from './real-server-chain.js';
 
+const EXIT_USAGE = 2;
 const EXIT_INTERRUPTED = 130;
 const EXIT_TERMINATED = 143;
-const INDENT = '     ';
 
-const say = (text = '') => process.stdout.write(`${text}\n`);
-const step = (n: number, text: string) => say(`\n${n}. ${text}`);
-const indent = (text: string) => text.trimEnd().split('\n').map((l) => (l.trim() ? `${INDENT}${l}` : '')).join('\n');
+const USAGE = `usage: npm run demo [-- --lb]
 
-/** The built-in configuration: both VIP pairs of the lab, VIPs on lo, steering on srv's LB-facing link. */
-function demoConfig(lab: Lab): string {
-  const byDscp = [...new Set(lab.vips.map((v) => v.dscp))];
-  return [
-    '# l3dsr demo: VIP = DSCP (the DSCP the LB marks requests for that VIP with)',
-    ...byDscp.flatMap((d) => lab.vips.filter((v) => v.dscp === d).map((v) => `${v.address} = ${d}`)),
-    '',
-    '[daemon]',
-    `steer = ${LAB_INTERFACES.srvToLb}`,
-    'loopback-vips = yes',
-    '',
-  ].join('\n');
-}
+  (no flag)   the real server's half, in three network namespaces: client → nftables
+              load balancer → l3dsr run on the real server → replies straight back
+  --lb        the whole chain, in the seven-namespace ECMP lab: client → router (ECMP)
+              → 2 × l3dsr lb → 2 × l3dsr run → replies straight back; the spread
+              against the weights, a health check taking a server out and back, and a
+              balancer killed (kill -9) while long TCP connections run
+  -h, --help  this text
 
-const requestsFor = (lab: Lab): ProbeTarget[] =>
-  lab.vips.flatMap((v) => [{ protocol: 'http' as const, address: v.address }, { protocol: 'udp' as const, address: v.address }]);
+Runs as root (sudo npm run demo). Exit status 0 only if every check held.
+`;
 
-/** A request succeeded when the VIP itself answered, to the client's own address. */
-function answeredByVip(r: ProbeResult): boolean {
-  const family = r.target.address.includes(':') ? 6 : 4;
-  return r.ok && sameAddress(r.reply!.local, r.target.address) && sameAddress(r.from!, r.target.address)
-    && sameAddress(r.reply!.remote, LAB_PLAN[family].client);
-}
-
-function describe(r: ProbeResult): string {
-  const what = `${r.target.protocol.toUpperCase().padEnd(4)} ${r.target.address.padEnd(17)}`;
-  if (!r.ok) return `${what} FAILED: ${r.error}`;
-  const verdict = answeredByVip(r) ? 'ok ' : 'WRONG';
-  return `${what} ${verdict} answered by ${r.from}, delivered to ${r.reply!.local}, server saw client ${r.reply!.remote}`;
-}
-
-/** One captured line per VIP and protocol: enough to see who sent what on which link. */
-function sampleLines(lines: readonly string[], lab: Lab): string[] {
-  const picked: string[] = [];
-  for (const vip of lab.vips) {
-    for (const proto of ['tcp', 'UDP']) {
-      const line = lines.find((l) => l.includes(`${vip.address}.${ECHO_PORT} >`) && l.toLowerCase().includes(proto.toLowerCase()));
-      if (line) picked.push(line);
-    }
-  }
-  return picked;
-}
-
-class Demo {
-  readonly labName = `l3dsr-demo-${process.pid}`;
-  /** Set as soon as the lab is being built, so that a Ctrl-C then still removes it. */
-  labPending?: Promise<Lab>;
-  lab?: Lab;
-  daemon?: LabDaemon;
-  service?: EchoService;
-  capture?: Capture;
-  readonly dir = mkdtempSync(join(tmpdir(), 'l3dsr-demo-'));
-  #teardown?: Promise<void>;
-
-  async run(): Promise<boolean> {
-    say('l3dsr demo: client → nftables load balancer → real server running l3dsr → replies straight back to the client');
-
-    step(1, 'Building the lab (three network namespaces, documentation addresses only)');
-    this.labPending = Lab.create({ name: this.labName });
-    const lab = this.lab = await this.labPending;
-    const p4 = LAB_PLAN[4];
-    say(indent([
-      `cli ${p4.client} ── c-lb ═ lb-c  lb  lb-s ═ s-lb ── srv (RIP ${p4.rip})    requests: cli → LB → srv`,
-      `cli          ── veth-c ═══════════════ veth-s ── srv                       replies:  srv → cli, directly`,
-      `namespaces: ${Object.values(lab.namespaces).join(', ')}`,
-      `LB (nftables in lb): ${lab.vips.map((v) => `${v.address} → RIP, DSCP ${v.dscp}`).join('; ')}`,
-    ].join('\n')));
-
-    step(2, 'Starting the daemon in srv');
-    const configFile = join(this.dir, 'l3dsr.conf');
-    writeFileSync(configFile, demoConfig(lab));
-    say(indent(`config ${configFile}:\n${demoConfig(lab).split('\n').filter((l) => l && !l.startsWith('#')).map((l) => `  ${l}`).join('\n')}`));
-    const controlSocket = join(this.dir, 'control.sock');
-    say(indent(`$ ip netns exec ${lab.namespaces.srv} l3dsr run --config ${configFile} --control-socket ${controlSocket}`));
-    this.daemon = await LabDaemon.start(lab, ['--config', configFile], {
-      controlSocket,
-      onLine: (line) => {
-        const msg = /msg=("[^"]*"|\S+)/.exec(line)?.[1]?.replace(/^"|"$/g, '');
-        if (msg && /ready|offloads|installed|VIPs on lo|running|failed|refused|error/.test(msg)) say(`${INDENT}  daemon: ${msg}`);
-      },
-    });
-    const steered = await inspectSteering({ interfaces: [LAB_INTERFACES.srvToLb], netns: lab.namespaces.srv });
-    const filters = steered.interfaces[0]?.ours ?? [];
-    say(indent(`tc on ${LAB_INTERFACES.srvToLb}: ${filters.map((f) => `IPv${f.family} DSCP ${f.dscp} → ${f.target}`).join(', ')}`));
-
-    step(3, `Starting an HTTP server and a UDP echo service on every VIP in srv (port ${ECHO_PORT})`);
-    this.service = await startEchoService(lab, lab.vips.map((v) => v.address));
-    await installReturnPathCounters(lab);
-    this.capture = await startCapture(lab, 'cli', LAB_INTERFACES.cliToSrv, 'src net 203.0.113.0/24 or src net 2001:db8:203::/64');
-    say(indent('ready; watching cli\'s direct link (veth-c) with tcpdump'));
-
-    step(4, 'Requests from cli to each VIP');
-    const forwardedBefore = await Promise.all(lab.vips.map((v) => lbForwarded(lab, v.address)));
-    const results = await probe(lab, requestsFor(lab), { timeoutMs: 3000 });
-    for (const r of results) say(indent(describe(r)));
-    await new Promise((r) => setTimeout(r, 200));
-    await this.capture.stop();
-
-    step(5, 'Which way did the packets go?');
-    const forwarded = await Promise.all(lab.vips.map((v, k) => lbForwarded(lab, v.address).then((n) => n - forwardedBefore[k]!)));
-    const status = await this.daemon.status();
-    say(indent(lab.vips.map((v, k) => `${v.address.padEnd(17)} requests: ${forwarded[k]} packets via the LB, ${rulePackets(status, v.address)} rewritten by l3dsr`).join('\n')));
-    const counts = await readReturnPathCounters(lab);
-    say(indent(`replies from the VIPs, on cli's direct link from srv (veth-c): IPv4 ${counts.direct[4]}, IPv6 ${counts.direct[6]} packets`));
-    say(indent(`replies from the VIPs, on cli's link to the LB (c-lb):         IPv4 ${counts.viaLb[4]}, IPv6 ${counts.viaLb[6]} packets`));
-    const samples = sampleLines(this.capture.lines, lab);
-    if (samples.length) say(indent(`tcpdump -i veth-c on cli (one line per VIP and protocol):\n${samples.map((l) => `  ${l}`).join('\n')}`));
-
-    step(6, 'The daemon\'s counters (l3dsr status)');
-    say(indent(this.#status()));
-
-    const good = results.filter(answeredByVip).length;
-    const direct = counts.viaLb[4] + counts.viaLb[6] === 0 && counts.direct[4] > 0 && counts.direct[6] > 0;
-    await this.teardown(7);
-    const ok = good === results.length && direct;
-    say(`\n${ok ? 'OK' : 'FAILED'}: ${good} of ${results.length} requests answered by their VIP; replies ${direct ? 'all came straight from srv' : 'did NOT all come straight from srv'}.`);
-    return ok;
-  }
-
-  #status(): string {
-    const lab = this.lab!;
-    const args = ['status', '--control-socket', this.daemon!.controlSocket];
-    const r = spawnSync('ip', ['netns', 'exec', lab.namespaces.srv, process.execPath, L3DSR_BIN, ...args], { encoding: 'utf8' });
-    // The command as run: a daemon started with --control-socket is found only through it.
-    return `$ ip netns exec ${lab.namespaces.srv} l3dsr ${args.join(' ')}\n${r.stdout}${r.stderr}`;
-  }
-
+/** What main() needs of a demo. */
+interface Demo {
+  /** Whether every check held. */
+  run(): Promise<boolean>;
   /** Idempotent; safe to start from a signal handler while run() is still going. */
-  teardown(n?: number): Promise<void> {
-    this.#teardown ??= (async () => {
-      if (n !== undefined) step(n, 'Tearing down');
-      else say('\nTearing down');
-      // Lab.create() removes a half-built lab itself when it fails.
-      this.lab ??= await this.labPending?.catch(() => undefined);
-      await this.capture?.stop().catch(() => {});
-      if (this.daemon) {
-        const exit = await this.daemon.stop('SIGTERM');
-        const left = this.lab
-          ? await inspectSteering({ interfaces: [LAB_INTERFACES.srvToLb], netns: this.lab.namespaces.srv }).catch(() => undefined)
-          : undefined;
-        const tuns = this.lab ? await ipJson<unknown[]>(['link', 'show', 'type', 'tun'], this.lab.where('srv')).catch(() => undefined) : undefined;
-        const filters = left?.interfaces[0]?.ours.length;
-        say(indent(`daemon stopped (exit ${exit.code ?? exit.signal}); our tc filters left: ${filters ?? '?'}; TUN devices left: ${tuns?.length ?? '?'}`));
-      }
-      await this.service?.stop().catch(() => {});
-      if (this.lab) {
-        await this.lab.destroy();
-        say(indent(`namespaces ${Object.values(this.lab.namespaces).join(', ')} deleted`));
-      }
-      rmSync(this.dir, { recursive: true, force: true });
-    })();
-    return this.#teardown;
-  }
-
+  teardown(n?: number): Promise<void>;
   /** Last resort when the process is leaving without teardown() having finished. */
-  destroyNow(): void {
-    this.daemon?.child.kill('SIGKILL');
-    if (this.lab) this.lab.destroySync();
-    else if (this.labPending) {
-      for (const role of ['cli', 'lb', 'srv']) spawnSync('ip', ['netns', 'delete', `${this.labName}-${role}`], { stdio: 'ignore' });
-    }
-    rmSync(this.dir, { recursive: true, force: true });
-  }
+  destroyNow(): void;
 }
 
 async function main(): Promise<number> {
+  let values: { lb?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({ options: { lb: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
+  } catch (err) {
+    process.stderr.write(`npm run demo: ${(err as Error).message}\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   if (process.getuid?.() !== 0) {
     process.stderr.write('npm run demo must run as root: it creates network namespaces, veth links, a TUN device and tc filters.\n'
       + 'Run it as root, e.g. `sudo npm run demo`.\n');
     return 1;
   }
-  const demo = new Demo();
+  const demo: Demo = values.lb ? new LbChain() : new RealServerChain();
   let signalled = false;
   const onSignal = (sig: NodeJS.Signals, status: number) => () => {
     if (signalled) {

@@ -14,3 +14,6 @@ export type { BalancerRole, EcmpFamilyPlan, EcmpRole, ServerRole } from './ecmp-
 export { NamespaceLab } from './namespaces.js';
 export { STAND_IN_SEED, STAND_IN_TABLE, standInBalancerRuleset } from './nft-rulesets.js';
 export type { StandInVip } from './nft-rulesets.js';
+export { LongFlows, NAMED_PORT, startNamedService } from './long-flows.js';
+export type { FlowAnswer } from './long-flows.js';
+export { installObservers, observed } from './ecmp-observe.js';

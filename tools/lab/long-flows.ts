@@ -4,7 +4,7 @@
 // its connections open and, asked, pings each one and reports the answers.
 import { once } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
-import type { NamespaceLab } from '../../tools/lab/index.js';
+import type { NamespaceLab } from './namespaces.js';
 
 export const NAMED_PORT = 9090;
 
@@ -69,6 +69,9 @@ export interface FlowAnswer {
   answer: string;
 }
 
+/** How long a ping waits for each answer unless the caller says otherwise. */
+const PING_TIMEOUT_MS = 3000;
+
 /** `count` connections to each target from `role`, kept open until stop(). */
 export class LongFlows {
   readonly #child: ChildProcess;
@@ -76,8 +79,9 @@ export class LongFlows {
   #answers: FlowAnswer[][] = [];
   #waiters: (() => void)[] = [];
 
-  constructor(lab: NamespaceLab<string>, role: string, targets: readonly string[], count: number) {
-    this.#child = lab.spawn(role, process.execPath, ['-e', CLIENT, JSON.stringify({ targets, port: NAMED_PORT, count, timeoutMs: 3000 })], { stdio: ['pipe', 'pipe', 'inherit'] });
+  /** `timeoutMs`: how long a ping waits for each answer before it reports `error:timeout`. */
+  constructor(lab: NamespaceLab<string>, role: string, targets: readonly string[], count: number, timeoutMs = PING_TIMEOUT_MS) {
+    this.#child = lab.spawn(role, process.execPath, ['-e', CLIENT, JSON.stringify({ targets, port: NAMED_PORT, count, timeoutMs })], { stdio: ['pipe', 'pipe', 'inherit'] });
     this.#child.stdout!.on('data', (c: Buffer) => {
       const lines = (this.#partial + c.toString()).split('\n');
       this.#partial = lines.pop()!;
