@@ -168,6 +168,9 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
           perBackend.set(`${v.name} ${x.address}`, (perBackend.get(`${v.name} ${x.address}`) ?? 0n) + BigInt(x.packets as unknown as string));
         }
       }
+      // The balancer steers by destination: its filters are shown by the VIP they match.
+      const steered = human.split('\n').find((line) => line.trim().startsWith(`${ECMP_INTERFACES.lbToRtr}:`));
+      assert.match(steered ?? '', new RegExp(vips.map((v) => `ipv${v.family} to ${v.address.replace(/\./g, '\\.')} \\(prio \\d+\\)`).join(', ')), human);
       assert.equal(metric(text, 'l3dsr_lb_connection_evictions_total', { queue: '0' }), 0);
       assert.equal(metric(text, 'l3dsr_dropped_total', { reason: 'no-backend' }), 0);
     }

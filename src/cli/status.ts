@@ -124,9 +124,12 @@ export function formatStatus(s: DaemonSnapshot): string {
   lines.push(`tun: read ${s.queues.reduce((t, q) => t + q.tun.packetsRead, 0)}, written ${s.queues.reduce((t, q) => t + q.tun.packetsWritten, 0)}, write errors ${s.queues.reduce((t, q) => t + q.tun.writeErrors + q.tun.writeDrops, 0)}, kernel tx_dropped ${s.kernelTxDropped ?? '?'}`);
   lines.push(`reloads: ${s.reloads.ok} ok, ${s.reloads.failed} refused${s.reloads.lastError ? ` (last: ${s.reloads.lastError})` : ''}`);
   lines.push(`steering: ${s.steering.mode === 'tc' ? `tc ingress redirect on ${s.steering.interfaces.join(', ')}` : 'none (--no-steer)'}`);
-  const st = s.steering.status as { interfaces?: { name: string; ours?: { family: number; dscp: number; priority: number }[] }[] } | undefined;
+  // The real server steers by DSCP, the balancer by destination (a VIP).
+  type Ours = { family: number; priority: number } & ({ dscp: number } | { destination: string });
+  const st = s.steering.status as { interfaces?: { name: string; ours?: Ours[] }[] } | undefined;
+  const match = (f: Ours) => ('destination' in f ? `to ${f.destination}` : `dscp ${f.dscp}`);
   for (const i of st?.interfaces ?? []) {
-    lines.push(`  ${i.name}: ${(i.ours ?? []).map((f) => `ipv${f.family} dscp ${f.dscp} (prio ${f.priority})`).join(', ') || 'no filters of ours'}`);
+    lines.push(`  ${i.name}: ${(i.ours ?? []).map((f) => `ipv${f.family} ${match(f)} (prio ${f.priority})`).join(', ') || 'no filters of ours'}`);
   }
   if (s.loopbackVips.length) lines.push(`VIPs added to lo: ${s.loopbackVips.join(', ')}`);
   for (const w of s.warnings) lines.push(`warning: ${w}`);
