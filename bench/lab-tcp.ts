@@ -4,8 +4,7 @@
 // measured together mean anything). Then a short UDP 64-byte flood with
 // offload on and off, to see that small packets do not pay for it.
 //
-//   node dist/bench/lab-tcp.js [--seconds 4] [--reps 3] [--streams 1,4] [--family 4] [--cases a,b,c,d,e,f]
-//        [--udp-seconds 3] [--udp-reps 3] [--udp-senders socket,trafgen] [--no-udp]     (--reps 0: UDP only)
+//   npm run bench:tcp -- [options]      (--help lists them; --reps 0: UDP only)
 //
 // TCP cases (iperf3 -c VIP -S 4 from cli through the nftables LB, receiver in srv):
 //   a) no rewrite: the LB forwards the VIP unchanged (no DSCP, no DNAT), srv delivers it
@@ -21,13 +20,13 @@
 // kernel and anything else running), and for l3dsr the share of reads that
 // were GSO super-packets.
 // Needs root, iperf3, a C compiler (labtool, for the UDP sender and sink).
-import { parseArgs } from 'node:util';
 import { LabDaemon, type StatusJson } from '../tools/demo/lab-daemon.js';
 import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit, lbRuleset, type LabVip } from '../tools/lab/index.js';
 import { deleteTableCommands, LB_TABLE } from '../tools/lab/nft-rulesets.js';
 import { ip, nft, nftApply } from '../src/system/index.js';
 import { startSink } from '../test/support/daemon-traffic.js';
 import { hasTrafgen, socketFlood, trafgenFlood, type FloodSpec, type Offered } from './lab-senders.js';
+import { benchArgs } from './support/args.js';
 import { buildCPrograms, type CPrograms } from './support/c-programs.js';
 import { machineCpuSeconds, processCpuNs } from './support/process-cpu.js';
 import { interleaved, kpps as k, pad, runRecord, sleep } from './support/report.js';
@@ -227,17 +226,22 @@ function udpLines(trials: UdpTrial[]): string[] {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const values = benchArgs({
+    command: 'npm run bench:tcp --',
+    about: `TCP bulk upload (iperf3) through the three-namespace lab: no rewrite, nftables, l3dsr with
+and without TUN offload, 2 queues, the C TUN loop; in one run with interleaved repetitions,
+then a short UDP 64-byte flood with offload on and off.
+Needs root, iperf3, a C compiler.`,
     options: {
-      seconds: { type: 'string', default: '4' },
-      reps: { type: 'string', default: '3' },
-      streams: { type: 'string', default: '1,4' },
-      family: { type: 'string', default: '4' },
-      'udp-seconds': { type: 'string', default: '3' },
-      'udp-reps': { type: 'string', default: '3' },
-      'udp-senders': { type: 'string' },
-      'no-udp': { type: 'boolean' },
-      cases: { type: 'string', default: TCP_CASES.map((c) => c.id).join(',') },
+      seconds: { type: 'string', default: '4', value: 'S', help: 'seconds per iperf3 run' },
+      reps: { type: 'string', default: '3', value: 'N', help: 'interleaved repetitions of the TCP cases (0: UDP only)' },
+      streams: { type: 'string', default: '1,4', value: 'LIST', help: 'iperf3 parallel streams, one set of cases each' },
+      family: { type: 'string', default: '4', value: '4|6', help: 'IP version' },
+      'udp-seconds': { type: 'string', default: '3', value: 'S', help: 'seconds per UDP flood' },
+      'udp-reps': { type: 'string', default: '3', value: 'N', help: 'repetitions of the UDP floods' },
+      'udp-senders': { type: 'string', value: 'LIST', help: 'socket, trafgen (default both when trafgen is installed)' },
+      'no-udp': { type: 'boolean', help: 'skip the UDP floods' },
+      cases: { type: 'string', default: TCP_CASES.map((c) => c.id).join(','), value: 'LIST', help: 'the TCP cases (bench/lab-tcp.ts says what each is)' },
     },
   });
   if (process.getuid?.() !== 0) throw new Error('bench/lab-tcp needs root (network namespaces, TUN, tc)');
@@ -252,7 +256,7 @@ async function main(): Promise<void> {
     return c;
   }).filter((c) => c.families?.includes(family) ?? true);
   const senders = values['udp-senders']?.split(',') ?? ((await hasTrafgen()) ? ['socket', 'trafgen'] : ['socket']);
-  const record = runRecord('lab-tcp');
+  const record = runRecord();
 
   destroyLabsOnExit();
   const progs = buildCPrograms();
@@ -263,6 +267,7 @@ async function main(): Promise<void> {
     lab.spawn('srv', 'iperf3', ['-s', '-p', String(IPERF_PORT)], { stdio: 'ignore' });
     await sleep(SETTLE_MS);
     for (let r = 0; r < reps; r++) {
+      record.sample();
       for (const streams of streamsList) {
         for (const c of interleaved(cases, r)) {
           const t = await tcpTrial(lab, c, progs, family, streams, seconds);
