@@ -176,7 +176,8 @@ try {
   const out = [...record.lines(), capture, `${reps} interleaved reps, median (min–max):`];
   for (const name of names) {
     const ts = times[name];
-    out.push(`  ${name.padEnd(10)}  ${spread(ts.map((t) => packets / t.seconds), kpps)} packets/s, ${spread(ts.map((t) => mb / t.seconds), (x) => x.toFixed(0))} MB/s`
+    out.push(`  ${name.padEnd(10)}  ${spread(ts.map((t) => t.seconds), (x) => x.toFixed(2))} s, ${spread(ts.map((t) => packets / t.seconds), kpps)} packets/s, `
+      + `${spread(ts.map((t) => mb / t.seconds), (x) => x.toFixed(0))} MB/s`
       + (hasUsage ? `, CPU ${spread(ts.map((t) => t.cpu!), (x) => x.toFixed(2))} s, peak RSS ${spread(ts.map((t) => t.rssMb!), (x) => x.toFixed(0))} MB` : ''));
   }
   // Ratios of the two runs of the same repetition, seconds apart: what drifts between repetitions cancels.
