@@ -307,8 +307,8 @@ repetition. The sender runs on CPU ${SENDER_CPU}. Needs root, trafgen (netsniff-
       type: 'string', default: 'read', value: 'read|hold',
       help: 'read: a process reads every datagram (three busy processes on two CPUs);\n'
         + 'hold: the socket is bound but never read: the kernel still delivers every\n'
-        + 'packet up to it (Udp InDatagrams + RcvbufErrors), and the rewriter has a CPU\n'
-        + 'to itself',
+        + 'packet up to it (Udp InDatagrams + RcvbufErrors), and no reader competes\n'
+        + 'with the rewriter for the CPUs',
     },
     pin: { type: 'boolean', default: false, help: `put the rewriter on CPU ${REWRITER_CPU}` },
     rate: { type: 'string', value: 'PPS', help: 'a paced UDP socket offers this many packets/s instead of the flood\n(CPU per packet below saturation, where batches are small)' },
