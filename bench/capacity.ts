@@ -3,8 +3,7 @@
 // interleaved repetitions (docs/lab.md: the machine drifts; only ratios
 // measured together mean anything).
 //
-//   node dist/bench/capacity.js [--seconds 3] [--reps 5] [--rates 20000,80000,flood]
-//        [--cases c-uring,c-readwrite,...] [--flows 16] [--size 64] [--sender trafgen|socket]
+//   npm run bench:capacity -- [options]      (--help lists them)
 //
 // A 64-byte UDP flow set from cli through the nftables LB to srv, where the
 // rewriter restores the VIP and a socket on the VIP counts what arrives.
@@ -26,12 +25,12 @@
 // /proc/PID/task/*/schedstat (this includes the kernel's work in its
 // system calls: the TUN write carries the packet up to the socket).
 // Needs root, a C compiler, trafgen (netsniff-ng) for the flood.
-import { parseArgs } from 'node:util';
 import { LabDaemon } from '../tools/demo/lab-daemon.js';
 import { Lab, LAB_INTERFACES, destroyLabsOnExit } from '../tools/lab/index.js';
 import { startSink } from '../test/support/daemon-traffic.js';
 import { slotSizeFor } from '../src/daemon/daemon.js';
 import { hasTrafgen, socketFlood, trafgenFlood, type FloodSpec } from './lab-senders.js';
+import { benchArgs } from './support/args.js';
 import { buildCPrograms, type CPrograms } from './support/c-programs.js';
 import { pinProcess, processCpuNs } from './support/process-cpu.js';
 import { interleaved, kpps, pad, runRecord, sleep } from './support/report.js';
@@ -159,15 +158,20 @@ function rateLines(trials: Trial[], cases: Case[], rate: Rate, sender: string): 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const values = benchArgs({
+    command: 'npm run bench:capacity --',
+    about: `What one core rewrites: the rewriter and the receiving socket on CPU ${REWRITER_CPU}, the sender on CPU ${SENDER_CPU};
+the C TUN loops and l3dsr run, in one run with interleaved repetitions; per rate and case,
+median (min–max) of packets/s delivered and the rewriter's CPU per packet.
+Needs root, a C compiler, trafgen (netsniff-ng) for the flood.`,
     options: {
-      seconds: { type: 'string', default: '3' },
-      reps: { type: 'string', default: '5' },
-      rates: { type: 'string', default: '20000,80000,flood' },
-      cases: { type: 'string', default: CASES.map((c) => c.id).join(',') },
-      flows: { type: 'string', default: '16' },
-      size: { type: 'string', default: '64' },
-      sender: { type: 'string' },
+      seconds: { type: 'string', default: '3', value: 'S', help: 'seconds per case, rate and repetition' },
+      reps: { type: 'string', default: '5', value: 'N', help: 'interleaved repetitions' },
+      rates: { type: 'string', default: '20000,80000,flood', value: 'LIST', help: 'packets/s of the paced sender, or flood' },
+      cases: { type: 'string', default: CASES.map((c) => c.id).join(','), value: 'LIST', help: 'the rewriters (bench/capacity.ts says what each is)' },
+      flows: { type: 'string', default: '16', value: 'N', help: 'UDP flows' },
+      size: { type: 'string', default: '64', value: 'BYTES', help: 'UDP payload' },
+      sender: { type: 'string', value: 'trafgen|socket', help: 'the flood\'s sender (default trafgen when installed, else socket)' },
     },
   });
   if (process.getuid?.() !== 0) throw new Error('bench/capacity needs root (network namespaces, TUN, tc, trafgen)');
@@ -186,7 +190,7 @@ async function main(): Promise<void> {
   if (sender !== 'trafgen' && sender !== 'socket') throw new Error(`--sender: trafgen or socket, got ${sender}`);
   const reps = Number(values.reps);
   const spec = { port: FLOOD_PORT, seconds: Number(values.seconds), flows: Number(values.flows), size: Number(values.size) };
-  const record = runRecord('capacity');
+  const record = runRecord();
 
   destroyLabsOnExit();
   const progs = buildCPrograms();
@@ -194,6 +198,7 @@ async function main(): Promise<void> {
   const trials: Trial[] = [];
   try {
     for (let r = 0; r < reps; r++) {
+      record.sample();
       for (const rate of rates) {
         for (const c of interleaved(cases, r)) {
           const t = await trial(lab, c, progs, rate, r, spec, sender);

@@ -4,9 +4,7 @@
 // measured together mean anything). Then a short UDP 64-byte flood with
 // offload on and off, to see that small packets do not pay for it.
 //
-//   node dist/bench/lab-tcp.js [--seconds 4] [--reps 3] [--streams 1,4] [--family 4] [--cases a,b,c,d,e,f]
-//        [--udp-seconds 3] [--udp-reps 3] [--udp-senders socket,trafgen] [--no-udp]     (--reps 0: UDP only)
-//        [--pin R,S[,W]] [--profile DIR]
+//   npm run bench:tcp -- [options]      (--help lists them; --reps 0: UDP only)
 //
 // TCP cases (iperf3 -c VIP -S 4 from cli through the nftables LB, receiver in srv):
 //   a) no rewrite: the LB forwards the VIP unchanged (no DSCP, no DNAT), srv delivers it
@@ -30,13 +28,13 @@
 // each case (the middle of the run, `seconds` - 2 s) into DIR/<case>-P<n>.data
 // and reports its CPU per byte by kind of work (bench/support/cpu-profile.ts).
 // Needs root, iperf3, a C compiler (labtool, for the UDP sender and sink).
-import { parseArgs } from 'node:util';
 import { LabDaemon, type StatusJson } from '../tools/demo/lab-daemon.js';
 import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit, lbRuleset, type LabVip } from '../tools/lab/index.js';
 import { deleteTableCommands, LB_TABLE } from '../tools/lab/nft-rulesets.js';
 import { ip, nft, nftApply } from '../src/system/index.js';
 import { startSink } from '../test/support/daemon-traffic.js';
 import { hasTrafgen, socketFlood, trafgenFlood, type FloodSpec, type Offered } from './lab-senders.js';
+import { benchArgs } from './support/args.js';
 import { buildCPrograms, type CPrograms } from './support/c-programs.js';
 import { machineCpuSeconds, processCpuNs } from './support/process-cpu.js';
 import { interleaved, kpps as k, pad, runRecord, sleep } from './support/report.js';
@@ -269,19 +267,24 @@ function parsePin(text: string): Placement {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const values = benchArgs({
+    command: 'npm run bench:tcp --',
+    about: `TCP bulk upload (iperf3) through the three-namespace lab: no rewrite, nftables, l3dsr with
+and without TUN offload, 2 queues, the C TUN loop; in one run with interleaved repetitions,
+then a short UDP 64-byte flood with offload on and off.
+Needs root, iperf3, a C compiler.`,
     options: {
-      seconds: { type: 'string', default: '4' },
-      reps: { type: 'string', default: '3' },
-      streams: { type: 'string', default: '1,4' },
-      family: { type: 'string', default: '4' },
-      'udp-seconds': { type: 'string', default: '3' },
-      'udp-reps': { type: 'string', default: '3' },
-      'udp-senders': { type: 'string' },
-      'no-udp': { type: 'boolean' },
-      cases: { type: 'string', default: TCP_CASES.map((c) => c.id).join(',') },
-      pin: { type: 'string' },
-      profile: { type: 'string' },
+      seconds: { type: 'string', default: '4', value: 'S', help: 'seconds per iperf3 run' },
+      reps: { type: 'string', default: '3', value: 'N', help: 'interleaved repetitions of the TCP cases (0: UDP only)' },
+      streams: { type: 'string', default: '1,4', value: 'LIST', help: 'iperf3 parallel streams, one set of cases each' },
+      family: { type: 'string', default: '4', value: '4|6', help: 'IP version' },
+      'udp-seconds': { type: 'string', default: '3', value: 'S', help: 'seconds per UDP flood' },
+      'udp-reps': { type: 'string', default: '3', value: 'N', help: 'repetitions of the UDP floods' },
+      'udp-senders': { type: 'string', value: 'LIST', help: 'socket, trafgen (default both when trafgen is installed)' },
+      'no-udp': { type: 'boolean', help: 'skip the UDP floods' },
+      cases: { type: 'string', default: TCP_CASES.map((c) => c.id).join(','), value: 'LIST', help: 'the TCP cases (bench/lab-tcp.ts says what each is)' },
+      pin: { type: 'string', value: 'R,S[,W]', help: "receiving iperf3 on CPU R, sending on S, the rewriter on W (default R)" },
+      profile: { type: 'string', value: 'DIR', help: 'perf record every CPU in each case\'s first repetition into DIR, report CPU per byte by kind' },
     },
   });
   if (process.getuid?.() !== 0) throw new Error('bench/lab-tcp needs root (network namespaces, TUN, tc)');
@@ -303,7 +306,7 @@ async function main(): Promise<void> {
     mkdirSync(profileDir, { recursive: true });
   }
   const senders = values['udp-senders']?.split(',') ?? ((await hasTrafgen()) ? ['socket', 'trafgen'] : ['socket']);
-  const record = runRecord('lab-tcp');
+  const record = runRecord();
 
   destroyLabsOnExit();
   const progs = buildCPrograms();
@@ -314,6 +317,7 @@ async function main(): Promise<void> {
     lab.spawn('srv', ...withPrefix(pin && taskset(pin.receiver), 'iperf3', ['-s', '-p', String(IPERF_PORT)]), { stdio: 'ignore' });
     await sleep(SETTLE_MS);
     for (let r = 0; r < reps; r++) {
+      record.sample();
       for (const streams of streamsList) {
         for (const c of interleaved(cases, r)) {
           const profile = profileDir !== undefined && r === 0 ? { file: join(profileDir, `${c.id}-P${streams}.data`) } : undefined;

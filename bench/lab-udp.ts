@@ -2,9 +2,7 @@
 // the kernel doing the same rewrite, in one run (docs/lab.md: the machine drifts,
 // only ratios measured together mean anything).
 //
-//   node dist/bench/lab-udp.js [--seconds 3] [--reps 5] [--flows 16] [--size 64]
-//        [--sender trafgen|socket] [--sender-cpus 2] [--search-seconds 2] [--rtt 2000] [--rtt-reps 3]
-//        [--no-search] [--no-latency]      (--reps 0: no floods, e.g. latency only)
+//   npm run bench:lab -- [options]      (--help lists them; --reps 0: no floods, e.g. latency only)
 //
 // Throughput: a UDP flood from cli through the nftables LB; packets/s
 // delivered to a socket in srv, medians of interleaved repetitions, for
@@ -17,12 +15,12 @@
 // rate (c) delivers with < 0.1 % loss, and UDP and TCP round trips through
 // (a), (b), (c), (d).
 // Needs root, a C compiler, and trafgen for the default sender.
-import { parseArgs } from 'node:util';
 import { LabDaemon, type StatusJson } from '../tools/demo/lab-daemon.js';
 import { Lab, LAB_INTERFACES, LAB_PLAN, destroyLabsOnExit } from '../tools/lab/index.js';
 import { writeSysctl } from '../src/system/index.js';
 import { roundTrips, startEcho, startSink } from '../test/support/daemon-traffic.js';
 import { hasTrafgen, linkStats, socketFlood, trafgenFlood, type FloodSpec, type Offered } from './lab-senders.js';
+import { benchArgs } from './support/args.js';
 import { processCpuNs } from './support/process-cpu.js';
 import { interleaved, kpps as k, pad, runRecord, sleep } from './support/report.js';
 import { median, percentile, spread } from './support/stats.js';
@@ -254,20 +252,25 @@ function latencyLines(lat: Latency[]): string[] {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const values = benchArgs({
+    command: 'npm run bench:lab --',
+    about: `The daemon's UDP throughput and latency in the three-namespace lab against the kernel's
+rewrite (no rewrite, nftables, l3dsr io_uring and read/write, io_uring 2 queues), in one
+run with interleaved repetitions; then the highest lossless rate and the round trips.
+Needs root, a C compiler, and trafgen for the default sender.`,
     options: {
-      seconds: { type: 'string', default: '3' },
-      reps: { type: 'string', default: '5' },
-      flows: { type: 'string', default: '16' },
-      size: { type: 'string', default: '64' },
-      sender: { type: 'string' },
+      seconds: { type: 'string', default: '3', value: 'S', help: 'seconds per flood' },
+      reps: { type: 'string', default: '5', value: 'N', help: 'interleaved repetitions of the floods (0: none)' },
+      flows: { type: 'string', default: '16', value: 'N', help: 'UDP flows in the flood' },
+      size: { type: 'string', default: '64', value: 'BYTES', help: 'UDP payload' },
+      sender: { type: 'string', value: 'trafgen|socket', help: 'the flood\'s sender (default trafgen when installed, else socket)' },
       // One trafgen process does not outrun io_uring here; two do (and take CPU from everything else).
-      'sender-cpus': { type: 'string', default: '2' },
-      'search-seconds': { type: 'string', default: '2' },
-      rtt: { type: 'string', default: '2000' },
-      'rtt-reps': { type: 'string', default: '3' },
-      'no-search': { type: 'boolean' },
-      'no-latency': { type: 'boolean' },
+      'sender-cpus': { type: 'string', default: '2', value: 'N', help: 'trafgen processes (CPUs) sending' },
+      'search-seconds': { type: 'string', default: '2', value: 'S', help: 'seconds per step of the lossless-rate search' },
+      rtt: { type: 'string', default: '2000', value: 'N', help: 'round trips per latency measurement' },
+      'rtt-reps': { type: 'string', default: '3', value: 'N', help: 'interleaved repetitions of the round trips' },
+      'no-search': { type: 'boolean', help: 'skip the lossless-rate search' },
+      'no-latency': { type: 'boolean', help: 'skip the round trips' },
     },
   });
   if (process.getuid?.() !== 0) throw new Error('bench/lab-udp needs root (network namespaces, TUN, tc, trafgen)');
@@ -278,7 +281,7 @@ async function main(): Promise<void> {
     port: FLOOD_PORT, seconds: Number(values.seconds), flows: Number(values.flows), size: Number(values.size), cpus: Number(values['sender-cpus']),
   };
   const reps = Number(values.reps);
-  const record = runRecord('lab-udp');
+  const record = runRecord();
 
   destroyLabsOnExit();
   const lab = await Lab.create({ vipsOnLoopback: true });
@@ -289,6 +292,7 @@ async function main(): Promise<void> {
     // Sockets bound to the RIP and the VIP exist side by side.
     await writeSysctl('net.ipv4.ip_nonlocal_bind', '1', lab.where('srv'));
     for (let r = 0; r < reps; r++) {
+      record.sample();
       for (const c of interleaved(CASES, r)) {
         const t = await trial(lab, c, spec, send);
         trials.push(t);

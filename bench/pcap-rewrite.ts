@@ -2,36 +2,55 @@
 // --dstipmap … --fixcsum` (tcpreplay) on the same generated capture, in the
 // same run, repetitions interleaved so that drift on a noisy machine hits
 // both alike. Each run is a fresh process (start-up included, as a user sees
-// it). Prints packets/s and MB/s per run, the medians and their ratio, and
-// whether both tools produced the same packets.
+// it). Prints each run, then per tool the median (min–max) over the
+// repetitions, the ratios of the two within each repetition (only those
+// compare on a shared machine), and whether both produced the same packets.
 //
-// Run: node dist/bench/pcap-rewrite.js [--packets N] [--reps R] [--payload MIN-MAX]
+//   npm run bench:pcap -- [options]      (--help lists them)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { GENERATED, generateCapture } from '../tools/capture/generate.js';
 import { checksumReport } from '../tools/oracle/oracle.js';
 import { openCapture } from '../src/pcap/reader.js';
 import { locateL3 } from '../src/pcap/linklayer.js';
-import { median } from './support/stats.js';
+import { benchArgs, positiveInt } from './support/args.js';
+import { interleaved, kpps, runRecord } from './support/report.js';
+import { spread } from './support/stats.js';
+import { L3dsrError } from '../src/errors.js';
 
 const VIP4 = '203.0.113.10';
 const VIP6 = '2001:db8:203::10';
 
-const { values } = parseArgs({
+/** The largest payload the generator is asked for: what fits in one IPv6/TCP packet, with room to spare. */
+const MAX_PAYLOAD = 65_000;
+
+/** `--payload MIN-MAX` as the pair of byte counts. */
+function payloadRange(text: string): [number, number] {
+  const m = /^(\d+)-(\d+)$/.exec(text);
+  if (m === null || Number(m[1]) > Number(m[2]) || Number(m[2]) > MAX_PAYLOAD) {
+    throw new L3dsrError('ERR_L3DSR_USAGE', `--payload: expected MIN-MAX bytes, MIN <= MAX <= ${MAX_PAYLOAD} (e.g. 0-1400), got "${text}"`);
+  }
+  return [Number(m[1]), Number(m[2])];
+}
+
+const { packets, reps, payload: [minPayload, maxPayload], keep } = benchArgs({
+  command: 'npm run bench:pcap --',
+  about: `l3dsr rewrite against tcprewrite --dstipmap … --fixcsum (tcpreplay) on the same generated
+capture, each run a fresh process, repetitions interleaved. Per tool, median (min–max) of
+packets/s, MB/s, CPU seconds and peak RSS; the ratios within each repetition; and whether
+the two outputs hold the same packets. Needs tcprewrite (Debian: tcpreplay), and GNU time
+(Debian: time) for CPU and RSS.`,
   options: {
-    packets: { type: 'string', default: '1000000' },
-    reps: { type: 'string', default: '3' },
-    payload: { type: 'string', default: '0-1400' },
-    keep: { type: 'boolean', default: false },
+    packets: { type: 'string', default: '1000000', value: 'N', help: 'packets in the generated capture' },
+    reps: { type: 'string', default: '5', value: 'N', help: 'interleaved repetitions of each tool' },
+    payload: { type: 'string', default: '0-1400', value: 'MIN-MAX', help: 'L4 payload bytes, drawn uniformly' },
+    keep: { type: 'boolean', default: false, help: 'keep the capture and both outputs (prints where)' },
   },
-});
-const packets = Number(values.packets);
-const reps = Number(values.reps);
-const [minPayload, maxPayload] = values.payload.split('-').map(Number);
+}, (v) => ({ packets: positiveInt('packets', v.packets), reps: positiveInt('reps', v.reps), payload: payloadRange(v.payload), keep: v.keep }));
+const record = runRecord();
 
 const distRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const repoRoot = join(distRoot, '..');
@@ -123,11 +142,11 @@ try {
   const summary = await generateCapture(input, { packets, seed: 42, payloadBytes: [minPayload, maxPayload] });
   const size = statSync(input).size;
   const mb = size / 1e6;
-  console.log(
+  const capture =
     `capture: ${packets} packets (${summary.ipv4} IPv4, ${summary.ipv6} IPv6; ${summary.tcp} TCP, ${summary.udp} UDP; ` +
       `${summary.marked} marked DSCP 1 to ${GENERATED.rip4}/${GENERATED.rip6}), ${mb.toFixed(1)} MB, payload ${minPayload}-${maxPayload} B, ` +
-      `generated in ${((Date.now() - genStart) / 1000).toFixed(1)} s`,
-  );
+      `generated in ${((Date.now() - genStart) / 1000).toFixed(1)} s`;
+  process.stderr.write(`${capture}\n`);
 
   const ours = join(dir, 'l3dsr.pcap');
   const theirs = join(dir, 'tcprewrite.pcap');
@@ -141,36 +160,38 @@ try {
       '-o', theirs,
     ],
   };
+  const names = Object.keys(tools) as (keyof typeof tools)[];
   const times: Record<keyof typeof tools, Timing[]> = { l3dsr: [], tcprewrite: [] };
   for (let rep = 0; rep < reps; rep++) {
+    record.sample();
     // Alternate which goes first, so neither always gets the warmer page cache.
-    const order = (rep % 2 === 0 ? ['l3dsr', 'tcprewrite'] : ['tcprewrite', 'l3dsr']) as (keyof typeof tools)[];
-    for (const name of order) {
+    for (const name of interleaved(names, rep)) {
       const t = timed(tools[name], dir);
       times[name].push(t);
       const cpu = t.cpu === undefined ? '' : `  cpu ${t.cpu.toFixed(2)} s (${(packets / t.cpu / 1e3).toFixed(0)} kpps per CPU-second), peak RSS ${t.rssMb!.toFixed(0)} MB`;
-      console.log(`  rep ${rep + 1} ${name.padEnd(10)} ${t.seconds.toFixed(2)} s  ${(packets / t.seconds / 1e3).toFixed(0).padStart(6)} kpps  ${(mb / t.seconds).toFixed(0).padStart(5)} MB/s${cpu}`);
+      process.stderr.write(`  rep ${rep + 1} ${name.padEnd(10)} ${t.seconds.toFixed(2)} s  ${(packets / t.seconds / 1e3).toFixed(0).padStart(6)} kpps  ${(mb / t.seconds).toFixed(0).padStart(5)} MB/s${cpu}\n`);
     }
   }
-  const wall = (name: keyof typeof tools): number => median(times[name].map((t) => t.seconds));
-  const ml = wall('l3dsr');
-  const mt = wall('tcprewrite');
-  console.log(`median wall: l3dsr ${(packets / ml / 1e3).toFixed(0)} kpps, ${(mb / ml).toFixed(0)} MB/s; ` +
-    `tcprewrite ${(packets / mt / 1e3).toFixed(0)} kpps, ${(mb / mt).toFixed(0)} MB/s; ` +
-    `l3dsr/tcprewrite throughput ratio ${(mt / ml).toFixed(2)}`);
-  if (times.l3dsr[0].cpu !== undefined) {
-    const cl = median(times.l3dsr.map((t) => t.cpu!));
-    const ct = median(times.tcprewrite.map((t) => t.cpu!));
-    console.log(`median CPU: l3dsr ${cl.toFixed(2)} s, tcprewrite ${ct.toFixed(2)} s; ratio (tcprewrite/l3dsr) ${(ct / cl).toFixed(2)}`);
+  const hasUsage = times.l3dsr[0]!.cpu !== undefined;
+  const out = [...record.lines(), capture, `${reps} interleaved reps, median (min–max):`];
+  for (const name of names) {
+    const ts = times[name];
+    out.push(`  ${name.padEnd(10)}  ${spread(ts.map((t) => t.seconds), (x) => x.toFixed(2))} s, ${spread(ts.map((t) => packets / t.seconds), kpps)} packets/s, `
+      + `${spread(ts.map((t) => mb / t.seconds), (x) => x.toFixed(0))} MB/s`
+      + (hasUsage ? `, CPU ${spread(ts.map((t) => t.cpu!), (x) => x.toFixed(2))} s, peak RSS ${spread(ts.map((t) => t.rssMb!), (x) => x.toFixed(0))} MB` : ''));
   }
-
+  // Ratios of the two runs of the same repetition, seconds apart: what drifts between repetitions cancels.
+  const paired = (f: (t: Timing) => number): string => spread(times.l3dsr.map((t, i) => f(times.tcprewrite[i]!) / f(t)), (x) => x.toFixed(2));
+  out.push(`  l3dsr's packets/s / tcprewrite's, within a repetition: ${paired((t) => t.seconds)}`
+    + (hasUsage ? `; tcprewrite's CPU / l3dsr's: ${paired((t) => t.cpu!)}` : ' (CPU and RSS: install GNU time)'));
   const cmp = await compareOutputs(ours, theirs);
-  console.log(
+  out.push(
     `outputs: ${cmp.records} records each; IP packets differ in ${cmp.l3Differ}` +
       `${cmp.firstL3Differs !== undefined ? ` (first: record index ${cmp.firstL3Differs})` : ''}, of which bad checksums: ` +
       `l3dsr ${cmp.badChecksums.l3dsr}, tcprewrite ${cmp.badChecksums.tcprewrite}; link-layer headers differ in ${cmp.linkDiffer}`,
   );
-  if (values.keep) console.log(`kept: ${dir}`);
+  if (keep) out.push(`kept: ${dir}`);
+  process.stdout.write(`${out.join('\n')}\n`);
 } finally {
-  if (!values.keep) rmSync(dir, { recursive: true, force: true });
+  if (!keep) rmSync(dir, { recursive: true, force: true });
 }

@@ -3,35 +3,32 @@
 // checks). Prints the faults as they happen and the numbers the README's
 // Reliability section quotes; exits 1 if anything went against the rules.
 //
-//   npm run soak -- [--minutes 5] [--rate 3000] [--seed N] [--min-rounds 2]
+//   npm run soak -- [options]      (--help lists them)
 //
 // Needs root and a C compiler (labtool). L3DSR_SOAK_SEED=N works as --seed.
-import { parseArgs } from 'node:util';
 import { destroyLabsOnExit } from '../tools/lab/index.js';
 import { requireLabRoot } from '../test/support/daemon.js';
 import { formatReport, runSoak, soakSeed } from '../test/support/soak.js';
+import { benchArgs, positiveInt, positiveNumber } from './support/args.js';
 
-const { values } = parseArgs({
+const { values, minutes, rate, minRounds } = benchArgs({
+  command: 'npm run soak --',
+  about: `The soak under faults (test/support/soak.ts): the daemon under traffic while faults are
+injected, for as long as asked; prints the faults as they happen and the figures of the
+README's Reliability section, and exits 1 if anything went against the rules.
+Needs root and a C compiler (labtool).`,
   options: {
-    minutes: { type: 'string', default: '5' },
-    rate: { type: 'string', default: '3000' },
-    seed: { type: 'string' },
-    'min-rounds': { type: 'string', default: '2' },
+    minutes: { type: 'string', default: '5', value: 'M', help: 'how long' },
+    rate: { type: 'string', default: '3000', value: 'PPS', help: 'datagrams/s of the traffic' },
+    seed: { type: 'string', value: 'N', help: 'replays the faults of an earlier run (default: random; L3DSR_SOAK_SEED=N does the same)' },
+    'min-rounds': { type: 'string', default: '2', value: 'N', help: 'at least this many rounds of every fault, however long it takes' },
   },
-});
-
-function positive(name: string, text: string, integer = false): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    process.stderr.write(`soak: --${name} ${JSON.stringify(text)}: expected a positive ${integer ? 'integer' : 'number'}\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
-const minutes = positive('minutes', values.minutes);
-const rate = positive('rate', values.rate, true);
-const minRounds = positive('min-rounds', values['min-rounds'], true);
+}, (v) => ({
+  values: v,
+  minutes: positiveNumber('minutes', v.minutes),
+  rate: positiveInt('rate', v.rate),
+  minRounds: positiveInt('min-rounds', v['min-rounds']),
+}));
 let seed: number;
 try {
   seed = soakSeed(values.seed ?? process.env.L3DSR_SOAK_SEED);

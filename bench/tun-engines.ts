@@ -4,34 +4,24 @@
 // swaps the addresses in place (checksum-neutral) and writes it back; the
 // kernel delivers it to a UDP socket in the namespace.
 //
-//   node dist/bench/tun-engines.js [--seconds 3] [--reps 5] [--batch 64]
-//        [--slots 4] [--sink read|hold] [--pin] [--rate PPS]
-//        [--variants readwrite,io_uring,...]
-//
-// --slots: packet slots per batch entry (slotCount = batch x slots).
-//
-// --sink read: a process reads every delivered datagram (three busy
-//   processes on two CPUs). --sink hold: the socket is bound but not read,
-//   so the kernel still delivers every packet up to the socket (counted in
-//   Udp InDatagrams + RcvbufErrors) and the rewriter has a CPU to itself.
-// The sender always runs on CPU 1; --pin puts the rewriter on CPU 0.
-// --rate: a paced UDP socket offers this many packets per second instead of
-//   the trafgen flood, to compare CPU per packet below saturation (batches
-//   are small there).
+//   npm run bench:tun -- [options]      (--help lists them)
 //
 // Needs root, trafgen (netsniff-ng), python3 and a built addon. Variants
 // run interleaved, and only ratios within one run mean anything (docs/lab.md:
-// the machine drifts 2x between runs).
+// the machine drifts 2x between runs): the report gives each variant's
+// median (min–max) and its ratios to read()/write() within each repetition.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { TunDevice, type TunOpenOptions } from '../src/tun/device.js';
 import { PYTHON } from '../test/support/python.js';
-import { median } from './support/stats.js';
+import { spread } from './support/stats.js';
+import { benchArgs, positiveInt, positiveNumber } from './support/args.js';
+import { interleaved, kpps, runRecord, sleep } from './support/report.js';
+import { L3dsrError } from '../src/errors.js';
 import { IPV4 } from '../tools/packets/layout.js';
 import { trafgenUdp } from './support/trafgen.js';
 
@@ -200,8 +190,6 @@ class Child {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 interface Settings {
   ns: string;
   seconds: number;
@@ -216,6 +204,8 @@ interface Settings {
 
 interface Trial {
   label: string;
+  /** The repetition it was measured in (0-based). */
+  rep: number;
   writtenPps: number;
   /** Reached the socket layer: queued (InDatagrams) or refused for a full buffer. */
   deliveredPps: number;
@@ -230,7 +220,7 @@ interface Trial {
   detail: string;
 }
 
-async function trial(s: Settings, variant: Variant): Promise<Trial> {
+async function trial(s: Settings, variant: Variant, rep: number): Promise<Trial> {
   const self = fileURLToPath(import.meta.url);
   const name = `tb${process.pid % 100000}`;
   const pin = s.pin ? ['taskset', '-c', String(REWRITER_CPU)] : [];
@@ -266,6 +256,7 @@ async function trial(s: Settings, variant: Variant): Promise<Trial> {
     const delivered = b.udp.inDatagrams + b.udp.rcvbufErrors - a.udp.inDatagrams - a.udp.rcvbufErrors;
     return {
       label: variant.label,
+      rep,
       writtenPps: written / dt,
       deliveredPps: delivered / dt,
       receivedPps: received / (dt + WARMUP_MS / 1000),
@@ -299,35 +290,69 @@ function tunTxDropped(ns: string, name: string): number {
   return link.stats64.tx.dropped;
 }
 
-const k = (pps: number) => `${(pps / 1000).toFixed(0)}k`;
+const BENCH = {
+  command: 'npm run bench:tun --',
+  about: `The TUN engines alone: a UDP ${PAYLOAD_BYTES}-byte flood injected into a TUN's transmit side (trafgen, as tc
+mirred steering does), a rewriter that reads it in batches into WebAssembly memory, swaps
+the addresses and writes it back, and a UDP socket it is delivered to; each variant in
+one run, repetitions interleaved. Per variant, median (min–max) of packets/s written,
+delivered and the rewriter's CPU per packet, and the ratios to readwrite within each
+repetition. The sender runs on CPU ${SENDER_CPU}. Needs root, trafgen (netsniff-ng), python3.`,
+  options: {
+    seconds: { type: 'string', default: '3', value: 'S', help: 'seconds measured per variant and repetition' },
+    reps: { type: 'string', default: '5', value: 'N', help: 'interleaved repetitions' },
+    batch: { type: 'string', default: '64', value: 'N', help: 'packets per batch, at most' },
+    slots: { type: 'string', default: '4', value: 'N', help: 'packet slots per batch entry (slots = batch x N)' },
+    sink: {
+      type: 'string', default: 'read', value: 'read|hold',
+      help: 'read: a process reads every datagram (three busy processes on two CPUs);\n'
+        + 'hold: the socket is bound but never read: the kernel still delivers every\n'
+        + 'packet up to it (Udp InDatagrams + RcvbufErrors), and no reader competes\n'
+        + 'with the rewriter for the CPUs',
+    },
+    pin: { type: 'boolean', default: false, help: `put the rewriter on CPU ${REWRITER_CPU}` },
+    rate: { type: 'string', value: 'PPS', help: 'a paced UDP socket offers this many packets/s instead of the flood\n(CPU per packet below saturation, where batches are small)' },
+    variants: { type: 'string', default: VARIANTS.map((v) => v.label).join(','), value: 'LIST', help: 'the engines to compare' },
+    role: { type: 'string', internal: true, help: 'rewriter: this process is the rewriter under test' },
+    variant: { type: 'string', internal: true, help: 'the rewriter\'s variant' },
+    name: { type: 'string', internal: true, help: 'the rewriter\'s TUN' },
+  },
+} as const;
+
+/** What a repetition's variant is worth against readwrite's in the same repetition. */
+function ratioLines(trials: readonly Trial[], variants: readonly Variant[], reps: number): string[] {
+  const of = (label: string, r: number) => trials.find((t) => t.label === label && t.rep === r);
+  const out: string[] = [];
+  for (const v of variants.filter((x) => x.label !== 'readwrite')) {
+    const pairs = Array.from({ length: reps }, (_, r) => [of(v.label, r), of('readwrite', r)] as const).filter(([a, b]) => a && b);
+    if (pairs.length === 0) continue;
+    out.push(`  ${v.label.padEnd(17)} ${spread(pairs.map(([a, b]) => a!.writtenPps / b!.writtenPps), (x) => x.toFixed(2))}x packets/s written, `
+      + `${spread(pairs.map(([a, b]) => b!.cpuUsPerPacket / a!.cpuUsPerPacket), (x) => x.toFixed(2))}x less CPU per packet`);
+  }
+  return out.length ? ['', 'against readwrite, within each repetition, median (min–max):', ...out] : [];
+}
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      role: { type: 'string' },
-      variant: { type: 'string' },
-      name: { type: 'string' },
-      seconds: { type: 'string', default: '3' },
-      reps: { type: 'string', default: '5' },
-      batch: { type: 'string', default: '64' },
-      slots: { type: 'string', default: '4' },
-      sink: { type: 'string', default: 'read' },
-      rate: { type: 'string' },
-      pin: { type: 'boolean', default: false },
-      variants: { type: 'string', default: VARIANTS.map((v) => v.label).join(',') },
-    },
+  const values = benchArgs(BENCH, (v) => {
+    if (v.sink !== 'read' && v.sink !== 'hold') throw new L3dsrError('ERR_L3DSR_USAGE', `--sink: expected read or hold, got "${v.sink}"`);
+    const variants = v.variants.split(',').map((l) => {
+      const found = VARIANTS.find((x) => x.label === l);
+      if (!found) throw new L3dsrError('ERR_L3DSR_USAGE', `--variants: unknown variant "${l}" (have ${VARIANTS.map((x) => x.label).join(', ')})`);
+      return found;
+    });
+    return {
+      ...v, sink: v.sink as Settings['sink'], variants,
+      seconds: positiveNumber('seconds', v.seconds), reps: positiveInt('reps', v.reps), batch: positiveInt('batch', v.batch),
+      slots: positiveInt('slots', v.slots), rate: positiveInt('rate', v.rate),
+    };
   });
-  const batchMax = Number(values.batch);
-  if (values.role === 'rewriter') return rewriter(values.variant!, values.name!, batchMax, Number(values.slots));
+  const batchMax = values.batch;
+  if (values.role === 'rewriter') return rewriter(values.variant!, values.name!, batchMax, values.slots);
 
   if (process.getuid?.() !== 0) throw new Error('needs root (network namespace, TUN, trafgen)');
   sh('sh', '-c', 'command -v trafgen');
-  if (values.sink !== 'read' && values.sink !== 'hold') throw new Error('--sink must be read or hold');
-  const variants = values.variants!.split(',').map((l) => {
-    const v = VARIANTS.find((x) => x.label === l);
-    if (!v) throw new Error(`unknown variant ${l} (have ${VARIANTS.map((x) => x.label).join(', ')})`);
-    return v;
-  });
+  const { variants, reps } = values;
+  const record = runRecord();
   const ns = `l3tb${process.pid}`;
   const dir = mkdtempSync(join(tmpdir(), 'l3dsr-tun-bench-'));
   const cfg = join(dir, 'udp64.cfg');
@@ -338,41 +363,32 @@ async function main(): Promise<void> {
     inNs('ip', 'link', 'set', 'lo', 'up');
     inNs('ip', 'addr', 'add', `${SINK_ADDRESS}/24`, 'dev', 'lo');
     inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0');
-    const settings: Settings = { ns, seconds: Number(values.seconds), batchMax, slotsPerBatch: Number(values.slots), sink: values.sink, pin: values.pin!, rate: values.rate ? Number(values.rate) : undefined, cfg };
-    const reps = Number(values.reps);
+    const settings: Settings = { ns, seconds: values.seconds, batchMax, slotsPerBatch: values.slots, sink: values.sink, pin: values.pin, rate: values.rate, cfg };
     const trials: Trial[] = [];
     for (let r = 0; r < reps; r++) {
-      const order = r % 2 ? [...variants].reverse() : variants;
-      for (const v of order) {
-        const t = await trial(settings, v);
+      record.sample();
+      for (const v of interleaved(variants, r)) {
+        const t = await trial(settings, v, r);
         trials.push(t);
         process.stderr.write(
-          `rep ${r + 1} ${t.label.padEnd(17)} written ${k(t.writtenPps)} pps, delivered ${k(t.deliveredPps)}, received ${k(t.receivedPps)}, ` +
+          `rep ${r + 1} ${t.label.padEnd(17)} written ${kpps(t.writtenPps)} pps, delivered ${kpps(t.deliveredPps)}, received ${kpps(t.receivedPps)}, ` +
             `${t.cpuUsPerPacket.toFixed(2)} µs CPU/pkt at ${(t.cpuLoad * 100).toFixed(0)}% CPU, batch ${t.meanBatch.toFixed(1)}, ` +
-            `${k(t.wakeupsPerSecond)} wakeups/s, TUN tx_dropped ${k(t.tunTxDroppedPps)}/s, ring empty ${t.bufferRingEmpty}, write errors ${t.writeErrors}\n`,
+            `${kpps(t.wakeupsPerSecond)} wakeups/s, TUN tx_dropped ${kpps(t.tunTxDroppedPps)}/s, ring empty ${t.bufferRingEmpty}, write errors ${t.writeErrors}\n`,
         );
       }
     }
-    const summary = variants.map((v) => {
-      const ts = trials.filter((t) => t.label === v.label);
-      return {
-        label: v.label,
-        detail: ts[0].detail,
-        writtenPps: median(ts.map((t) => t.writtenPps)),
-        deliveredPps: median(ts.map((t) => t.deliveredPps)),
-        cpuUsPerPacket: median(ts.map((t) => t.cpuUsPerPacket)),
-      };
-    });
-    const base = summary.find((x) => x.label === 'readwrite');
-    console.log(`UDP ${PAYLOAD_BYTES} B ${settings.rate ? `at ${k(settings.rate)} pps` : 'flood'} into the TUN, batchMax ${batchMax}, ${batchMax * settings.slotsPerBatch} slots, sink ${values.sink}${values.pin ? ', pinned' : ''}, ${reps} interleaved reps of ${values.seconds} s, medians:`);
+    const out = record.lines();
+    out.push(`UDP ${PAYLOAD_BYTES} B ${settings.rate ? `at ${kpps(settings.rate)} pps` : 'flood'} into the TUN, batchMax ${batchMax}, ${batchMax * settings.slotsPerBatch} slots, `
+      + `sink ${values.sink}${values.pin ? ', rewriter pinned' : ''}, ${reps} interleaved reps of ${values.seconds} s, median (min–max):`);
     // Throughput says what the rewriter achieved with the CPU it got; CPU
     // per packet also holds when other load on the machine took some away.
-    for (const x of summary) {
-      const ratio = base
-        ? `  (vs readwrite: ${(x.writtenPps / base.writtenPps).toFixed(2)}x pps, ${(base.cpuUsPerPacket / x.cpuUsPerPacket).toFixed(2)}x less CPU/pkt)`
-        : '';
-      console.log(`  ${x.label.padEnd(17)} ${k(x.writtenPps).padStart(5)} pps written, ${k(x.deliveredPps).padStart(5)} delivered, ${x.cpuUsPerPacket.toFixed(2)} µs rewriter CPU/pkt${ratio}  [${x.detail}]`);
+    for (const v of variants) {
+      const ts = trials.filter((t) => t.label === v.label);
+      out.push(`  ${v.label.padEnd(17)} ${spread(ts.map((t) => t.writtenPps), kpps)} pps written, ${spread(ts.map((t) => t.deliveredPps), kpps)} delivered, `
+        + `${spread(ts.map((t) => t.cpuUsPerPacket), (x) => x.toFixed(2))} µs rewriter CPU/pkt  [${ts[0]!.detail}]`);
     }
+    out.push(...ratioLines(trials, variants, reps));
+    process.stdout.write(`${out.join('\n')}\n`);
   } finally {
     sh('ip', 'netns', 'del', ns);
     rmSync(dir, { recursive: true, force: true });

@@ -1,12 +1,15 @@
 // The fuzzer itself: the coverage build reports real edges, a short
 // campaign reaches more of them than the seed corpus and finds nothing, the
-// same seed gives the same campaign, the invariant checks fire on broken
-// outputs, and the committed seed corpus is what seeds.ts builds.
+// same seed gives the same campaign, --reps repeats it and sums it up, the
+// invariant checks fire on broken outputs, and the committed seed corpus is
+// what seeds.ts builds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { decodeResult } from '../src/core/rewriter.js';
 import { validateRules } from '../src/core/rules.js';
 import { transportChecksum } from '../tools/packets/layout.js';
@@ -97,6 +100,46 @@ test('the same seed runs the same campaign', async () => {
   assert.deepEqual(a.stats, b.stats);
   const c = await runCampaign({ seed: 8, inputs: 8_000, crashDir: null });
   assert.notDeepEqual(c.stats, a.stats, 'another seed gives other inputs');
+});
+
+/** `npm run fuzz -- ARGS`, as npm runs it (dist/tools/fuzz/main.js from the checkout). */
+function fuzzCli(args: string[]) {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  return spawnSync(process.execPath, [join(root, 'dist/tools/fuzz/main.js'), ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+}
+
+test('--reps N: N campaigns with seeds S, S+1…, each reported, then inputs/s as median (min–max) and each one\'s coverage', async () => {
+  const crashDir = mkdtempSync(join(tmpdir(), 'l3dsr-fuzz-'));
+  try {
+    const r = fuzzCli(['--inputs', '3000', '--reps', '2', '--seed', '41', '--quiet', '--crashes', crashDir]);
+    assert.equal(r.status, 0, r.stderr);
+    // What the same seeds and input count give in this process: a campaign is deterministic for both.
+    const [a, b] = [await runCampaign({ seed: 41, inputs: 3000, crashDir: null }), await runCampaign({ seed: 42, inputs: 3000, crashDir: null })];
+    assert.match(r.stdout, /^fuzz: seed 41: 3000 inputs in /m);
+    assert.match(r.stdout, /^fuzz: seed 42: 3000 inputs in /m);
+    const rate = /^fuzz: 2 campaigns, seeds 41, 42: (\d+) \((\d+)–(\d+)\) inputs\/s, median \(min–max\)$/m.exec(r.stdout);
+    assert.ok(rate, r.stdout);
+    const [median, min, max] = rate.slice(1).map(Number);
+    assert.ok(min! <= median! && median! <= max! && min! > 0, rate[0]);
+    assert.match(r.stdout, new RegExp(`^fuzz: per campaign: edges ${a.coverage.edges}, ${b.coverage.edges} of ${a.coverage.totalEdges}; `
+      + `branch outcomes ${a.coverage.branches}, ${b.coverage.branches} of ${a.coverage.totalBranches}; violating inputs 0, 0$`, 'm'));
+    assert.match(r.stdout, /^command: node dist\/tools\/fuzz\/main\.js --inputs 3000 --reps 2 /m);
+    assert.match(r.stdout, /load average [\d.]+ at start, [\d.]+ at end, [\d.]+–[\d.]+ over the run/);
+  } finally {
+    rmSync(crashDir, { recursive: true, force: true });
+  }
+});
+
+test('--reps: a positive integer, for the rewrite target only, not with --json', () => {
+  for (const [args, says] of [
+    [['--inputs', '10', '--reps', '0'], /--reps: expected a positive integer, got "0"/],
+    [['--target', 'lb', '--reps', '2'], /--reps: the balancer's campaign runs a fixed number of inputs/],
+    [['--inputs', '10', '--reps', '2', '--json', '/dev/null'], /--json writes one campaign's report/],
+  ] as const) {
+    const r = fuzzCli([...args]);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, says);
+  }
 });
 
 test('the invariant checks catch broken outputs', async () => {

@@ -1,8 +1,11 @@
-// npm run fuzz -- --seconds N [--seed S] [--corpus DIR] [--save-corpus]
+// npm run fuzz -- --seconds N [--reps N] [--seed S] [--corpus DIR] [--save-corpus]
 //   [--inputs N] [--crashes DIR] [--batch N] [--json FILE] [--write-seeds DIR]
 // npm run fuzz -- --target lb [--inputs N] [--seed S] [--batch N]
 // Runs a coverage-guided campaign against the WASM core and exits 1 when an
 // input broke an invariant (saved under --crashes, test/fuzz/crashes/ by default).
+// --reps N runs N campaigns one after the other, seeds S, S+1…, and ends
+// with their inputs/s as median (min–max) and each one's coverage (counts:
+// no median), the figures the README's Performance table quotes.
 // --target lb fuzzes the balancer against its reference model (lb-campaign.ts);
 // its violations are printed with the input in hex, not saved.
 
@@ -14,17 +17,14 @@ import { formatEdge, isBranch, percent } from './coverage.js';
 import { defaultCorpusDir, defaultCrashDir, writeCorpusFile } from './files.js';
 import { runLbCampaign } from './lb-campaign.js';
 import { seedInputs } from './seeds.js';
+import { positiveInt, positiveNumber } from '../../bench/support/args.js';
+import { runRecord } from '../../bench/support/report.js';
+import { spread } from '../../bench/support/stats.js';
 
-const USAGE = `usage: npm run fuzz -- --seconds N [--seed S] [--corpus DIR] [--save-corpus]
+const USAGE = `usage: npm run fuzz -- --seconds N [--reps N] [--seed S] [--corpus DIR] [--save-corpus]
        [--inputs N] [--crashes DIR] [--batch N] [--json FILE] [--quiet]
        npm run fuzz -- --target lb [--inputs N] [--seed S] [--batch N]
        npm run fuzz -- --write-seeds DIR`;
-
-function positiveInt(name: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new L3dsrError('ERR_L3DSR_USAGE', `--${name}: expected a positive integer, got "${text}"`);
-  return Number(text);
-}
 
 function statusLine(s: CampaignStatus): string {
   const c = s.coverage;
@@ -64,6 +64,7 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       seconds: { type: 'string' },
+      reps: { type: 'string' },
       inputs: { type: 'string' },
       seed: { type: 'string' },
       corpus: { type: 'string' },
@@ -90,12 +91,13 @@ async function main(): Promise<number> {
   }
   const seed = values.seed === undefined ? (Date.now() ^ (process.pid << 16)) >>> 0 : Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new L3dsrError('ERR_L3DSR_USAGE', `--seed: expected an integer 0..4294967295, got "${values.seed}"`);
-  let seconds = values.seconds === undefined ? undefined : Number(values.seconds);
-  if (seconds !== undefined && !(seconds > 0)) throw new L3dsrError('ERR_L3DSR_USAGE', `--seconds: expected a positive number, got "${values.seconds}"`);
+  let seconds = values.seconds === undefined ? undefined : positiveNumber('seconds', values.seconds);
+  const reps = positiveInt('reps', values.reps) ?? 1;
   const inputs = positiveInt('inputs', values.inputs);
   if (seconds === undefined && inputs === undefined) seconds = 10;
   const err = (line: string) => process.stderr.write(`${line}\n`);
   if (values.target === 'lb') {
+    if (values.reps !== undefined) throw new L3dsrError('ERR_L3DSR_USAGE', '--reps: the balancer\'s campaign runs a fixed number of inputs; repetitions are for --target rewrite');
     err(`fuzz: balancer, seed ${seed} (rerun the same inputs with --target lb --seed ${seed})`);
     const r = await runLbCampaign({ seed, inputs: inputs ?? 50_000, batchSize: positiveInt('batch', values.batch) });
     const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -108,23 +110,46 @@ async function main(): Promise<number> {
   }
   if (values.target !== 'rewrite') throw new L3dsrError('ERR_L3DSR_USAGE', `--target: expected rewrite or lb, got "${values.target}"`);
 
-  err(`fuzz: seed ${seed} (rerun the same inputs with --seed ${seed})`);
-  const report = await runCampaign({
-    seed, seconds, inputs,
-    corpusDir: values.corpus ?? defaultCorpusDir,
-    saveCorpus: values['save-corpus'],
-    crashDir: values.crashes ?? defaultCrashDir,
-    batchSize: positiveInt('batch', values.batch),
-    onProgress: values.quiet ? undefined : (s) => err(statusLine(s)),
-  });
-  printReport(report, (line) => process.stdout.write(`${line}\n`));
+  if (reps > 1 && values.json) throw new L3dsrError('ERR_L3DSR_USAGE', '--json writes one campaign\'s report: give it without --reps');
+  const record = runRecord();
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const reports: CampaignReport[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    const repSeed = (seed + rep) >>> 0;
+    err(`fuzz: seed ${repSeed} (rerun the same inputs with --seed ${repSeed})`);
+    record.sample();
+    const report = await runCampaign({
+      seed: repSeed, seconds, inputs,
+      corpusDir: values.corpus ?? defaultCorpusDir,
+      saveCorpus: values['save-corpus'],
+      crashDir: values.crashes ?? defaultCrashDir,
+      batchSize: positiveInt('batch', values.batch),
+      onProgress: values.quiet ? undefined : (s) => err(statusLine(s)),
+    });
+    printReport(report, out);
+    reports.push(report);
+  }
+  if (reps > 1) for (const line of [...record.lines(), ...repsSummary(reports)]) out(line);
   if (values.json) {
+    const report = reports[0]!;
     writeFileSync(values.json, JSON.stringify({
       ...report,
       findingsList: report.findingsList.map((f) => ({ ...f, input: { ...f.input, bytes: Buffer.from(f.input.bytes).toString('hex') } })),
     }, null, 2) + '\n');
   }
-  return report.findingsList.length > 0 ? 1 : 0;
+  return reports.some((r) => r.findingsList.length > 0) ? 1 : 0;
+}
+
+/** The campaigns side by side: inputs/s is a rate, so median (min–max); coverage and violations are counts, one per campaign. */
+function repsSummary(reports: readonly CampaignReport[]): string[] {
+  const each = (f: (r: CampaignReport) => number): string => reports.map(f).join(', ');
+  const c = reports[0]!.coverage;
+  return [
+    `fuzz: ${reports.length} campaigns, seeds ${reports.map((r) => r.seed).join(', ')}: `
+      + `${spread(reports.map((r) => r.inputsPerSecond), (x) => String(Math.round(x)))} inputs/s, median (min–max)`,
+    `fuzz: per campaign: edges ${each((r) => r.coverage.edges)} of ${c.totalEdges}; branch outcomes ${each((r) => r.coverage.branches)} of ${c.totalBranches}; `
+      + `violating inputs ${each((r) => r.findingsList.length)}`,
+  ];
 }
 
 main().then((code) => { process.exitCode = code; }, (e: Error & { code?: string }) => {
