@@ -14,3 +14,4 @@ export type { BalancerRole, EcmpFamilyPlan, EcmpRole, ServerRole } from './ecmp-
 export { NamespaceLab } from './namespaces.js';
 export { STAND_IN_SEED, STAND_IN_TABLE, standInBalancerRuleset } from './nft-rulesets.js';
 export type { StandInVip } from './nft-rulesets.js';
+export { installStandIn, removeStandIn, standInPackets } from './stand-in.js';
