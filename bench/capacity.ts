@@ -29,12 +29,13 @@ import { LabDaemon } from '../tools/demo/lab-daemon.js';
 import { Lab, LAB_INTERFACES, destroyLabsOnExit } from '../tools/lab/index.js';
 import { startSink } from '../test/support/daemon-traffic.js';
 import { slotSizeFor } from '../src/daemon/daemon.js';
-import { hasTrafgen, socketFlood, trafgenFlood, type FloodSpec } from './lab-senders.js';
 import { benchArgs } from './support/args.js';
 import { buildCPrograms, type CPrograms } from './support/c-programs.js';
+import {
+  capacityFlags, capacitySettings, offer, pairedRatios, rateTable, runTrials, type CapacitySettings, type CapacityTrial, type Figure, type Rate,
+} from './support/capacity-run.js';
 import { pinProcess, processCpuNs } from './support/process-cpu.js';
-import { interleaved, kpps, pad, runRecord, sleep } from './support/report.js';
-import { median, spread } from './support/stats.js';
+import { kpps, runRecord, sleep } from './support/report.js';
 import { TunLoop } from './support/tun-loop.js';
 
 const REWRITER_CPU = 0;
@@ -94,30 +95,20 @@ const CASES: Case[] = [
   { id: 'readwrite-auto', label: 'l3dsr readwrite offload=auto', start: daemon('readwrite', 'auto') },
 ];
 
-type Rate = number | 'flood';
-
-interface Trial {
-  id: string;
-  rate: Rate;
-  rep: number;
-  offeredPps: number;
-  deliveredPps: number;
+interface Trial extends CapacityTrial {
   cpuNsPerPacket: number;
 }
 
-async function trial(lab: Lab, c: Case, progs: CPrograms, rate: Rate, rep: number, spec: Omit<FloodSpec, 'address'>, sender: string): Promise<Trial> {
+async function trial(lab: Lab, c: Case, progs: CPrograms, rate: Rate, rep: number, s: CapacitySettings<Case>): Promise<Trial> {
   const sink = await startSink(lab, VIP, FLOOD_PORT);
   pinProcess(sink.child.pid!, REWRITER_CPU);
   const rw = await c.start(lab, progs);
   try {
     await sleep(SETTLE_MS);
-    const full = { ...spec, address: VIP, cpu: SENDER_CPU };
     const d0 = await sink.count();
     const p0 = await rw.packets();
     const cpu0 = processCpuNs(rw.pid);
-    const offered = rate === 'flood'
-      ? await (sender === 'trafgen' ? trafgenFlood(lab, full) : socketFlood(lab, full))
-      : await socketFlood(lab, full, rate);
+    const offered = await offer(lab, rate, { ...s.spec, address: VIP, cpu: SENDER_CPU }, s.sender);
     await sleep(SETTLE_MS);
     const cpu1 = processCpuNs(rw.pid);
     const p1 = await rw.packets();
@@ -134,28 +125,10 @@ async function trial(lab: Lab, c: Case, progs: CPrograms, rate: Rate, rep: numbe
 
 const ns = (x: number) => x.toFixed(0);
 
-function rateLines(trials: Trial[], cases: Case[], rate: Rate, sender: string): string[] {
-  const at = trials.filter((t) => t.rate === rate);
-  const of = (id: string) => at.filter((t) => t.id === id);
-  const how = rate === 'flood' ? `flood (${sender})` : `paced ${kpps(rate)} pps (labtool)`;
-  const out = [`${how}:`, `${'case'.padEnd(38)}${pad('offered', 9)}${pad('delivered pps', 26)}${pad('rewriter CPU ns/packet', 26)}`];
-  for (const c of cases) {
-    const ts = of(c.id);
-    out.push(`${c.label.padEnd(38)}${pad(kpps(median(ts.map((t) => t.offeredPps))), 9)}`
-      + `${pad(spread(ts.map((t) => t.deliveredPps), kpps), 26)}${pad(spread(ts.map((t) => t.cpuNsPerPacket), ns), 26)}`);
-  }
-  // Ratios of the same repetition (measured seconds apart), then their spread.
-  const paired = (a: string, b: string, f: (t: Trial) => number) => {
-    const xs = of(a).flatMap((t) => of(b).filter((u) => u.rep === t.rep).map((u) => f(t) / f(u)));
-    return xs.length ? spread(xs, (x) => x.toFixed(3)) : '-';
-  };
-  const has = (id: string) => cases.some((c) => c.id === id);
-  for (const [a, b] of [['uring-auto', 'uring-no'], ['readwrite-auto', 'readwrite-no'], ['uring-no', 'c-uring'], ['readwrite-no', 'c-readwrite'], ['c-uring-vnet', 'c-uring'], ['c-uring-vnet-2k', 'c-uring'], ['c-uring-vnet', 'c-uring-vnet-2k']]) {
-    if (!has(a!) || !has(b!)) continue;
-    out.push(`  ${a} / ${b}: delivered ${paired(a!, b!, (t) => t.deliveredPps)}, CPU per packet ${paired(a!, b!, (t) => t.cpuNsPerPacket)}`);
-  }
-  return out;
-}
+const LABEL_WIDTH = 38;
+const CPU_PER_PACKET: Figure<Trial> = { title: 'rewriter CPU ns/packet', width: 26, value: (t) => t.cpuNsPerPacket, format: ns };
+const PAIRS = [['uring-auto', 'uring-no'], ['readwrite-auto', 'readwrite-no'], ['uring-no', 'c-uring'], ['readwrite-no', 'c-readwrite'],
+  ['c-uring-vnet', 'c-uring'], ['c-uring-vnet-2k', 'c-uring'], ['c-uring-vnet', 'c-uring-vnet-2k']] as const;
 
 async function main(): Promise<void> {
   const values = benchArgs({
@@ -164,57 +137,30 @@ async function main(): Promise<void> {
 the C TUN loops and l3dsr run, in one run with interleaved repetitions; per rate and case,
 median (min–max) of packets/s delivered and the rewriter's CPU per packet.
 Needs root, a C compiler, trafgen (netsniff-ng) for the flood.`,
-    options: {
-      seconds: { type: 'string', default: '3', value: 'S', help: 'seconds per case, rate and repetition' },
-      reps: { type: 'string', default: '5', value: 'N', help: 'interleaved repetitions' },
-      rates: { type: 'string', default: '20000,80000,flood', value: 'LIST', help: 'packets/s of the paced sender, or flood' },
-      cases: { type: 'string', default: CASES.map((c) => c.id).join(','), value: 'LIST', help: 'the rewriters (bench/capacity.ts says what each is)' },
-      flows: { type: 'string', default: '16', value: 'N', help: 'UDP flows' },
-      size: { type: 'string', default: '64', value: 'BYTES', help: 'UDP payload' },
-      sender: { type: 'string', value: 'trafgen|socket', help: 'the flood\'s sender (default trafgen when installed, else socket)' },
-    },
+    options: capacityFlags(CASES, '20000,80000,flood', 'rewriters'),
   });
   if (process.getuid?.() !== 0) throw new Error('bench/capacity needs root (network namespaces, TUN, tc, trafgen)');
-  const cases = values.cases!.split(',').map((id) => {
-    const c = CASES.find((x) => x.id === id);
-    if (!c) throw new Error(`--cases: unknown case ${id} (known: ${CASES.map((x) => x.id).join(', ')})`);
-    return c;
-  });
-  const rates: Rate[] = values.rates!.split(',').map((r) => {
-    if (r === 'flood') return 'flood';
-    const n = Number(r);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`--rates: packets/s or flood, got ${r}`);
-    return n;
-  });
-  const sender = values.sender ?? ((await hasTrafgen()) ? 'trafgen' : 'socket');
-  if (sender !== 'trafgen' && sender !== 'socket') throw new Error(`--sender: trafgen or socket, got ${sender}`);
-  const reps = Number(values.reps);
-  const spec = { port: FLOOD_PORT, seconds: Number(values.seconds), flows: Number(values.flows), size: Number(values.size) };
+  const s = await capacitySettings(values, CASES, FLOOD_PORT);
   const record = runRecord();
 
   destroyLabsOnExit();
   const progs = buildCPrograms();
   const lab = await Lab.create({ vipsOnLoopback: true });
-  const trials: Trial[] = [];
+  let trials: Trial[];
   try {
-    for (let r = 0; r < reps; r++) {
-      record.sample();
-      for (const rate of rates) {
-        for (const c of interleaved(cases, r)) {
-          const t = await trial(lab, c, progs, rate, r, spec, sender);
-          trials.push(t);
-          process.stderr.write(`rep ${r + 1} ${String(rate).padStart(6)} ${c.label.padEnd(38)} offered ${kpps(t.offeredPps)}, delivered ${kpps(t.deliveredPps)} pps, ${ns(t.cpuNsPerPacket)} ns CPU/packet\n`);
-        }
-      }
-    }
+    trials = await runTrials(s, LABEL_WIDTH, (c, rate, rep) => trial(lab, c, progs, rate, rep, s),
+      (t) => `offered ${kpps(t.offeredPps)}, delivered ${kpps(t.deliveredPps)} pps, ${ns(t.cpuNsPerPacket)} ns CPU/packet`, record);
   } finally {
     await lab.destroy();
     progs.remove();
   }
   const out = record.lines();
-  out.push(`UDP ${spec.size}-byte payload, ${spec.flows} flows; rewriter and receiving socket on CPU ${REWRITER_CPU}, sender on CPU ${SENDER_CPU}; `
-    + `${reps} interleaved reps of ${spec.seconds} s; median (min–max):`);
-  for (const rate of rates) out.push('', ...rateLines(trials, cases, rate, sender));
+  out.push(`UDP ${s.spec.size}-byte payload, ${s.spec.flows} flows; rewriter and receiving socket on CPU ${REWRITER_CPU}, sender on CPU ${SENDER_CPU}; `
+    + `${s.reps} interleaved reps of ${s.spec.seconds} s; median (min–max):`);
+  for (const rate of s.rates) {
+    out.push('', ...rateTable(trials, s.cases, rate, s.sender, LABEL_WIDTH, [CPU_PER_PACKET]),
+      ...pairedRatios(trials, s.cases, rate, PAIRS, [{ name: 'delivered', value: (t) => t.deliveredPps }, { name: 'CPU per packet', value: (t) => t.cpuNsPerPacket }]));
+  }
   process.stdout.write(`${out.join('\n')}\n`);
 }
 

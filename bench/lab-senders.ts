@@ -27,6 +27,13 @@ export interface FloodSpec {
   cpus?: number;
   /** The one CPU the sender runs on (trafgen: its one worker; `cpus` is ignored). */
   cpu?: number;
+  /**
+   * trafgen's transmit ring in KiB (default: trafgen's). Every frame in
+   * flight holds a slot of it, so a small ring bounds what waits for
+   * another CPU, charged to trafgen's socket, below its send buffer
+   * (beyond that trafgen gets EAGAIN and stops).
+   */
+  ringKiB?: number;
 }
 
 export interface Offered {
@@ -71,7 +78,8 @@ export async function trafgenFlood(lab: Lab, spec: FloodSpec): Promise<Offered> 
     // --no-sock-mem / --notouch-irq: leave the machine's settings alone.
     const child = spawn('ip', ['netns', 'exec', lab.namespaces.cli, 'trafgen', '--dev', LAB_INTERFACES.cliToLb, '--conf', conf,
       // trafgen pins worker i to CPU i; a packet pinned to one CPU leaves every other worker idle.
-      '--cpus', String(spec.cpu === undefined ? spec.cpus ?? 1 : spec.cpu + 1), '--no-sock-mem', '--notouch-irq', '--no-cpu-stats'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+      '--cpus', String(spec.cpu === undefined ? spec.cpus ?? 1 : spec.cpu + 1), '--no-sock-mem', '--notouch-irq', '--no-cpu-stats',
+      ...(spec.ringKiB === undefined ? [] : ['--ring-size', `${spec.ringKiB}KiB`])], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     let stderr = '';
     child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
     const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));

@@ -19,6 +19,7 @@ import { BALANCERS, ECHO_PORT, ECMP_INTERFACES, EcmpLab, LongFlows, SERVERS, ins
 import type { EchoService, LabVip, ProbeTarget } from '../tools/lab/index.js';
 import { L3DSR_BIN, LabDaemon, metric, requireLabRoot, rulePackets, sumQueues, waitFor, type StatusJson } from './support/daemon.js';
 import { serverDaemonArgs } from './support/health-lab.js';
+import { ABSENT, lbConfig, logLines, reloadBalancers } from './support/lb-lab.js';
 import { privileged } from './support/privilege.js';
 
 /** Connections per VIP: enough that each server gets some (2 × 2^-24 that one does not). */
@@ -28,24 +29,11 @@ const FLOWS = 16;
 const BOUND = { timeout: 120_000 };
 const SYSCTLS = ['net/ipv4/conf/all/rp_filter', 'net/ipv4/conf/default/rp_filter', `net/ipv4/conf/${ECMP_INTERFACES.lbToRtr}/rp_filter`];
 
-/** A backend that is not there: a reload adds it, and the flows it takes go nowhere. */
-const ABSENT: Record<4 | 6, string> = { 4: '198.51.100.13', 6: '2001:db8:198::13' };
 /** A backend a reload adds drained: it takes no flow. */
 const DRAINED: Record<4 | 6, string> = { 4: '198.51.100.14', 6: '2001:db8:198::14' };
 
 /** Health checks on the echo service: every 500 ms, down after 3 failed, up after 2 answered. */
 const CHECKS = [`check = tcp ${ECHO_PORT}`, 'interval = 500ms', 'rise = 2', 'fall = 3'];
-
-/** One [lb] section per VIP, both servers as backends (and `extra` ones), no health checks unless `check` says. */
-function lbConfig(lab: EcmpLab, vips: readonly LabVip[], extra: (v: LabVip) => string[] = () => [], check = ['check = none']): string {
-  return [
-    '[daemon]', `steer = ${ECMP_INTERFACES.lbToRtr}`, 'connections = 1024', '',
-    ...vips.flatMap((v) => [
-      `[lb web${v.family}]`, `vip = ${v.address}`, `dscp = ${v.dscp}`,
-      `backends = ${[...lab.servers.map((s) => lab.plan[v.family].rip[s]), ...extra(v)].join(', ')}`, ...check, '',
-    ]),
-  ].join('\n');
-}
 
 /** `l3dsr status` (the human form) of the daemon at `socket`. */
 function runStatus(socket: string): Promise<string> {
@@ -53,9 +41,6 @@ function runStatus(socket: string): Promise<string> {
     execFile(process.execPath, [L3DSR_BIN, 'status', '--control-socket', socket], (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
   });
 }
-
-/** Log lines matching `re`. */
-const lines = (log: string, re: RegExp): string[] => log.split('\n').filter((l) => re.test(l));
 
 describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers', privileged('builds the seven-namespace balancer lab'), () => {
   let lab: EcmpLab;
@@ -86,20 +71,8 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
     }
   });
 
-  /** Writes the configuration, sends SIGHUP to both balancers and waits until each says how its reload went; returns their new lines. */
-  async function reload(text: string): Promise<string> {
-    writeFileSync(join(dir, 'lb.conf'), text);
-    const done = /msg=reloaded|msg="reload (refused|failed)/;
-    const out: string[] = [];
-    for (const d of balancers.values()) {
-      const from = d.log.length;
-      const seen = lines(d.log, done).length;
-      d.signal('SIGHUP');
-      await waitFor('the reload to finish', 30_000, async () => (lines(d.log, done).length > seen ? true : undefined));
-      out.push(d.log.slice(from));
-    }
-    return out.join('');
-  }
+  /** Writes the configuration and reloads both balancers; returns their new log lines. */
+  const reload = (text: string): Promise<string> => reloadBalancers(balancers.values(), join(dir, 'lb.conf'), text);
 
   const backendsOf = (s: StatusJson) => s.balancer!.vips.map((v) => `${v.name}: ${v.backends.map((b) => b.address).join(' ')}`);
 
@@ -219,7 +192,7 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
   it('SIGHUP adding a backend: it takes new flows, and every established flow keeps its server (the connection table)', BOUND, async () => {
     const first = await flows!.ping();
     const log = await reload(lbConfig(lab, vips, (v) => [ABSENT[v.family], `${DRAINED[v.family]} drain`]));
-    assert.equal(lines(log, /msg=reloaded vips=2 backends=8\b/).length, BALANCERS.length, log);
+    assert.equal(logLines(log, /msg=reloaded vips=2 backends=8\b/).length, BALANCERS.length, log);
     for (const d of balancers.values()) {
       const s = await d.status();
       assert.deepEqual(backendsOf(s), vips.map((v) => `web${v.family}: ${[...SERVERS.map((srv) => lab.plan[v.family].rip[srv]), ABSENT[v.family], DRAINED[v.family]].join(' ')}`));
@@ -247,7 +220,7 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
     await flows?.stop();
     // Without `connections` the file asks for the default table: a restart's business, and the reload says so.
     const log = await reload(lbConfig(lab, vips, () => [], CHECKS).replace('connections = 1024\n', ''));
-    assert.equal(lines(log, /level=warn msg="setting changed: connections = 65536 needs a restart \(the connection table is the core's layout\); 1024 stays until then"/).length, BALANCERS.length, log);
+    assert.equal(logLines(log, /level=warn msg="setting changed: connections = 65536 needs a restart \(the connection table is the core's layout\); 1024 stays until then"/).length, BALANCERS.length, log);
     const healthOf = async (d: LabDaemon, srv: 'srv1' | 'srv2') => (await d.status()).balancer!.vips.map((v) => v.backends.find((b) => b.address === lab.plan[v.family].rip[srv])!);
     /** Until, on both balancers, srv's backend of each VIP satisfies `ok`. */
     const until = (what: string, srv: 'srv1' | 'srv2', ok: (b: BackendStatus) => boolean) =>

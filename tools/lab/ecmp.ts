@@ -4,11 +4,12 @@
 // exists the balancers can be nftables stand-ins (standInBalancerRuleset);
 // the servers run whatever the test starts (`l3dsr run`, the kernel's
 // rewrite).
-import { ip, nft, nftApply, writeSysctl, type Where } from '../../src/system/index.js';
+import { ip, writeSysctl, type Where } from '../../src/system/index.js';
 import type { Family } from '../../src/core/types.js';
 import { validateVips } from './lab.js';
 import { NamespaceLab, nextLabName } from './namespaces.js';
-import { STAND_IN_TABLE, standInBalancerRuleset, standInComment, type StandInVip } from './nft-rulesets.js';
+import type { StandInVip } from './nft-rulesets.js';
+import { installStandIn, removeStandIn, standInPackets } from './stand-in.js';
 import { DEFAULT_LAB_VIPS, type LabVip } from './plan.js';
 import {
   BALANCERS, ECMP_INTERFACES, ECMP_PLAN, ECMP_ROLES, SERVERS, type BalancerRole, type EcmpRole, type ServerRole,
@@ -66,27 +67,17 @@ export class EcmpLab extends NamespaceLab<EcmpRole> {
   }
 
   /** Replaces the stand-in balancer's ruleset in `lb` (default: every VIP over both servers). */
-  async installStandIn(lb: BalancerRole, vips: readonly StandInVip[] = this.standInVips): Promise<void> {
-    await this.removeStandIn(lb);
-    await nftApply(standInBalancerRuleset(vips), this.where(lb));
+  installStandIn(lb: BalancerRole, vips: readonly StandInVip[] = this.standInVips): Promise<void> {
+    return installStandIn(this.where(lb), vips);
   }
 
-  async removeStandIn(lb: BalancerRole): Promise<void> {
-    const tables = (await nft(['list', 'tables'], this.where(lb))).split('\n').map((l) => l.trim());
-    for (const family of ['ip', 'ip6']) {
-      if (tables.includes(`table ${family} ${STAND_IN_TABLE}`)) await nft(['delete', 'table', family, STAND_IN_TABLE], this.where(lb));
-    }
+  removeStandIn(lb: BalancerRole): Promise<void> {
+    return removeStandIn(this.where(lb));
   }
 
   /** Packets the stand-in in `lb` balanced (or dropped) for `vip`, read from its rule's counter. */
-  async standInPackets(lb: BalancerRole, vip: LabVip, what: 'balanced' | 'dropped' = 'balanced'): Promise<number> {
-    const listing = JSON.parse(await nft(['-j', 'list', 'table', vip.family === 4 ? 'ip' : 'ip6', STAND_IN_TABLE], this.where(lb))) as {
-      nftables: Array<{ rule?: { comment?: string; expr: Array<{ counter?: { packets: number } }> } }>;
-    };
-    const rule = listing.nftables.find((e) => e.rule?.comment === standInComment(what, vip.address))?.rule;
-    const packets = rule?.expr.find((x) => x.counter !== undefined)?.counter?.packets;
-    if (packets === undefined) throw new Error(`${lb}: no stand-in rule "${standInComment(what, vip.address)}" with a counter`);
-    return packets;
+  standInPackets(lb: BalancerRole, vip: LabVip, what: 'balanced' | 'dropped' = 'balanced'): Promise<number> {
+    return standInPackets(this.where(lb), vip, what);
   }
 
   /**

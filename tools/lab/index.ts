@@ -17,3 +17,4 @@ export type { StandInVip } from './nft-rulesets.js';
 export { LongFlows, NAMED_PORT, startNamedService } from './long-flows.js';
 export type { FlowAnswer } from './long-flows.js';
 export { installObservers, observed } from './ecmp-observe.js';
+export { installStandIn, removeStandIn, standInPackets } from './stand-in.js';

@@ -65,6 +65,11 @@ export class Lab extends NamespaceLab<LabRole> {
     }
   }
 
+  /** Takes the lab's nftables LB out of lb: a benchmark puts the balancer it measures there instead. */
+  async removeLbRuleset(): Promise<void> {
+    await deleteTables(this.vips, LB_TABLE, this.where('lb'));
+  }
+
   /** The kernel's own server-side rewrite in srv (`ip dscp D ip daddr set VIP`). */
   async installKernelRewrite(): Promise<void> {
     await this.removeKernelRewrite();

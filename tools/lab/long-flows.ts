@@ -25,8 +25,9 @@ const { targets, port, count, timeoutMs } = JSON.parse(process.argv[1]);
 const conns = [];
 for (const address of targets) for (let i = 0; i < count; i++) {
   const s = net.connect({ host: address, port });
-  const c = { address, s, lines: [], waiter: null, error: null };
+  const c = { address, port: undefined, s, lines: [], waiter: null, error: null };
   s.setEncoding('utf8');
+  s.on('connect', () => { c.port = s.localPort; });
   let partial = '';
   s.on('data', (d) => { const l = (partial + d).split('\\n'); partial = l.pop(); for (const x of l) { c.lines.push(x); if (c.waiter) c.waiter(); } });
   s.on('error', (e) => { c.error = e.code || e.message; if (c.waiter) c.waiter(); });
@@ -47,7 +48,7 @@ function ping(c) {
 }
 readline.createInterface({ input: process.stdin }).on('line', async () => {
   const answers = await Promise.all(conns.map(ping));
-  process.stdout.write(JSON.stringify(conns.map((c, i) => ({ address: c.address, answer: answers[i] }))) + '\\n');
+  process.stdout.write(JSON.stringify(conns.map((c, i) => ({ address: c.address, port: c.port, answer: answers[i] }))) + '\\n');
 });
 `;
 
@@ -65,6 +66,8 @@ export async function startNamedService(lab: NamespaceLab<string>, role: string,
 
 export interface FlowAnswer {
   address: string;
+  /** The connection's own (client) port; none if it never connected. */
+  port?: number;
   /** The server's name, or `error:WHY`. */
   answer: string;
 }

@@ -1,0 +1,54 @@
+// What the tests of `l3dsr lb` in the ECMP lab share: their [lb]
+// configuration of the lab's VIPs, a reload of every balancer, and the
+// backend the reference model (tools/oracle/lb.ts) gives a new TCP flow,
+// to hold what the daemons did against.
+import { writeFileSync } from 'node:fs';
+import { lbConfigurationFrom } from '../../src/config/load.js';
+import { ECMP_INTERFACES, type EcmpLab, type LabVip } from '../../tools/lab/index.js';
+import { LbModel } from '../../tools/oracle/lb.js';
+import { buildPacket, tcp } from '../../tools/packets/build.js';
+import { PROTO } from '../../tools/packets/layout.js';
+import { waitFor, type LabDaemon } from './daemon.js';
+
+/** A backend that is not there: a reload adds it, and the flows it takes go nowhere. */
+export const ABSENT: Record<4 | 6, string> = { 4: '198.51.100.13', 6: '2001:db8:198::13' };
+
+/** One [lb] section per VIP, both servers as backends (and `extra` ones), no health checks unless `check` says. */
+export function lbConfig(lab: EcmpLab, vips: readonly LabVip[], extra: (v: LabVip) => string[] = () => [], check = ['check = none']): string {
+  return [
+    '[daemon]', `steer = ${ECMP_INTERFACES.lbToRtr}`, 'connections = 1024', '',
+    ...vips.flatMap((v) => [
+      `[lb web${v.family}]`, `vip = ${v.address}`, `dscp = ${v.dscp}`,
+      `backends = ${[...lab.servers.map((s) => lab.plan[v.family].rip[s]), ...extra(v)].join(', ')}`, ...check, '',
+    ]),
+  ].join('\n');
+}
+
+/** Log lines matching `re`. */
+export const logLines = (log: string, re: RegExp): string[] => log.split('\n').filter((l) => re.test(l));
+
+/** Writes `text` to `config`, sends SIGHUP to every balancer and waits until each says how its reload went; returns their new log lines. */
+export async function reloadBalancers(balancers: Iterable<LabDaemon>, config: string, text: string): Promise<string> {
+  writeFileSync(config, text);
+  const done = /msg=reloaded|msg="reload (refused|failed)/;
+  const out: string[] = [];
+  for (const d of balancers) {
+    const from = d.log.length;
+    const seen = logLines(d.log, done).length;
+    d.signal('SIGHUP');
+    await waitFor('the reload to finish', 30_000, async () => (logLines(d.log, done).length > seen ? true : undefined));
+    out.push(d.log.slice(from));
+  }
+  return out.join('');
+}
+
+/**
+ * The backend the model of a balancer with the configuration `text` and an
+ * empty connection table sends a TCP segment of `client`:`port` → `vip`:`servicePort`
+ * to: what every balancer and every queue of one must pick for a new flow.
+ */
+export function modelBackend(text: string): (client: string, port: number, vip: string, servicePort: number) => string | undefined {
+  const { vips } = lbConfigurationFrom([{ file: 'lb.conf', text }]);
+  return (client, port, vip, servicePort) => new LbModel(vips)
+    .process(buildPacket({ src: client, dst: vip, protocol: PROTO.TCP, transport: tcp(0, [port, servicePort]) })).backend;
+}
