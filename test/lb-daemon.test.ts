@@ -13,7 +13,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BackendStatus } from '../src/daemon/snapshot.js';
-import { inspectSteering } from '../src/steering/index.js';
+import { DESTINATION_CLASSES, inspectSteering } from '../src/steering/index.js';
 import { ipJson, readSysctl } from '../src/system/index.js';
 import { BALANCERS, ECHO_PORT, ECMP_INTERFACES, EcmpLab, LongFlows, SERVERS, installObservers, observed, probe, sameAddress, startEchoService, startNamedService } from '../tools/lab/index.js';
 import type { EchoService, LabVip, ProbeTarget } from '../tools/lab/index.js';
@@ -261,7 +261,7 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
       assert.equal(exit.code, 0, `${lb}: exit ${JSON.stringify(exit)}`);
       const where = lab.where(lb);
       assert.deepEqual(await ipJson<unknown[]>(['link', 'show', 'type', 'tun'], where), [], `${lb}: a TUN is left`);
-      const steering = await inspectSteering({ interfaces: [ECMP_INTERFACES.lbToRtr], netns: lab.namespaces[lb] });
+      const steering = await inspectSteering({ interfaces: [ECMP_INTERFACES.lbToRtr], netns: lab.namespaces[lb], kind: DESTINATION_CLASSES });
       assert.equal(steering.interfaces[0]!.hasClsact, false, `${lb}: a clsact qdisc is left`);
       assert.deepEqual(steering.interfaces[0]!.ours, [], `${lb}: filters are left`);
       assert.deepEqual(await Promise.all(SYSCTLS.map((k) => readSysctl(k, where))), before_.get(lb), `${lb}: rp_filter not restored`);
