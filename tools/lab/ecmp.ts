@@ -194,8 +194,14 @@ export class EcmpLab extends NamespaceLab<EcmpRole> {
       await writeSysctl('net.ipv4.conf.all.send_redirects', '0', where);
       await writeSysctl('net.ipv4.conf.default.send_redirects', '0', where);
     }
+    // The 5-tuple read from each packet (policy 3; fields: addresses 0x3,
+    // protocol 0x4, ports 0x30), as a router hashes. The L4 policy (1)
+    // takes the hash a local sender's socket left on the packet instead,
+    // which TCP changes after a retransmission timeout: a flow through a
+    // dead balancer would move to the live one by itself, cut or not.
     for (const family of ['ipv4', 'ipv6']) {
-      await writeSysctl(`net.${family}.fib_multipath_hash_policy`, '1', rtr);
+      await writeSysctl(`net.${family}.fib_multipath_hash_policy`, '3', rtr);
+      await writeSysctl(`net.${family}.fib_multipath_hash_fields`, String(0x37), rtr);
     }
     await writeSysctl('net.ipv4.conf.all.ignore_routes_with_linkdown', '1', rtr);
     await writeSysctl('net.ipv6.conf.all.ignore_routes_with_linkdown', '1', rtr);
