@@ -1,6 +1,7 @@
 // Counters in the ECMP lab that tell where the answers went: packets from
 // a VIP that rtr receives from the server segment, and any that reach a
-// balancer (with direct server return, none should).
+// balancer (with direct server return, none should); and which balancer
+// carried which connection.
 import assert from 'node:assert/strict';
 import { nft, nftApply } from '../../src/system/index.js';
 import { BALANCERS, ECMP_INTERFACES, type EcmpFamilyPlan, type EcmpLab } from '../../tools/lab/index.js';
@@ -29,4 +30,32 @@ export async function observed(lab: EcmpLab, role: 'rtr' | 'lb1' | 'lb2', commen
   const packets = listing.nftables.find((e) => e.rule?.comment === comment)?.rule?.expr.find((x) => x.counter)?.counter?.packets;
   assert.ok(packets !== undefined, `${role}: no counter ${comment}`);
   return packets;
+}
+
+const FLOWS = 'l3dsr_test_flows';
+
+/**
+ * Sets `ports4` and `ports6` in each balancer: the client ports of the TCP
+ * connections to `port` whose packets it balanced, as they leave on the
+ * server segment. A connection's port in both balancers' sets went through
+ * both: what moving from a dead balancer to the live one looks like.
+ */
+export async function installFlowRecorders(lab: EcmpLab, port: number): Promise<void> {
+  const rules = [4, 6].map((family) =>
+    `    oifname "${ECMP_INTERFACES.lbToBack}" meta nfproto ipv${family} tcp dport ${port} add @ports${family} { tcp sport }`);
+  const ruleset = [
+    `table inet ${FLOWS} {`,
+    ...[4, 6].map((family) => `  set ports${family} { type inet_service; flags dynamic; size 65535; }`),
+    '  chain c {', '    type filter hook postrouting priority 0;', ...rules, '  }', '}', '',
+  ].join('\n');
+  for (const lb of BALANCERS) await nftApply(ruleset, lab.where(lb));
+}
+
+/** The client ports a balancer's recorder holds for one family (installFlowRecorders). */
+export async function recordedPorts(lab: EcmpLab, lb: 'lb1' | 'lb2', family: 4 | 6): Promise<Set<number>> {
+  const listing = JSON.parse(await nft(['-j', 'list', 'set', 'inet', FLOWS, `ports${family}`], lab.where(lb))) as {
+    nftables: Array<{ set?: { elem?: Array<number | { elem: { val: number } }> } }>;
+  };
+  const elems = listing.nftables.find((e) => e.set)?.set?.elem ?? [];
+  return new Set(elems.map((e) => (typeof e === 'number' ? e : e.elem.val)));
 }
