@@ -2,7 +2,7 @@
 // a VIP that rtr receives from the server segment, and any for the client
 // that reach a balancer (with direct server return, none should); and what
 // rtr's ECMP route sent each balancer, packets and new TCP connections
-// (SYNs).
+// (SYNs); and which balancer carried which connection.
 import { nft, nftApply } from '../../src/system/index.js';
 import { BALANCERS, ECMP_INTERFACES, type BalancerRole, type EcmpFamilyPlan } from './ecmp-plan.js';
 import type { EcmpLab } from './ecmp.js';
@@ -41,4 +41,32 @@ export async function observed(lab: EcmpLab, role: 'rtr' | BalancerRole, comment
   const packets = listing.nftables.find((e) => e.rule?.comment === comment)?.rule?.expr.find((x) => x.counter)?.counter?.packets;
   if (packets === undefined) throw new Error(`${role}: no counter ${comment} in table inet ${OBSERVE}`);
   return packets;
+}
+
+const FLOWS = 'l3dsr_lab_flows';
+
+/**
+ * Sets `ports4` and `ports6` in each balancer: the client ports of the TCP
+ * connections to `port` whose packets it balanced, as they leave on the
+ * server segment. A connection's port in both balancers' sets went through
+ * both: what moving from a dead balancer to the live one looks like.
+ */
+export async function installFlowRecorders(lab: EcmpLab, port: number): Promise<void> {
+  const rules = [4, 6].map((family) =>
+    `    oifname "${ECMP_INTERFACES.lbToBack}" meta nfproto ipv${family} tcp dport ${port} add @ports${family} { tcp sport }`);
+  const ruleset = [
+    `table inet ${FLOWS} {`,
+    ...[4, 6].map((family) => `  set ports${family} { type inet_service; flags dynamic; size 65535; }`),
+    '  chain c {', '    type filter hook postrouting priority 0;', ...rules, '  }', '}', '',
+  ].join('\n');
+  for (const lb of BALANCERS) await nftApply(ruleset, lab.where(lb));
+}
+
+/** The client ports a balancer's recorder holds for one family (installFlowRecorders). */
+export async function recordedPorts(lab: EcmpLab, lb: BalancerRole, family: 4 | 6): Promise<Set<number>> {
+  const listing = JSON.parse(await nft(['-j', 'list', 'set', 'inet', FLOWS, `ports${family}`], lab.where(lb))) as {
+    nftables: Array<{ set?: { elem?: Array<number | { elem: { val: number } }> } }>;
+  };
+  const elems = listing.nftables.find((e) => e.set)?.set?.elem ?? [];
+  return new Set(elems.map((e) => (typeof e === 'number' ? e : e.elem.val)));
 }

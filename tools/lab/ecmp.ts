@@ -90,9 +90,28 @@ export class EcmpLab extends NamespaceLab<EcmpRole> {
     await ip(['link', 'set', I.lbToRtr, 'down'], this.where(lb));
   }
 
-  /** Puts a balancer cut by cutBalancer back on the router's ECMP route. */
+  /**
+   * Puts a balancer cut by cutBalancer back on the router's ECMP route, with
+   * what its link took with it going down: its IPv6 address (the kernel
+   * drops a downed link's IPv6 addresses unless keep_addr_on_down), put
+   * back before the link comes up so that rtr's first neighbour
+   * solicitation for the next hop is answered, and its default routes.
+   */
   async restoreBalancer(lb: BalancerRole): Promise<void> {
+    for (const family of FAMILIES) await this.#balancerFront(lb, family, 'replace');
     await ip(['link', 'set', I.lbToRtr, 'up'], this.where(lb));
+    for (const family of FAMILIES) await this.#balancerRoute(lb, family, 'replace');
+  }
+
+  /** A balancer's address on its link to rtr. */
+  #balancerFront(lb: BalancerRole, family: Family, verb: 'add' | 'replace'): Promise<string> {
+    const p = ECMP_PLAN[family];
+    return ip([`-${family}`, 'addr', verb, `${p.lbFront[lb]}/${p.frontLength}`, 'dev', I.lbToRtr, ...(family === 6 ? ['nodad'] : [])], this.where(lb));
+  }
+
+  /** A balancer's default route, via rtr. */
+  #balancerRoute(lb: BalancerRole, family: Family, verb: 'add' | 'replace'): Promise<string> {
+    return ip([`-${family}`, 'route', verb, 'default', 'via', ECMP_PLAN[family].rtrToLb[lb], 'dev', I.lbToRtr], this.where(lb));
   }
 
   /** Adds every VIP to a server's `lo` (IPv6 with nodad). */
@@ -135,7 +154,7 @@ export class EcmpLab extends NamespaceLab<EcmpRole> {
       await addr(p.rtrBack, p.backLength, I.rtrToBack, rtr);
       for (const lb of BALANCERS) {
         await addr(p.rtrToLb[lb], p.frontLength, I.rtrToLb[lb], rtr);
-        await addr(p.lbFront[lb], p.frontLength, I.lbToRtr, this.where(lb));
+        await this.#balancerFront(lb, family, 'add');
         await addr(p.lbBack[lb], p.backLength, I.lbToBack, this.where(lb));
       }
       for (const srv of SERVERS) await addr(p.rip[srv], p.backLength, I.srvToBack, this.where(srv));
@@ -150,12 +169,12 @@ export class EcmpLab extends NamespaceLab<EcmpRole> {
       const route = (args: string[], where: Where) => ip([`-${family}`, 'route', 'add', ...args], where);
       await route(['default', 'via', p.rtrClient, 'dev', I.cliToRtr], cli);
       await route([p.vipPrefix, ...BALANCERS.flatMap((lb) => ['nexthop', 'via', p.lbFront[lb], 'dev', I.rtrToLb[lb]])], rtr);
-      for (const lb of BALANCERS) await route(['default', 'via', p.rtrToLb[lb], 'dev', I.lbToRtr], this.where(lb));
+      for (const lb of BALANCERS) await this.#balancerRoute(lb, family, 'add');
       for (const srv of SERVERS) await route(['default', 'via', p.rtrBack, 'dev', I.srvToBack], this.where(srv));
     }
 
-    // rtr and the balancers forward; rtr hashes ports too (L4 policy), so
-    // the connections of one client spread over both balancers, and skips a
+    // rtr and the balancers forward; rtr hashes ports too, so the
+    // connections of one client spread over both balancers, and skips a
     // balancer whose link is down. Nobody sends redirects: on the segment a
     // balancer's packet for a RIP and a server's reply via rtr must stay as
     // they are.
@@ -166,8 +185,14 @@ export class EcmpLab extends NamespaceLab<EcmpRole> {
       await writeSysctl('net.ipv4.conf.all.send_redirects', '0', where);
       await writeSysctl('net.ipv4.conf.default.send_redirects', '0', where);
     }
+    // The 5-tuple read from each packet (policy 3; fields: addresses 0x3,
+    // protocol 0x4, ports 0x30), as a router hashes. The L4 policy (1)
+    // takes the hash a local sender's socket left on the packet instead,
+    // which TCP changes after a retransmission timeout: a flow through a
+    // dead balancer would move to the live one by itself, cut or not.
     for (const family of ['ipv4', 'ipv6']) {
-      await writeSysctl(`net.${family}.fib_multipath_hash_policy`, '1', rtr);
+      await writeSysctl(`net.${family}.fib_multipath_hash_policy`, '3', rtr);
+      await writeSysctl(`net.${family}.fib_multipath_hash_fields`, String(0x37), rtr);
     }
     await writeSysctl('net.ipv4.conf.all.ignore_routes_with_linkdown', '1', rtr);
     await writeSysctl('net.ipv6.conf.all.ignore_routes_with_linkdown', '1', rtr);

@@ -16,5 +16,5 @@ export { STAND_IN_SEED, STAND_IN_TABLE, standInBalancerRuleset } from './nft-rul
 export type { StandInVip } from './nft-rulesets.js';
 export { LongFlows, NAMED_PORT, startNamedService } from './long-flows.js';
 export type { FlowAnswer } from './long-flows.js';
-export { installObservers, observed } from './ecmp-observe.js';
+export { installFlowRecorders, installObservers, observed, recordedPorts } from './ecmp-observe.js';
 export { installStandIn, removeStandIn, standInPackets } from './stand-in.js';
