@@ -20,6 +20,10 @@ export const ICMPV6_MIN_BYTES: u32 = 4;
 // What the balancer reads besides (docs/lb.md#what-the-balancer-reads).
 export const ICMP: u32 = 1;
 export const SCTP: u32 = 132;
+/** TCP's flags byte, and the two that tell a connection's first packet (SYN without ACK). */
+export const TCP_FLAGS: usize = 13;
+export const TCP_SYN: u32 = 0x02;
+export const TCP_ACK: u32 = 0x10;
 /** Source and destination port, the first four bytes of every port protocol. */
 export const PORT_BYTES: u32 = 4;
 /** Type, code and checksum: an ICMP or ICMPv6 message shorter than this is not read. */

@@ -96,6 +96,11 @@ const ICMPV6_ECHO_REPLY: u32 = 129;
 
 /** Writes the address of `n` bytes at `from` into the key at `at`. */
 // @ts-ignore: decorator
+/** The backend index the section's Maglev table gives the flow key being built (`key`), or LB_EMPTY_SLOT. */
+@inline function maglevSlot(s: tables.SectionRecord, keyLength: u32): u32 {
+  return <u32>load<u16>(s.table + (<usize>(murmur3(key, keyLength, LB_FLOW_HASH_SEED) % s.tableSize) << 1));
+}
+
 @inline function keyAddress(at: usize, from: usize, v6: bool): void {
   if (v6) {
     store<u64>(at, load<u64>(from));
@@ -162,6 +167,8 @@ const ICMPV6_ECHO_REPLY: u32 = 129;
   let swapped = false;
   let port: i32 = -1;
   let lookupOnly = false;
+  /** A TCP SYN without ACK: a new connection, whatever an entry of an earlier one on the same 5-tuple says. */
+  let opening = false;
   /** A first fragment too short for its checksum: dropped with this reason once a section takes it. */
   let fragmentShort: u32 = REASON_NONE;
   if (fragment) {
@@ -174,6 +181,7 @@ const ICMPV6_ECHO_REPLY: u32 = 129;
     if (l4len < needs >> 8) return short(v, protocol, needs & 0xff);
     ports = t;
     port = <i32>be16(t + 2);
+    opening = protocol == l4.TCP && (<u32>load<u8>(t, l4.TCP_FLAGS) & (l4.TCP_SYN | l4.TCP_ACK)) == l4.TCP_SYN;
   } else if (protocol == (v6 ? l4.ICMPV6 : l4.ICMP) && !opaque) {
     if (l4len < l4.ICMP_MIN_BYTES) return short(v, protocol, v6 ? REASON_ICMPV6_TRUNCATED : REASON_ICMP_TRUNCATED);
     const type = <u32>load<u8>(t);
@@ -272,9 +280,16 @@ const ICMPV6_ECHO_REPLY: u32 = 129;
     const known = tables.findBackend(s, connections.backend0(bucket, way), connections.backend1(bucket, way));
     if (known >= 0 && tables.backend(s, <u32>known).up != 0) chosen = known;
   }
+  // A connection's first packet goes where the Maglev table says, as on
+  // every other balancer: an entry left by an earlier connection on the
+  // same 5-tuple (entries do not age out yet) must not send it elsewhere.
+  if (opening && chosen >= 0) {
+    const slot = maglevSlot(s, keyLength);
+    if (slot != LB_EMPTY_SLOT && <i32>slot != chosen) chosen = -1;
+  }
   let connection = LB_CONNECTION_HIT;
   if (chosen < 0) {
-    const slot = load<u16>(s.table + (<usize>(murmur3(key, keyLength, LB_FLOW_HASH_SEED) % s.tableSize) << 1));
+    const slot = maglevSlot(s, keyLength);
     if (slot == LB_EMPTY_SLOT) {
       if (way >= 0 && !lookupOnly) connections.removeFront(bucket);
       detail = <u32>flow << LB_DETAIL_FLOW_SHIFT;

@@ -13,7 +13,7 @@ import type { LbVip } from '../../src/lb/types.js';
 import { PORT_PROTOCOLS } from '../../src/lb/types.js';
 import { buildPacket, dccp, echo, icmp, tcp, udp, type PacketSpec } from '../packets/build.js';
 import { write16, write32 } from '../packets/bytes.js';
-import { PROTO } from '../packets/layout.js';
+import { PROTO, TCP } from '../packets/layout.js';
 import type { Rng } from '../packets/rng.js';
 import { mutate } from './mutators.js';
 
@@ -28,6 +28,9 @@ function sctp(ports: readonly [number, number]): Uint8Array {
   write32(b, 4, 0xdeadbeef);
   return b;
 }
+
+/** TCP flags of whole TCP packets: PSH|ACK twice as often as SYN and SYN|ACK. */
+const TCP_FLAG_MIXES = [0x18, 0x18, 0x02, 0x12] as const;
 
 function portSegment(protocol: number, ports: readonly [number, number], payload: number): Uint8Array {
   switch (protocol) {
@@ -72,7 +75,10 @@ export class LbTraffic {
       case 0: case 1: case 2: case 3: {
         // A whole packet of a port protocol.
         const protocol = rng.pick(portProtocols);
-        return buildPacket({ ...base, protocol, transport: portSegment(protocol, ports, rng.below(40)), checksum: rng.oneIn(10) ? 'zero' : 'valid' });
+        const segment = portSegment(protocol, ports, rng.below(40));
+        // Some connections open (SYN), are answered (SYN|ACK) or go on (PSH|ACK): a SYN takes the table's backend over a stale entry.
+        if (protocol === PROTO.TCP) segment[TCP.FLAGS] = rng.pick(TCP_FLAG_MIXES);
+        return buildPacket({ ...base, protocol, transport: segment, checksum: rng.oneIn(10) ? 'zero' : 'valid' });
       }
       case 4: {
         // Truncated: the transport header shorter than the balancer reads.

@@ -128,6 +128,7 @@ export class LbModel {
     let pick: Section | 'none' | 'ambiguous';
     let tuple: Parameters<typeof flowKey>[0];
     let lookupOnly = false;
+    let opening = false;
     switch (f.type) {
       case 'local':
         return leave('passed');
@@ -139,6 +140,8 @@ export class LbModel {
       case 'ports':
         pick = sectionFor(sections, f.protocol, f.ports.dst);
         tuple = { src, dst, protocol: f.protocol, ports: f.ports };
+        // TCP's flags, byte 13: SYN (0x02) without ACK (0x10) opens a connection.
+        opening = f.protocol === 6 && t.fragment === 'none' && (packet[t.offset + 13]! & 0x12) === 0x02;
         break;
       case 'portless':
         pick = sectionFor(sections, f.protocol);
@@ -157,7 +160,7 @@ export class LbModel {
     const section = pick;
     const mode: HashMode = section.vip.hash === '5-tuple' && tuple.ports ? '5-tuple' : '3-tuple';
     const key = flowKey(mode === '5-tuple' ? tuple : { src: tuple.src, dst: tuple.dst, protocol: tuple.protocol });
-    const chosen = this.choose(section, key, lookupOnly);
+    const chosen = this.choose(section, key, lookupOnly, opening);
     if (!chosen) return leave('dropped', { reason: 'no-backend', vip: section.vip.name, flow: mode });
 
     const rule: Rule = { family: h.family, dscp: h.dscp, destination: chosen.backend, setDscp: section.vip.dscp, origin: section.vip.origin };
@@ -169,14 +172,18 @@ export class LbModel {
   /**
    * The flow's backend: its connection-table entry while that backend is
    * still in the section and up (drained or not), else the Maglev table's
-   * choice, recorded. An ICMP error only looks (and changes nothing).
+   * choice, recorded. An ICMP error only looks (and changes nothing). A
+   * TCP SYN without ACK (`opening`) takes the Maglev table's backend when it
+   * has one, whatever an entry left by an earlier connection says.
    */
-  private choose(s: Section, key: Uint8Array, lookupOnly: boolean): { backend: string; connection: 'hit' | 'new' | 'moved' } | undefined {
+  private choose(s: Section, key: Uint8Array, lookupOnly: boolean, opening: boolean): { backend: string; connection: 'hit' | 'new' | 'moved' } | undefined {
     const id = `${s.vip.name}|${hex(key)}`;
     const known = lookupOnly ? this.connections.peek(key, id) : this.connections.get(key, id);
     const down = this.down.get(s.vip.name);
-    if (known !== undefined && s.backends.some((b) => b.text === known) && !down?.has(known)) return { backend: known, connection: 'hit' };
     const index = s.table[slotOf(flowHash(key), s.table.length)];
+    const usable = known !== undefined && s.backends.some((b) => b.text === known) && !down?.has(known);
+    const tableSays = index === EMPTY_SLOT ? undefined : s.backends[index].text;
+    if (usable && !(opening && tableSays !== undefined && tableSays !== known)) return { backend: known, connection: 'hit' };
     if (index === EMPTY_SLOT) {
       if (known !== undefined && !lookupOnly) this.connections.delete(key, id);
       return undefined;
