@@ -14,12 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BackendStatus } from '../src/daemon/snapshot.js';
 import { DESTINATION_CLASSES, inspectSteering } from '../src/steering/index.js';
-import { ipJson, readSysctl } from '../src/system/index.js';
+import { ipJson } from '../src/system/index.js';
 import { BALANCERS, ECHO_PORT, ECMP_INTERFACES, EcmpLab, LongFlows, SERVERS, installObservers, observed, probe, sameAddress, startEchoService, startNamedService } from '../tools/lab/index.js';
 import type { EchoService, LabVip, ProbeTarget } from '../tools/lab/index.js';
 import { L3DSR_BIN, LabDaemon, metric, requireLabRoot, rulePackets, sumQueues, waitFor, type StatusJson } from './support/daemon.js';
 import { serverDaemonArgs } from './support/health-lab.js';
-import { ABSENT, lbConfig, logLines, reloadBalancers } from './support/lb-lab.js';
+import { ABSENT, assertBalancerLeftNothing, lbConfig, logLines, readBalancerSysctls, reloadBalancers } from './support/lb-lab.js';
 import { privileged } from './support/privilege.js';
 
 /** Connections per VIP: enough that each server gets some (2 × 2^-24 that one does not). */
@@ -27,7 +27,6 @@ const CONNECTIONS = 24;
 /** Long-lived connections per VIP: with a third backend added, the chance that none of them would move without the connection table is (2/3)^16, 0.15 %. */
 const FLOWS = 16;
 const BOUND = { timeout: 120_000 };
-const SYSCTLS = ['net/ipv4/conf/all/rp_filter', 'net/ipv4/conf/default/rp_filter', `net/ipv4/conf/${ECMP_INTERFACES.lbToRtr}/rp_filter`];
 
 /** A backend a reload adds drained: it takes no flow. */
 const DRAINED: Record<4 | 6, string> = { 4: '198.51.100.14', 6: '2001:db8:198::14' };
@@ -66,7 +65,7 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
     writeFileSync(config, lbConfig(lab, vips));
     for (const srv of SERVERS) await startNamedService(lab, srv, vips.map((v) => v.address), srv);
     for (const lb of BALANCERS) {
-      before_.set(lb, await Promise.all(SYSCTLS.map((k) => readSysctl(k, lab.where(lb)))));
+      before_.set(lb, await readBalancerSysctls(lab, lb));
       balancers.set(lb, await LabDaemon.start(lab, ['--config', config], { role: lb, command: 'lb', controlSocket: join(dir, lb, 'lb.sock') }));
     }
   });
@@ -259,13 +258,7 @@ describe('l3dsr lb on both balancers of the ECMP lab, l3dsr run on both servers'
     for (const lb of BALANCERS) {
       const exit = await balancers.get(lb)!.stop();
       assert.equal(exit.code, 0, `${lb}: exit ${JSON.stringify(exit)}`);
-      const where = lab.where(lb);
-      assert.deepEqual(await ipJson<unknown[]>(['link', 'show', 'type', 'tun'], where), [], `${lb}: a TUN is left`);
-      const steering = await inspectSteering({ interfaces: [ECMP_INTERFACES.lbToRtr], netns: lab.namespaces[lb], kind: DESTINATION_CLASSES });
-      assert.equal(steering.interfaces[0]!.hasClsact, false, `${lb}: a clsact qdisc is left`);
-      assert.deepEqual(steering.interfaces[0]!.ours, [], `${lb}: filters are left`);
-      assert.deepEqual(await Promise.all(SYSCTLS.map((k) => readSysctl(k, where))), before_.get(lb), `${lb}: rp_filter not restored`);
-      assert.deepEqual(readdirSync(join(dir, lb)), [], `${lb}: runtime files are left`);
+      await assertBalancerLeftNothing(lab, lb, before_.get(lb), join(dir, lb));
     }
   });
 });

@@ -13,17 +13,17 @@
 // root.
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BackendStatus } from '../src/daemon/snapshot.js';
 import { DESTINATION_CLASSES, inspectSteering } from '../src/steering/index.js';
-import { ipJson, readSysctl } from '../src/system/index.js';
 import {
   BALANCERS, ECMP_INTERFACES, EcmpLab, LongFlows, SERVERS, installFlowRecorders, recordedPorts, startNamedService, type BalancerRole, type LabVip, type ServerRole,
 } from '../tools/lab/index.js';
 import { LabDaemon, requireLabRoot, waitFor } from './support/daemon.js';
 import { serverDaemonArgs } from './support/health-lab.js';
+import { assertBalancerLeftNothing, readBalancerSysctls } from './support/lb-lab.js';
 import { privileged } from './support/privilege.js';
 import { startTransferService, TRANSFER_PORT, Transfers, type Transfer, type TransferService } from './support/transfers.js';
 
@@ -43,7 +43,6 @@ const RISE = 2;
 const FALL = 3;
 /** Bounds a hang only: the machine is shared and small. */
 const BOUND = { timeout: 300_000 };
-const SYSCTLS = ['net/ipv4/conf/all/rp_filter', 'net/ipv4/conf/default/rp_filter', `net/ipv4/conf/${ECMP_INTERFACES.lbToRtr}/rp_filter`];
 
 interface Pool {
   weight?: Partial<Record<ServerRole, number>>;
@@ -137,7 +136,7 @@ describe('l3dsr lb in the ECMP lab: a balancer killed mid-transfer, weights, dra
     }
     writeConfigs({});
     for (const lb of BALANCERS) {
-      sysctlsBefore.set(lb, await Promise.all(SYSCTLS.map((k) => readSysctl(k, lab.where(lb)))));
+      sysctlsBefore.set(lb, await readBalancerSysctls(lab, lb));
       balancers.set(lb, await startBalancer(lb));
     }
   });
@@ -361,13 +360,7 @@ describe('l3dsr lb in the ECMP lab: a balancer killed mid-transfer, weights, dra
     for (const lb of BALANCERS) {
       const exit = await balancers.get(lb)!.stop();
       assert.equal(exit.code, 0, `${lb}: exit ${JSON.stringify(exit)}`);
-      const where = lab.where(lb);
-      assert.deepEqual(await ipJson<unknown[]>(['link', 'show', 'type', 'tun'], where), [], `${lb}: a TUN is left`);
-      const steering = await inspectSteering({ interfaces: [ECMP_INTERFACES.lbToRtr], netns: lab.namespaces[lb], kind: DESTINATION_CLASSES });
-      assert.equal(steering.interfaces[0]!.hasClsact, false, `${lb}: a clsact qdisc is left`);
-      assert.deepEqual(steering.interfaces[0]!.ours, [], `${lb}: filters are left`);
-      assert.deepEqual(await Promise.all(SYSCTLS.map((k) => readSysctl(k, where))), sysctlsBefore.get(lb), `${lb}: rp_filter not restored`);
-      assert.deepEqual(readdirSync(join(dir, lb)), [], `${lb}: runtime files are left`);
+      await assertBalancerLeftNothing(lab, lb, sysctlsBefore.get(lb), join(dir, lb));
     }
   });
 });

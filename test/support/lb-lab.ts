@@ -2,9 +2,13 @@
 // configuration of the lab's VIPs, a reload of every balancer, and the
 // backend the reference model (tools/oracle/lb.ts) gives a new TCP flow,
 // to hold what the daemons did against.
-import { writeFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DESTINATION_CLASSES, inspectSteering } from '../../src/steering/index.js';
+import { ipJson, readSysctl } from '../../src/system/index.js';
 import { lbConfigurationFrom } from '../../src/config/load.js';
-import { ECMP_INTERFACES, type EcmpLab, type LabVip } from '../../tools/lab/index.js';
+import { ECMP_INTERFACES, type BalancerRole, type EcmpLab, type LabVip } from '../../tools/lab/index.js';
 import { LbModel } from '../../tools/oracle/lb.js';
 import { buildPacket, tcp } from '../../tools/packets/build.js';
 import { PROTO } from '../../tools/packets/layout.js';
@@ -51,4 +55,20 @@ export function modelBackend(text: string): (client: string, port: number, vip: 
   const { vips } = lbConfigurationFrom([{ file: 'lb.conf', text }]);
   return (client, port, vip, servicePort) => new LbModel(vips)
     .process(buildPacket({ src: client, dst: vip, protocol: PROTO.TCP, transport: tcp(0, [port, servicePort]) })).backend;
+}
+
+/** The sysctls a balancer's daemon may change (rp_filter on the steered link), read before it starts to check it put them back. */
+const BALANCER_SYSCTLS = ['net/ipv4/conf/all/rp_filter', 'net/ipv4/conf/default/rp_filter', `net/ipv4/conf/${ECMP_INTERFACES.lbToRtr}/rp_filter`];
+
+export const readBalancerSysctls = (lab: EcmpLab, lb: BalancerRole): Promise<string[]> =>
+  Promise.all(BALANCER_SYSCTLS.map((k) => readSysctl(k, lab.where(lb))));
+
+/** What a stopped balancer must have left: no TUN, no clsact qdisc or filter of its kind, the sysctls as before, an empty runtime directory. */
+export async function assertBalancerLeftNothing(lab: EcmpLab, lb: BalancerRole, sysctlsBefore: readonly string[] | undefined, runtimeDir: string): Promise<void> {
+  assert.deepEqual(await ipJson<unknown[]>(['link', 'show', 'type', 'tun'], lab.where(lb)), [], `${lb}: a TUN is left`);
+  const steering = await inspectSteering({ interfaces: [ECMP_INTERFACES.lbToRtr], netns: lab.namespaces[lb], kind: DESTINATION_CLASSES });
+  assert.equal(steering.interfaces[0]!.hasClsact, false, `${lb}: a clsact qdisc is left`);
+  assert.deepEqual(steering.interfaces[0]!.ours, [], `${lb}: filters are left`);
+  assert.deepEqual(await readBalancerSysctls(lab, lb), sysctlsBefore, `${lb}: rp_filter not restored`);
+  assert.deepEqual(readdirSync(runtimeDir), [], `${lb}: runtime files are left`);
 }
