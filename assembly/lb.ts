@@ -94,13 +94,14 @@ const AMBIGUOUS: i32 = -2;
 const ICMPV6_ECHO_REQUEST: u32 = 128;
 const ICMPV6_ECHO_REPLY: u32 = 129;
 
-/** Writes the address of `n` bytes at `from` into the key at `at`. */
-// @ts-ignore: decorator
 /** The backend index the section's Maglev table gives the flow key being built (`key`), or LB_EMPTY_SLOT. */
+// @ts-ignore: decorator
 @inline function maglevSlot(s: tables.SectionRecord, keyLength: u32): u32 {
   return <u32>load<u16>(s.table + (<usize>(murmur3(key, keyLength, LB_FLOW_HASH_SEED) % s.tableSize) << 1));
 }
 
+/** Writes the address of `n` bytes at `from` into the key at `at`. */
+// @ts-ignore: decorator
 @inline function keyAddress(at: usize, from: usize, v6: bool): void {
   if (v6) {
     store<u64>(at, load<u64>(from));
