@@ -9,7 +9,7 @@ import { controlSocketPath } from '../daemon/runtime-dir.js';
 import { L3dsrError } from '../errors.js';
 import { DEFAULT_CONNECTIONS } from '../lb/connections.js';
 import { daemonCommand } from './daemon-command.js';
-import { checkDaemonInterfaces, parseDaemonFlags, RUN_OPTIONS } from './run-options.js';
+import { DATA_PATH_FLAGS_HELP, LOG_FLAGS_HELP, checkDaemonInterfaces, parseDaemonFlags, RUN_OPTIONS } from './run-options.js';
 
 export const LB_USAGE = `usage: l3dsr lb --config PATH [--config PATH ...] [--tun NAME] [--steer IFACE ...] [--no-steer]
                 [--queues N] [--metrics HOST:PORT] [--engine auto|io_uring|readwrite] [--offload | --no-offload]
@@ -37,17 +37,9 @@ A flag wins over the same setting in the file's [daemon] section, also on reload
       --steer IFACE          an interface where client packets for the VIPs arrive (repeatable)
       --no-steer             install no tc filters: print the commands and leave steering to you
       --tun NAME             the TUN device (default lb0)
-      --queues N             TUN queues, one worker thread each (1-64, default 1)
-      --engine ENGINE        auto (default), io_uring or readwrite
-      --offload              require TSO/USO on the TUN (default: use what the kernel grants)
-      --no-offload           a plain TUN, without the virtio-net header
-      --batch N              packets per batch (1-4096, default 64)
+${DATA_PATH_FLAGS_HELP}
       --metrics HOST:PORT    serve Prometheus /metrics there (e.g. 127.0.0.1:9110)
-      --log-level LEVEL      debug, info (default), warn or error
-      --log-format FORMAT    logfmt (default) or json
-      --control-socket PATH  where l3dsr status asks (default /run/l3dsr/TUN.netns-INODE.sock,
-                             INODE: this network namespace's; $RUNTIME_DIRECTORY in place of /run/l3dsr)
-  -h, --help                 this text
+${LOG_FLAGS_HELP}
 
 Exit status: 0 stopped cleanly; 1 could not start, or stopped on an error;
 2 bad usage or configuration (found before anything is touched).

@@ -19,6 +19,20 @@ export const RUN_USAGE = `usage: l3dsr run [--config PATH ...] [--rule DSCP=VIP 
                  [--engine auto|io_uring|readwrite] [--offload | --no-offload] [--batch N] [--log-level LEVEL] [--log-format logfmt|json]
                  [--control-socket PATH]`;
 
+/** Help lines of the data-path flags run and lb share (the same flags in RUN_OPTIONS). */
+export const DATA_PATH_FLAGS_HELP = `      --queues N             TUN queues, one worker thread each (1-64, default 1)
+      --engine ENGINE        auto (default), io_uring or readwrite
+      --offload              require TSO/USO on the TUN (default: use what the kernel grants)
+      --no-offload           a plain TUN, without the virtio-net header
+      --batch N              packets per batch (1-4096, default 64)`;
+
+/** Help lines of the logging and control flags run and lb share, --help last. */
+export const LOG_FLAGS_HELP = `      --log-level LEVEL      debug, info (default), warn or error
+      --log-format FORMAT    logfmt (default) or json
+      --control-socket PATH  where l3dsr status asks (default /run/l3dsr/TUN.netns-INODE.sock,
+                             INODE: this network namespace's; \$RUNTIME_DIRECTORY in place of /run/l3dsr)
+  -h, --help                 this text`;
+
 /** The flags of `l3dsr run`, as node:util parseArgs takes them (the dispatcher reads them to find --help). */
 export const RUN_OPTIONS = {
   config: { type: 'string', multiple: true },

@@ -2,7 +2,7 @@
 
 import { RealServerSystem } from '../daemon/real-server.js';
 import { daemonCommand } from './daemon-command.js';
-import { parseRunOptions, RUN_USAGE } from './run-options.js';
+import { DATA_PATH_FLAGS_HELP, LOG_FLAGS_HELP, parseRunOptions, RUN_USAGE } from './run-options.js';
 
 export const RUN_HELP = `${RUN_USAGE}
 
@@ -19,18 +19,10 @@ A flag wins over the same setting in the file's [daemon] section, also on reload
       --steer IFACE          an interface where marked packets arrive (repeatable)
       --no-steer             install no tc filters: print the commands and leave steering to you
       --tun NAME             the TUN device (default dsr0)
-      --queues N             TUN queues, one worker thread each (1-64, default 1)
-      --engine ENGINE        auto (default), io_uring or readwrite
-      --offload              require TSO/USO on the TUN (default: use what the kernel grants)
-      --no-offload           a plain TUN, without the virtio-net header
-      --batch N              packets per batch (1-4096, default 64)
+${DATA_PATH_FLAGS_HELP}
       --metrics HOST:PORT    serve Prometheus /metrics there (e.g. 127.0.0.1:9109)
       --loopback-vips        add the VIPs to lo, and remove those it added on exit
-      --log-level LEVEL      debug, info (default), warn or error
-      --log-format FORMAT    logfmt (default) or json
-      --control-socket PATH  where l3dsr status asks (default /run/l3dsr/TUN.netns-INODE.sock,
-                             INODE: this network namespace's; $RUNTIME_DIRECTORY in place of /run/l3dsr)
-  -h, --help                 this text
+${LOG_FLAGS_HELP}
 
 Exit status: 0 stopped cleanly; 1 could not start, or stopped on an error;
 2 bad usage or configuration (found before anything is touched).
