@@ -23,7 +23,7 @@
 // takes, in both directions.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +42,7 @@ import { nextLabName } from '../tools/lab/namespaces.js';
 import { addressText } from '../tools/packets/address.js';
 import { DEFAULT_MACS, arpRequest, buildPacket, ethernetFrame, filler, tcp, udp, type PacketSpec } from '../tools/packets/build.js';
 import { ARP, PROTO } from '../tools/packets/layout.js';
-import { L3DSR_BIN, LabDaemon, metric, requireLabRoot, runL3dsr, waitFor, type CliRun, type StatusJson } from './support/daemon.js';
+import { L3DSR_BIN, LabDaemon, metric, requireLabRoot, runL3dsr, runToEnd, waitFor, type CliRun, type StatusJson } from './support/daemon.js';
 import { DAEMON_PARTS, installCopy } from './support/install-copy.js';
 import { classicFile } from './support/pcap-bytes.js';
 import { needs, privileged, tools } from './support/privilege.js';
@@ -134,15 +134,7 @@ function runHere(command: string, options: { cwd?: string; paths?: Record<string
 function runDemo(command: string): Promise<CliRun> {
   const [sudo, npm, ...args] = command.split(/\s+/);
   assert.deepEqual([sudo, npm], ['sudo', 'npm'], command);
-  return new Promise<CliRun>((resolve, reject) => {
-    const child = spawn('npm', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+  return runToEnd('npm', args, { cwd: ROOT });
 }
 
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');

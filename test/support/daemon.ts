@@ -70,8 +70,13 @@ export interface RunL3dsrOptions {
 /** Runs `l3dsr ARGS` to completion in a namespace of the lab (default srv). */
 export function runL3dsr(lab: NamespaceLab<string>, args: readonly string[], options: RunL3dsrOptions = {}): Promise<CliRun> {
   const argv = ['netns', 'exec', lab.namespaces[options.role ?? 'srv'], ...(options.prefix ?? []), process.execPath, options.bin ?? L3DSR_BIN, ...args];
+  return runToEnd('ip', argv, { env: options.env, cwd: options.cwd });
+}
+
+/** Runs `file ARGS` to completion, its output collected. */
+export function runToEnd(file: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', argv, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env, cwd: options.cwd });
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env, cwd: options.cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
