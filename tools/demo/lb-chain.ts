@@ -5,8 +5,7 @@
 // through the router, never through a balancer. Then a server's service
 // stops (its health check takes it out, and back when it returns), and a
 // balancer is killed while long TCP connections run through it.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ipaddr from 'ipaddr.js';
@@ -20,6 +19,7 @@ import type { BalancerRole, EchoService, FlowAnswer, LabVip, ServerRole } from '
 import { balancerConfig, realServerConfig, sectionName } from './configs.js';
 import { LabDaemon, rulePackets, statusCommand, waitFor, type DaemonExit, type StatusJson } from './lab-daemon.js';
 import { INDENT, daemonLines, indent, say, step } from './output.js';
+import { removeLab, removeLabNow } from './lab-removal.js';
 
 /** The built-in weights: srv1 should carry about twice what srv2 does. */
 const WEIGHTS: Readonly<Record<ServerRole, number>> = { srv1: 2, srv2: 1 };
@@ -425,11 +425,7 @@ export class LbChain {
       }
       if (stopped.length) say(indent(`daemons stopped: ${stopped.join(', ')}`));
       for (const e of this.echo.values()) await e.stop().catch(() => {});
-      if (this.lab) {
-        await this.lab.destroy();
-        say(indent(`namespaces ${Object.values(this.lab.namespaces).join(', ')} deleted`));
-      }
-      rmSync(this.dir, { recursive: true, force: true });
+      await removeLab(this.lab, this.dir);
     })();
     return this.#teardown;
   }
@@ -437,10 +433,6 @@ export class LbChain {
   /** Last resort when the process is leaving without teardown() having finished. */
   destroyNow(): void {
     for (const d of [...this.balancers.values(), ...this.servers.values()]) d.child.kill('SIGKILL');
-    if (this.lab) this.lab.destroySync();
-    else if (this.labPending) {
-      for (const role of ECMP_ROLES) spawnSync('ip', ['netns', 'delete', `${this.labName}-${role}`], { stdio: 'ignore' });
-    }
-    rmSync(this.dir, { recursive: true, force: true });
+    removeLabNow(this.lab, this.labPending && { name: this.labName, roles: ECMP_ROLES }, this.dir);
   }
 }

@@ -3,11 +3,10 @@
 // an nftables LB rewrites the requests to the real server and marks them with
 // a DSCP; `l3dsr run` on the real server restores the VIP; the answers go
 // straight back to the client, not through the LB.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, LAB_INTERFACES, LAB_PLAN, probe, sameAddress, startEchoService, ECHO_PORT } from '../lab/index.js';
+import { Lab, LAB_INTERFACES, LAB_PLAN, LAB_ROLES, probe, sameAddress, startEchoService, ECHO_PORT } from '../lab/index.js';
 import type { EchoService, ProbeResult, ProbeTarget } from '../lab/index.js';
 import { inspectSteering } from '../../src/steering/index.js';
 import { ipJson } from '../../src/system/index.js';
@@ -15,6 +14,7 @@ import { realServerConfig } from './configs.js';
 import { LabDaemon, rulePackets, statusCommand } from './lab-daemon.js';
 import { installReturnPathCounters, lbForwarded, readReturnPathCounters, startCapture, type Capture } from './observe.js';
 import { daemonLines, indent, say, step } from './output.js';
+import { removeLab, removeLabNow } from './lab-removal.js';
 
 const requestsFor = (lab: Lab): ProbeTarget[] =>
   lab.vips.flatMap((v) => [{ protocol: 'http' as const, address: v.address }, { protocol: 'udp' as const, address: v.address }]);
@@ -137,11 +137,7 @@ export class RealServerChain {
         say(indent(`daemon stopped (exit ${exit.code ?? exit.signal}); our tc filters left: ${filters ?? '?'}; TUN devices left: ${tuns?.length ?? '?'}`));
       }
       await this.service?.stop().catch(() => {});
-      if (this.lab) {
-        await this.lab.destroy();
-        say(indent(`namespaces ${Object.values(this.lab.namespaces).join(', ')} deleted`));
-      }
-      rmSync(this.dir, { recursive: true, force: true });
+      await removeLab(this.lab, this.dir);
     })();
     return this.#teardown;
   }
@@ -149,10 +145,6 @@ export class RealServerChain {
   /** Last resort when the process is leaving without teardown() having finished. */
   destroyNow(): void {
     this.daemon?.child.kill('SIGKILL');
-    if (this.lab) this.lab.destroySync();
-    else if (this.labPending) {
-      for (const role of ['cli', 'lb', 'srv']) spawnSync('ip', ['netns', 'delete', `${this.labName}-${role}`], { stdio: 'ignore' });
-    }
-    rmSync(this.dir, { recursive: true, force: true });
+    removeLabNow(this.lab, this.labPending && { name: this.labName, roles: LAB_ROLES }, this.dir);
   }
 }

@@ -1,5 +1,5 @@
 // The L3DSR labs (the three-namespace lab; the balancer's ECMP lab): build them, run programs in them, send traffic.
-export { Lab, LabError } from './lab.js';
+export { Lab, LAB_ROLES, LabError } from './lab.js';
 export { destroyLabsOnExit } from './namespaces.js';
 export type { LabOptions } from './lab.js';
 export { DEFAULT_LAB_VIPS, LAB_INTERFACES, LAB_PLAN } from './plan.js';
@@ -11,7 +11,7 @@ export { EcmpLab } from './ecmp.js';
 export type { EcmpLabOptions } from './ecmp.js';
 export { BALANCERS, ECMP_INTERFACES, ECMP_PLAN, ECMP_ROLES, SERVERS } from './ecmp-plan.js';
 export type { BalancerRole, EcmpFamilyPlan, EcmpRole, ServerRole } from './ecmp-plan.js';
-export { NamespaceLab } from './namespaces.js';
+export { deleteNamespacesSync, NamespaceLab, namespaceOf } from './namespaces.js';
 export { STAND_IN_SEED, STAND_IN_TABLE, standInBalancerRuleset } from './nft-rulesets.js';
 export type { StandInVip } from './nft-rulesets.js';
 export { LongFlows, NAMED_PORT, startNamedService } from './long-flows.js';

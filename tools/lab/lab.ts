@@ -22,7 +22,7 @@ export interface LabOptions {
   name?: string;
 }
 
-const ROLES: readonly LabRole[] = ['cli', 'lb', 'srv'];
+export const LAB_ROLES: readonly LabRole[] = ['cli', 'lb', 'srv'];
 /** Where cli must route VIPs so that requests pass the LB. */
 const VIP_PREFIX: Record<Family, string> = { 4: '203.0.113.0/24', 6: '2001:db8:203::/64' };
 export class LabError extends Error {
@@ -38,7 +38,7 @@ export class Lab extends NamespaceLab<LabRole> {
   readonly plan = LAB_PLAN;
 
   private constructor(name: string, vips: readonly LabVip[]) {
-    super(name, ROLES);
+    super(name, LAB_ROLES);
     this.vips = vips;
   }
 
@@ -81,7 +81,7 @@ export class Lab extends NamespaceLab<LabRole> {
   }
 
   async #build(vipsOnLoopback: boolean): Promise<void> {
-    const [cli, lb, srv] = ROLES.map((role) => this.where(role)) as [Where, Where, Where];
+    const [cli, lb, srv] = LAB_ROLES.map((role) => this.where(role)) as [Where, Where, Where];
     const i = LAB_INTERFACES;
     await this.createNamespaces();
     await ip(['link', 'add', 'name', i.cliToLb, 'type', 'veth', 'peer', 'name', i.lbToCli, 'netns', this.namespaces.lb], cli);

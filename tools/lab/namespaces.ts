@@ -16,6 +16,22 @@ const liveLabs = new Set<NamespaceLab<string>>();
 /** `l3dsr-<pid>-<n>`: unique among the labs of every process on the machine. */
 export const nextLabName = (): string => `l3dsr-${process.pid}-${++instanceCount}`;
 
+/** The namespace of a lab's role: `NAME-role`. */
+export const namespaceOf = (lab: string, role: string): string => `${lab}-${role}`;
+
+/** Deletes these namespaces where they exist, synchronously: for signal and exit handlers. */
+export function deleteNamespacesSync(names: Iterable<string>): void {
+  for (const ns of names) {
+    if (namespaceExists(ns)) {
+      try {
+        execFileSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
+      } catch {
+        // Best effort: the process is going away.
+      }
+    }
+  }
+}
+
 export class NamespaceLab<R extends string> {
   /** Namespace name per role: `NAME-role`. */
   readonly namespaces: Readonly<Record<R, string>>;
@@ -24,7 +40,7 @@ export class NamespaceLab<R extends string> {
 
   protected constructor(readonly name: string, roles: readonly R[]) {
     this.#roles = roles;
-    this.namespaces = Object.fromEntries(roles.map((r) => [r, `${name}-${r}`])) as Record<R, string>;
+    this.namespaces = Object.fromEntries(roles.map((r) => [r, namespaceOf(name, r)])) as Record<R, string>;
   }
 
   where(role: R): Where {
@@ -59,16 +75,7 @@ export class NamespaceLab<R extends string> {
   /** destroy() for places that cannot wait: signal and exit handlers. */
   destroySync(): void {
     for (const child of this.#children) child.kill('SIGKILL');
-    for (const role of this.#roles) {
-      const ns = this.namespaces[role];
-      if (namespaceExists(ns)) {
-        try {
-          execFileSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
-        } catch {
-          // Best effort: the process is going away.
-        }
-      }
-    }
+    deleteNamespacesSync(this.#roles.map((role) => this.namespaces[role]));
     liveLabs.delete(this);
   }
 
